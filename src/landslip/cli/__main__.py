@@ -1,0 +1,7 @@
+"""``python -m landslip.cli``."""
+
+import sys
+
+from landslip.cli.app import main
+
+sys.exit(main())

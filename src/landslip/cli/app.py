@@ -1,0 +1,140 @@
+"""The ``landslip`` command: global options, verb registration and error handling.
+
+Every verb lives in its own module of this package as a plain function with typer
+annotations; it parses, calls one library function and reports. Heavy imports stay inside
+the function bodies so that ``landslip --help`` is fast. Any :class:`LandslipError` becomes
+one line on stderr and exit code 2 (the traceback only with ``-v``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer._click import Command, Context  # typer >= 0.20 vendors click here
+from typer.core import TyperGroup
+
+from landslip import __version__
+from landslip.errors import LandslipError
+
+__all__ = ["app", "main", "run"]
+
+# (verb, "module:function") for every verb, imported only when listed or run; keep heavy imports
+# inside the functions so that ``landslip --help`` stays fast.
+COMMANDS: dict[str, str] = {
+    "synth": "landslip.cli.synth:synth",
+    "pansharpen": "landslip.cli.pansharpen:pansharpen",
+    "pansharpen-assess": "landslip.cli.pansharpen:pansharpen_assess",
+    "rasterize": "landslip.cli.rasterize:rasterize",
+    "prepare": "landslip.cli.prepare:prepare",
+    "import-patches": "landslip.cli.import_patches:import_patches",
+    "train": "landslip.cli.train:train",
+    "evaluate": "landslip.cli.evaluate:evaluate",
+    "study": "landslip.cli.study:study",
+    "predict": "landslip.cli.predict:predict",
+    "demo": "landslip.cli.demo:demo",
+}
+
+
+class _LazyGroup(TyperGroup):
+    """A click group that imports a verb's module only when the verb is listed or run."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [v for v in COMMANDS if self.get_command(ctx, v) is not None]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, func_name = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        sub = typer.Typer(add_completion=False)
+        sub.command(name=cmd_name)(getattr(module, func_name))
+        command = typer.main.get_command(sub)
+        command.name = cmd_name
+        return command
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LandslipError as exc:
+            if _state["verbose"]:
+                import traceback
+
+                traceback.print_exc()
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    name="landslip",
+    cls=_LazyGroup,
+    help="Map landslides from optical satellite imagery with a U-Net.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"landslip {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging and full tracebacks.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Map landslides from optical satellite imagery with a U-Net."""
+    from rich.logging import RichHandler
+
+    from landslip.progress import set_enabled
+
+    _state["verbose"] = verbose
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = RichHandler(show_path=verbose, show_time=verbose, rich_tracebacks=False)
+    root = logging.getLogger("landslip")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    set_enabled(not quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 unexpected failure, 2 bad input)."""
+    try:
+        app(args=argv, prog_name="landslip")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point: exit with :func:`main`'s code."""
+    sys.exit(main())

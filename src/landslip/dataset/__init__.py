@@ -1,0 +1,1 @@
+"""Datasets: tiling, splits with leakage audit, the dataset folder, imports, torch loading."""

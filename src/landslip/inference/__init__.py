@@ -1,0 +1,1 @@
+"""Whole-scene prediction: sliding windows, blending, streaming output, vectorisation."""

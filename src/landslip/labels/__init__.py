@@ -1,0 +1,1 @@
+"""Landslide labels: polygons to label rasters on an image grid."""

@@ -1,0 +1,1 @@
+"""Spectral processing: band names and band sets, pan-sharpening, fusion quality metrics."""

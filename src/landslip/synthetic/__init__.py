@@ -1,0 +1,1 @@
+"""Synthetic SPOT-7-like scenes with known landslide truth."""

@@ -1,0 +1,1 @@
+"""Training with Lightning: the LightningModule, the fit loop, run folders."""
