@@ -162,7 +162,7 @@ class Grid:
 
     def window_grid(self, window: Window) -> Grid:
         """The grid of a window of this grid (may extend past the edges)."""
-        transform = self.transform * Affine.translation(window.col_off, window.row_off)
+        transform = self.transform @ Affine.translation(window.col_off, window.row_off)
         return Grid(self.crs, transform, window.height, window.width)
 
     def full_window(self) -> Window:
@@ -171,7 +171,7 @@ class Grid:
 
     def pixel_center(self, row: float, col: float) -> tuple[float, float]:
         """Map (x, y) of the centre of pixel (row, col)."""
-        x, y = self.transform * (col + 0.5, row + 0.5)
+        x, y = self.transform @ (col + 0.5, row + 0.5)
         return (float(x), float(y))
 
     def same_crs(self, other: Grid) -> bool:

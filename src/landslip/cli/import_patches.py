@@ -1,0 +1,45 @@
+"""``landslip import-patches``: bring a pre-chipped dataset into the dataset folder format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["import_patches"]
+
+
+def import_patches(
+    src: Annotated[Path, typer.Argument(help="Folder of image and mask patches.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output dataset folder.")],
+    band_names: Annotated[
+        str | None,
+        typer.Option("--band-names", help="Comma list of band names, e.g. red,green,blue."),
+    ] = None,
+    val_fraction: Annotated[
+        float,
+        typer.Option("--val-fraction", help="Share of train carved out as validation."),
+    ] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the validation carve-out.")] = 0,
+    layout: Annotated[
+        str, typer.Option("--layout", help="auto, folders (PNG/GeoTIFF/npy) or l4s-h5.")
+    ] = "auto",
+    mask_mode: Annotated[
+        str,
+        typer.Option("--mask-mode", help="auto, threshold (> 127 is landslide) or labels."),
+    ] = "auto",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
+    ] = False,
+) -> None:
+    """Import image/mask patches (PNG, GeoTIFF, .npy or Landslide4Sense HDF5)."""
+    from landslip.dataset.imports import import_patches as run_import
+
+    names = band_names.split(",") if band_names else None
+    res = run_import(src, output, band_names=names, val_fraction=val_fraction, seed=seed,
+                     layout=layout, mask_mode=mask_mode, overwrite=overwrite)
+    ds = res.dataset
+    counts = ", ".join(f"{s} {n}" for s, n in ds.counts.items())
+    typer.echo(f"Wrote {ds.path}: {counts} patches of {ds.patch_size} px, bands "
+               f"{','.join(ds.band_names)} ({res.report['layout']} layout)")

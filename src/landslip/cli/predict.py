@@ -1,0 +1,77 @@
+"""``landslip predict``: map landslides over a whole scene with a trained model bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["predict"]
+
+
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Run folder, bundle folder or model.json.")],
+    image: Annotated[Path, typer.Argument(help="Image GeoTIFF with named bands.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    window: Annotated[
+        int, typer.Option("--window", help="Largest prediction window, pixels.")
+    ] = 1024,
+    overlap: Annotated[
+        int, typer.Option("--overlap", help="Least overlap between windows, pixels (blended).")
+    ] = 64,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size",
+                     help="Windows per forward pass (default: 1 on CPU, 4 on GPU)."),
+    ] = None,
+    tta: Annotated[
+        bool, typer.Option("--tta", help="Average over 8 flips/rotations (8x slower).")
+    ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Probability threshold (default: the bundle's)."),
+    ] = None,
+    min_area: Annotated[
+        float, typer.Option("--min-area", help="Drop polygons smaller than this, m2.")
+    ] = 0.0,
+    geojson: Annotated[
+        bool, typer.Option("--geojson", help="Also write landslides.geojson in EPSG:4326.")
+    ] = False,
+    band_names: Annotated[
+        str | None,
+        typer.Option("--band-names", help="Names of the image bands in order, e.g. "
+                     "blue,green,red,nir (default: the band descriptions)."),
+    ] = None,
+    probability_dtype: Annotated[
+        str, typer.Option("--probability-dtype", help="uint8 (0-254, 255 nodata) or float32.")
+    ] = "uint8",
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
+    ] = None,
+) -> None:
+    """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
+    from landslip.errors import InputError
+    from landslip.inference.predict import predict_scene
+
+    if probability_dtype not in ("uint8", "float32"):
+        raise InputError(
+            f"--probability-dtype must be uint8 or float32, got {probability_dtype!r}"
+        )
+    names = [n for n in band_names.split(",")] if band_names is not None else None
+    r = predict_scene(
+        bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
+        threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
+        probability_dtype="float32" if probability_dtype == "float32" else "uint8",
+        device=device,
+    )
+    mp = r.plan.height * r.plan.width / 1e6
+    typer.echo(
+        f"Predicted {r.plan.height} x {r.plan.width} px in {r.plan.n_windows} window(s) of "
+        f"{r.plan.win_h} x {r.plan.win_w} ({r.seconds:.1f} s, {mp / r.seconds:.2f} MP/s); "
+        f"threshold {r.threshold:g}: {r.landslide_pixels} landslide px, {r.n_polygons} polygon(s)"
+    )
+    for path in (r.probability, r.mask, r.polygons, r.geojson):
+        if path is not None:
+            typer.echo(f"  {path}")

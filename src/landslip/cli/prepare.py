@@ -1,0 +1,62 @@
+"""``landslip prepare``: cut a scene and its label raster into a dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["prepare"]
+
+
+def prepare(
+    image: Annotated[Path, typer.Argument(help="Scene GeoTIFF (e.g. fused B,G,R,NIR).")],
+    labels: Annotated[Path, typer.Argument(help="Label raster on the image grid (rasterize).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output dataset folder.")],
+    patch_size: Annotated[int, typer.Option("--patch-size", help="Patch size in pixels.")] = 256,
+    stride: Annotated[
+        int | None, typer.Option("--stride", help="Step between patches (default: patch size).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="random (the paper's) or blocks (spatially separate).")
+    ] = "random",
+    fractions: Annotated[
+        str, typer.Option("--fractions", help="Train,val,test shares.")
+    ] = "0.64,0.16,0.2",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+    block_size: Annotated[
+        int, typer.Option("--block-size", help="Block side in patches (blocks split).")
+    ] = 4,
+    max_nodata: Annotated[
+        float, typer.Option("--max-nodata", help="Drop patches with a larger nodata share.")
+    ] = 0.5,
+    band_names: Annotated[
+        str | None,
+        typer.Option("--band-names", help="Comma list of band names, e.g. blue,green,red,nir."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
+    ] = False,
+) -> None:
+    """Cut IMAGE and LABELS into patches, split them and write a dataset folder."""
+    from landslip.dataset.prepare import prepare_dataset
+    from landslip.errors import DatasetError
+
+    try:
+        fr = [float(x) for x in fractions.split(",")]
+    except ValueError as exc:
+        raise DatasetError(f"--fractions must be three numbers like 0.64,0.16,0.2, got "
+                           f"{fractions!r}") from exc
+    names = band_names.split(",") if band_names else None
+    res = prepare_dataset(image, labels, output, patch_size=patch_size, stride=stride,
+                          split=split, fractions=fr, seed=seed, block_size=block_size,
+                          max_nodata=max_nodata, band_names=names, overwrite=overwrite)
+    r = res.report
+    counts = ", ".join(f"{s} {n}" for s, n in r["counts"].items())
+    leak = r["leakage"]
+    typer.echo(f"Wrote {res.dataset.path}: {counts} patches of {patch_size} px "
+               f"({r['patches']['dropped_nodata']} dropped as nodata, "
+               f"{r['patches']['dropped_buffer']} as buffer)")
+    typer.echo(f"Leakage audit: {leak['test']['share']:.1%} of test and "
+               f"{leak['val']['share']:.1%} of validation patches touch a training patch")

@@ -1,0 +1,365 @@
+"""Import pre-chipped patch datasets into the dataset folder format.
+
+Two layouts are read:
+
+``folders``
+    Image and mask folders, one patch per file: PNG (8/16-bit, grey, RGB or RGBA), GeoTIFF
+    or NumPy ``.npy`` files (``(C, H, W)`` or ``(H, W, C)``), such as the Landslide4Sense RGB
+    set (``train/images/image_N.png`` + ``train/masks/mask_N.png``).
+``l4s-h5``
+    The Landslide4Sense HDF5 layout: ``img`` datasets of 128 x 128 x 14 (Sentinel-2 B1-B12,
+    slope, DEM) and ``mask`` datasets of 128 x 128, in ``img/`` and ``mask/`` folders (or one
+    file holding both).
+
+Folder discovery: SRC either holds split folders (``train``/``training``/``TrainData``,
+``val``/``valid``/``validation``/``ValidData``, ``test``/``testing``/``TestData``; case does
+not matter), each with an image folder (``images``, ``image``, ``img``, ``imgs``) and a mask
+folder (``masks``, ``mask``, ``labels``, ``label``, ``gt``), or it holds the image and mask
+folders itself (everything is then training data).
+
+Pairing rule: an image and a mask belong together when their file stems give the same key.
+The key is the trailing number of the stem when it ends in digits (``image_12`` and
+``mask_12`` -> 12; leading zeros ignored), else the stem without a leading ``image``, ``img``,
+``mask``, ``label(s)`` or ``gt`` word and separator (``img_tile-a`` and ``mask_tile-a``).
+An image without mask, a mask without image, or two files with one key is an error.
+
+Masks: channel 0 is used. A mask whose values include 1 is read as labels (0, 1 and 255 =
+ignore); otherwise a pixel is landslide where channel 0 > 127 (0/255 masks such as the
+Landslide4Sense PNGs). ``mask_mode`` forces either reading.
+
+Splits: train and test (and val) folders are kept; when there is no validation folder,
+``val_fraction`` of the training patches (seeded) become the validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from landslip.dataset.store import SPLITS, DatasetFolder, DatasetWriter
+from landslip.errors import BandError, DatasetError
+from landslip.progress import track
+
+__all__ = [
+    "L4S_BAND_NAMES",
+    "ImportResult",
+    "discover_pairs",
+    "import_patches",
+    "pair_key",
+]
+
+log = logging.getLogger(__name__)
+
+L4S_BAND_NAMES: tuple[str, ...] = (
+    "b01", "blue", "green", "red", "b05", "b06", "b07", "nir", "b09", "b10", "b11", "b12",
+    "slope", "dem",
+)
+"""Names of the 14 Landslide4Sense bands: Sentinel-2 B1-B12 as listed by the benchmark
+(B2, B3, B4, B8 named blue, green, red, nir so NDVI works), then ALOS PALSAR slope and DEM."""
+
+_SPLIT_DIRS = {
+    "train": ("train", "training", "traindata"),
+    "val": ("val", "valid", "validation", "validdata", "validationdata"),
+    "test": ("test", "testing", "testdata"),
+}
+_IMAGE_DIRS = ("images", "image", "img", "imgs")
+_MASK_DIRS = ("masks", "mask", "labels", "label", "gt")
+_FOLDER_EXT = (".png", ".tif", ".tiff", ".npy")
+_H5_EXT = (".h5", ".hdf5")
+_PREFIX = re.compile(r"^(image|img|mask|labels?|gt)[_\-.]?", re.IGNORECASE)
+_TRAILING = re.compile(r"(\d+)$")
+LAYOUTS = ("auto", "folders", "l4s-h5")
+MASK_MODES = ("auto", "threshold", "labels")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :func:`import_patches` wrote.
+
+    Attributes:
+        dataset: The opened dataset folder.
+        report: The JSON report (also ``report.json`` in the folder).
+    """
+
+    dataset: DatasetFolder
+    report: dict[str, Any]
+
+
+def pair_key(stem: str) -> str:
+    """The pairing key of a file stem (see the module docstring)."""
+    m = _TRAILING.search(stem)
+    if m:
+        return str(int(m.group(1)))
+    return _PREFIX.sub("", stem).lower()
+
+
+def _natural(key: str) -> tuple[int, int | str]:
+    return (0, int(key)) if key.isdigit() else (1, key)
+
+
+def _child(folder: Path, names: Sequence[str]) -> Path | None:
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.is_dir() and p.name.lower() in names:
+            return p
+    return None
+
+
+def discover_pairs(src: str | Path, layout: str = "auto"
+                   ) -> tuple[str, dict[str, list[tuple[Path, Path | None]]]]:
+    """Find image/mask pairs per split under ``src``.
+
+    Returns:
+        (layout used, {split: [(image file, mask file or None when the h5 image holds it)]}).
+
+    Raises:
+        DatasetError: Nothing found, unpaired files or duplicate keys.
+    """
+    root = Path(src)
+    if not root.is_dir():
+        raise DatasetError(f"source folder not found: {root}")
+    if layout not in LAYOUTS:
+        raise DatasetError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    split_dirs = {s: d for s in SPLITS if (d := _child(root, _SPLIT_DIRS[s])) is not None}
+    if not split_dirs:
+        split_dirs = {"train": root}
+    if layout == "auto":
+        has_h5 = any(p.suffix.lower() in _H5_EXT for d in split_dirs.values()
+                     for p in d.rglob("*") if p.is_file())
+        layout = "l4s-h5" if has_h5 else "folders"
+    exts = _H5_EXT if layout == "l4s-h5" else _FOLDER_EXT
+    pairs: dict[str, list[tuple[Path, Path | None]]] = {}
+    for split, d in split_dirs.items():
+        img_dir = _child(d, _IMAGE_DIRS)
+        mask_dir = _child(d, _MASK_DIRS)
+        if img_dir is None:
+            if layout == "l4s-h5":
+                img_dir = d  # single files holding img and mask
+            else:
+                raise DatasetError(f"no image folder ({'/'.join(_IMAGE_DIRS)}) in {d}")
+        images = _files(img_dir, exts)
+        if not images:
+            raise DatasetError(f"no {'/'.join(exts)} files in {img_dir}")
+        if mask_dir is None:
+            if layout == "l4s-h5":
+                pairs[split] = [(p, None) for _, p in sorted(images.items(),
+                                                             key=lambda kv: _natural(kv[0]))]
+                continue
+            raise DatasetError(f"no mask folder ({'/'.join(_MASK_DIRS)}) in {d}")
+        masks = _files(mask_dir, exts)
+        lonely_i = sorted(set(images) - set(masks), key=_natural)
+        lonely_m = sorted(set(masks) - set(images), key=_natural)
+        if lonely_i or lonely_m:
+            parts = []
+            if lonely_i:
+                parts.append(f"{len(lonely_i)} image(s) without mask, e.g. "
+                             f"{', '.join(images[k].name for k in lonely_i[:3])}")
+            if lonely_m:
+                parts.append(f"{len(lonely_m)} mask(s) without image, e.g. "
+                             f"{', '.join(masks[k].name for k in lonely_m[:3])}")
+            raise DatasetError(f"cannot pair the files of {d}: {'; '.join(parts)} (images and "
+                               "masks pair by the trailing number of their names)")
+        pairs[split] = [(images[k], masks[k]) for k in sorted(images, key=_natural)]
+    return layout, pairs
+
+
+def _files(folder: Path, exts: Sequence[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
+            key = pair_key(p.stem)
+            if key in out:
+                raise DatasetError(f"{out[key].name} and {p.name} in {folder} have the same "
+                                   f"pairing key {key!r}; rename one")
+            out[key] = p
+    return out
+
+
+def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], str, list[str | None]]:
+    """Read one file as (C, H, W); also return the PIL mode or "" and band descriptions."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                mode = im.mode
+                arr = np.asarray(im)
+            arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+            return arr, mode, []
+        if suffix in (".tif", ".tiff"):
+            from landslip.io.raster import open_raster
+
+            with open_raster(path) as ds:
+                return ds.read(), "", list(ds.descriptions)
+        if suffix == ".npy":
+            arr = np.load(path, mmap_mode="r")
+            return np.asarray(arr[None] if arr.ndim == 2 else arr), "", []
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if h5_key not in f:
+                keys = list(f.keys())
+                if len(keys) != 1:
+                    raise DatasetError(f"{path} has no dataset {h5_key!r} (it has {keys})")
+                h5_key = keys[0]
+            arr = np.asarray(f[h5_key])
+        if arr.ndim == 3 and arr.shape[-1] < arr.shape[0]:
+            arr = np.moveaxis(arr, -1, 0)  # L4S stores (H, W, C)
+        return (arr[None] if arr.ndim == 2 else arr), "", []
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from exc
+
+
+def _to_chw(arr: npt.NDArray[Any], n_bands: int, mode: str, path: Path) -> npt.NDArray[Any]:
+    """Bring an image to (n_bands, H, W): transpose (H, W, C) .npy, drop a PNG alpha band."""
+    if arr.shape[0] != n_bands and arr.ndim == 3 and arr.shape[-1] == n_bands:
+        arr = np.moveaxis(arr, -1, 0)
+    if arr.shape[0] == n_bands + 1 and mode in ("RGBA", "LA"):
+        arr = arr[:n_bands]
+    if arr.shape[0] != n_bands:
+        raise BandError(f"{path} has {arr.shape[0]} bands but {n_bands} band names are used; "
+                        "give matching --band-names")
+    return arr
+
+
+def _mask_labels(arr: npt.NDArray[Any], mode: str, path: Path) -> npt.NDArray[np.uint8]:
+    m = arr[0] if arr.ndim == 3 else arr
+    if m.ndim != 2:
+        raise DatasetError(f"mask {path} has shape {arr.shape}; expected (H, W) or (C, H, W)")
+    if mode == "auto":
+        mode = "labels" if (m == 1).any() else "threshold"
+    if mode == "threshold":
+        return (m > 127).astype(np.uint8)
+    bad = ~np.isin(m, (0, 1, 255))
+    if bad.any():
+        raise DatasetError(f"mask {path} has values {sorted(np.unique(m[bad]).tolist())[:5]} "
+                           "besides 0, 1 and 255; use --mask-mode threshold for 0/255 masks")
+    return m.astype(np.uint8)
+
+
+def _default_band_names(layout: str, first: Path, arr: npt.NDArray[Any], mode: str,
+                        descriptions: list[str | None]) -> list[str]:
+    if layout == "l4s-h5" and arr.shape[0] == len(L4S_BAND_NAMES):
+        return list(L4S_BAND_NAMES)
+    if mode in ("RGB", "RGBA"):
+        return ["red", "green", "blue"]
+    if descriptions and all(descriptions):
+        return [str(d).lower() for d in descriptions]
+    raise BandError(f"cannot tell the names of the {arr.shape[0]} bands of {first}; give them "
+                    "with --band-names, for example --band-names red,green,blue")
+
+
+def _digest(files: Sequence[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(files):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def import_patches(
+    src: str | Path,
+    out: str | Path,
+    band_names: Sequence[str] | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    layout: str = "auto",
+    mask_mode: str = "auto",
+    overwrite: bool = False,
+) -> ImportResult:
+    """Import a pre-chipped dataset (image and mask files) as a dataset folder.
+
+    Args:
+        src: Source folder (see the module docstring for the layouts and the pairing rule).
+        out: Output dataset folder.
+        band_names: Names of the image bands (defaults: red,green,blue for RGB(A) PNGs,
+            :data:`L4S_BAND_NAMES` for 14-band Landslide4Sense HDF5, band descriptions for
+            GeoTIFFs).
+        val_fraction: Share of the training patches carved out as validation when the source
+            has no validation folder (0 for none).
+        seed: Seed of the validation carve-out.
+        layout: ``auto``, ``folders`` or ``l4s-h5``.
+        mask_mode: ``auto``, ``threshold`` (landslide where > 127) or ``labels`` (0/1/255).
+        overwrite: Replace an existing output folder.
+
+    Returns:
+        An :class:`ImportResult`.
+    """
+    if not 0 <= val_fraction < 1:
+        raise DatasetError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if mask_mode not in MASK_MODES:
+        raise DatasetError(f"unknown mask mode {mask_mode!r}; use one of {', '.join(MASK_MODES)}")
+    root = Path(src)
+    layout, pairs = discover_pairs(root, layout)
+    items = [(s, img, mask) for s in SPLITS for img, mask in pairs.get(s, [])]
+    first_arr, first_mode, first_desc = _read_array(items[0][1], "img")
+    names = ([b.strip().lower() for b in band_names if b.strip()] if band_names is not None
+             else _default_band_names(layout, items[0][1], first_arr, first_mode, first_desc))
+    first = _to_chw(first_arr, len(names), first_mode, items[0][1])
+    c, h, w = first.shape
+    if h != w:
+        raise DatasetError(f"patches must be square; {items[0][1]} is {h} x {w}")
+    nodata: float | None = None
+    if items[0][1].suffix.lower() in (".tif", ".tiff"):
+        from landslip.io.raster import raster_info
+
+        nodata = raster_info(items[0][1]).nodata
+    splits: list[str] = []
+    files: list[Path] = []
+    with DatasetWriter(out, len(items), names, first.dtype, h, nodata, overwrite) as writer:
+        for split, img_path, mask_path in track(items, description="import"):
+            arr, mode, _ = _read_array(img_path, "img")
+            img = _to_chw(arr, c, mode, img_path)
+            marr, _, _ = _read_array(mask_path if mask_path is not None else img_path, "mask")
+            lab = _mask_labels(marr, mask_mode, mask_path or img_path)
+            if img.shape != (c, h, w) or lab.shape != (h, w):
+                raise DatasetError(f"{img_path} is {img.shape[1]} x {img.shape[2]} px with "
+                                   f"mask {lab.shape}; every patch must be {h} x {w}")
+            if img.dtype != first.dtype:
+                img = img.astype(first.dtype)
+            rel = str(img_path.relative_to(root))
+            writer.add(img, lab, source=rel)
+            splits.append(split)
+            files.append(img_path)
+            if mask_path is not None:
+                files.append(mask_path)
+        carved = 0
+        if "val" not in pairs and val_fraction > 0:
+            train = [i for i, s in enumerate(splits) if s == "train"]
+            carved = round(val_fraction * len(train))
+            pick = np.random.default_rng(seed).permutation(len(train))[:carved]
+            for j in pick:
+                splits[train[int(j)]] = "val"
+        split_meta = {"method": "imported", "source_splits": sorted(pairs, key=SPLITS.index),
+                      "val_from": "folder" if "val" in pairs else "train",
+                      "val_fraction": val_fraction if "val" not in pairs else None,
+                      "seed": seed}
+        leakage: dict[str, Any] = {
+            "definition": "share of a split's patches that touch or overlap a training patch",
+            "note": "imported patches carry no scene position; leakage between them cannot be "
+                    "audited",
+        }
+        for s in SPLITS:
+            leakage[s] = {"patches": splits.count(s), "touching_train": None, "share": None}
+        sources = [{"path": str(root.resolve()), "layout": layout, "files": len(files),
+                    "sha256": _digest(files, root)}]
+        report = {"layout": layout, "split": split_meta, "leakage": leakage, "sources": sources,
+                  "bands": names, "patch_size": h, "carved_val": carved}
+        meta = {"split": split_meta, "leakage": leakage, "sources": sources,
+                "import": {"layout": layout, "mask_mode": mask_mode}}
+        ds = writer.finish(splits, meta, report=report)
+    log.info("imported %d patches from %s into %s", len(ds), root, ds.path)
+    import json
+
+    return ImportResult(dataset=ds,
+                        report=json.loads((ds.path / "report.json").read_text(encoding="utf-8")))

@@ -1,0 +1,353 @@
+"""Whole-scene prediction: a model bundle and a GeoTIFF in, georeferenced maps and polygons out.
+
+:func:`predict_scene` loads the bundle (band set, normalisation, threshold), matches the image's
+bands by name (band descriptions, or ``band_names`` given explicitly), checks everything before
+writing anything, then streams the scene (:mod:`landslip.inference.stream`) into
+
+* ``probability.tif``: landslide probability, tiled and DEFLATE-compressed. ``uint8`` (default):
+  ``round(p * 254)``, so 0 = 0.0 and 254 = 1.0, with 255 = nodata (tag ``PROBABILITY_SCALE``
+  = 1/254); or ``float32`` 0-1 with NaN as nodata.
+* ``landslides.tif``: uint8 mask, 1 = landslide (``p >= threshold``), 0 = none, 255 = nodata.
+* ``landslides.gpkg``: polygons traced from the finished mask (:mod:`landslip.inference.vectorize`)
+  with ``id``, ``area_m2``, ``pixels``, ``mean_probability``; optionally ``landslides.geojson``
+  in EPSG:4326.
+* ``prediction.json``: what was run (bundle, image, plan, threshold, counts, timings).
+
+All outputs lie on the input grid and CRS and are written atomically. A pixel that is nodata
+in any band the model needs is nodata in every output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from landslip import __version__
+from landslip.errors import BandError, InputError
+from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
+from landslip.inference.stream import (
+    InputSpec,
+    StreamStats,
+    model_multiple,
+    select_device,
+    stream_predict,
+)
+from landslip.inference.vectorize import polygonize_mask, write_polygons
+from landslip.io.atomic import write_json_atomic
+from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
+from landslip.spectral.bands import BandSet
+
+__all__ = [
+    "MASK_NODATA",
+    "PROBABILITY_UINT8_NODATA",
+    "PredictResult",
+    "match_bands",
+    "predict_image",
+    "predict_scene",
+]
+
+log = logging.getLogger(__name__)
+
+ProbabilityDtype = Literal["uint8", "float32"]
+PROBABILITY_UINT8_NODATA = 255
+"""Nodata of the uint8 probability raster (valid values 0-254 = probability 0-1)."""
+MASK_NODATA = 255
+"""Nodata of the mask raster (0 = no landslide, 1 = landslide)."""
+GDAL_CACHE_MB = 64
+"""GDAL block cache during prediction (its default, 5% of RAM, would grow with the scene)."""
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What :func:`predict_scene` wrote and found.
+
+    Attributes:
+        probability: Path of ``probability.tif``.
+        mask: Path of ``landslides.tif``.
+        polygons: Path of ``landslides.gpkg``.
+        geojson: Path of ``landslides.geojson`` or None.
+        report: Path of ``prediction.json``.
+        n_polygons: Landslide polygons written (after the ``min_area`` filter).
+        landslide_pixels: Pixels in the mask with value 1.
+        valid_pixels: Pixels that are not nodata.
+        threshold: Probability threshold used.
+        plan: The window plan.
+        stats: Streaming statistics (windows, timings).
+        seconds: Total wall time, including polygons.
+    """
+
+    probability: Path
+    mask: Path
+    polygons: Path
+    geojson: Path | None
+    report: Path
+    n_polygons: int
+    landslide_pixels: int
+    valid_pixels: int
+    threshold: float
+    plan: SlidingPlan
+    stats: StreamStats
+    seconds: float
+
+
+def match_bands(
+    info: RasterInfo, band_set: BandSet, band_names: Sequence[str] | None = None
+) -> tuple[int, ...]:
+    """Find the image band of each raw band the band set needs.
+
+    Args:
+        info: The image.
+        band_set: The model's band set.
+        band_names: One name per image band, in order, overriding the band descriptions.
+
+    Returns:
+        1-based band indexes, one per ``band_set.required``.
+
+    Raises:
+        BandError: When names are missing, duplicated or of the wrong count, or a needed band
+            is absent; the message lists what is needed and what the image has.
+    """
+    needed = ", ".join(band_set.required)
+    if band_names is not None:
+        names = [n.strip().lower() for n in band_names]
+        if len(names) != info.count:
+            raise BandError(
+                f"--band-names gives {len(names)} name(s) ({', '.join(names)}) but {info.path} "
+                f"has {info.count} band(s); give one name per band, in order"
+            )
+    else:
+        names = [(d or "").strip().lower() for d in info.descriptions]
+        if not any(names):
+            raise BandError(
+                f"the bands of {info.path} have no names (band descriptions); the model needs "
+                f"{needed}. Name the {info.count} band(s) in order with --band-names, for "
+                f"example --band-names {','.join(['blue', 'green', 'red', 'nir'][:info.count])}"
+            )
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
+    if dupes:
+        raise BandError(f"band name(s) {', '.join(dupes)} appear twice in {info.path}")
+    missing = [b for b in band_set.required if b not in names]
+    if missing:
+        have = ", ".join(n or f"(unnamed band {i})" for i, n in enumerate(names, start=1))
+        raise BandError(
+            f"the model's band set {band_set.spec!r} ({', '.join(band_set.names)}) needs "
+            f"band(s) {needed}, but {info.path} has {have}: missing {', '.join(missing)}. "
+            "Use an image with these bands, or name its bands with --band-names"
+        )
+    return tuple(names.index(b) + 1 for b in band_set.required)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    probability: Path
+    mask: Path
+    polygons: Path
+    geojson: Path | None
+    report: Path
+
+
+def _outputs(out_dir: Path, geojson: bool) -> _Outputs:
+    return _Outputs(
+        probability=out_dir / "probability.tif",
+        mask=out_dir / "landslides.tif",
+        polygons=out_dir / "landslides.gpkg",
+        geojson=out_dir / "landslides.geojson" if geojson else None,
+        report=out_dir / "prediction.json",
+    )
+
+
+def predict_image(
+    model: Any,
+    spec: InputSpec,
+    image: str | Path,
+    out_dir: str | Path,
+    threshold: float = 0.5,
+    *,
+    window: int = 1024,
+    overlap: int = 64,
+    batch_size: int | None = None,
+    tta: bool = False,
+    min_area: float = 0.0,
+    geojson: bool = False,
+    probability_dtype: ProbabilityDtype = "uint8",
+    device: str | None = None,
+    max_window_rows: int | None = None,
+    polygons: bool = True,
+    report_extra: dict[str, Any] | None = None,
+) -> PredictResult:
+    """Predict an image with a ready model and input spec (the bundle-free core).
+
+    Args:
+        model: ``nn.Module`` mapping float32 (N, C, H, W) to logits (N, 1, H, W).
+        spec: Band indexes and normalisation for this image.
+        image: The GeoTIFF (any GDAL raster) to map.
+        out_dir: Output folder (created when missing).
+        threshold: Probability at or above which a pixel is a landslide (0 < t < 1).
+        window: Largest prediction window, pixels.
+        overlap: Least overlap between windows, pixels (blended with raised-cosine ramps).
+        batch_size: Windows per forward pass; default 1 on the CPU (larger batches are no
+            faster there and cost memory), 4 on a GPU.
+        tta: Average over the 8 flips/90-degree rotations (8x the compute).
+        min_area: Drop polygons below this area, square metres.
+        geojson: Also write ``landslides.geojson`` in EPSG:4326.
+        probability_dtype: ``uint8`` (0-254, 255 nodata) or ``float32`` (NaN nodata).
+        device: Torch device; default CUDA when available, else the CPU.
+        max_window_rows: Only predict this many window rows (benchmarks); rows below stay
+            nodata.
+        polygons: Trace polygons (off for benchmarks of the raster part).
+        report_extra: Extra fields for ``prediction.json``.
+
+    Returns:
+        The :class:`PredictResult`.
+    """
+    import rasterio
+    import torch
+
+    start = time.perf_counter()
+    info = raster_info(image)
+    out = _outputs(Path(out_dir), geojson)
+    if probability_dtype not in ("uint8", "float32"):
+        raise InputError(
+            f"--probability-dtype must be uint8 or float32, got {probability_dtype!r}"
+        )
+    if not 0.0 < threshold < 1.0:
+        raise InputError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
+    if min_area < 0:
+        raise InputError(f"--min-area must be >= 0 square metres, got {min_area}")
+    if geojson and info.grid.crs is None:
+        raise InputError(f"{image} has no CRS, so GeoJSON in EPSG:4326 cannot be written; "
+                         "assign a CRS first (gdal_edit.py -a_srs) or drop --geojson")
+    plan = make_plan(info.grid.height, info.grid.width, window, overlap, model_multiple(model))
+    dev = select_device(device)
+    if batch_size is None:
+        batch_size = 4 if dev.type == "cuda" else 1
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    model = model.to(dev).eval()
+    if dev.type == "cpu":
+        log.debug("torch uses %d CPU thread(s)", torch.get_num_threads())
+    log.info("predicting %d x %d pixels in %d window(s) of %d x %d (stride %s) on %s",
+             info.grid.height, info.grid.width, plan.n_windows, plan.win_h, plan.win_w,
+             plan.stride, dev)
+
+    counts = {"landslide": 0, "valid": 0}
+    is_u8 = probability_dtype == "uint8"
+    p_nodata: float = PROBABILITY_UINT8_NODATA if is_u8 else float("nan")
+    tags = {"LANDSLIP_VERSION": __version__}
+    p_tags = dict(tags, PROBABILITY_SCALE=str(1 / 254) if is_u8 else "1")
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(image) as ds, RasterWriter(
+        out.probability, info.grid, 1, probability_dtype, p_nodata,
+        ["landslide probability" + (" x 254" if is_u8 else "")], p_tags,
+    ) as pw, RasterWriter(
+        out.mask, info.grid, 1, "uint8", MASK_NODATA, ["landslide mask"],
+        dict(tags, THRESHOLD=repr(threshold)),
+    ) as mw:
+
+        def sink(band: RowBand) -> None:
+            p, valid = band.prob, band.valid
+            if is_u8:
+                pq = np.rint(np.clip(p, 0, 1) * 254).astype(np.uint8)
+                pq[~valid] = PROBABILITY_UINT8_NODATA
+                pw.write(pq, band.window)
+            else:
+                pw.write(np.where(valid, p, np.float32(np.nan)).astype(np.float32), band.window)
+            m = (p >= threshold).astype(np.uint8)
+            m[~valid] = MASK_NODATA
+            mw.write(m, band.window)
+            counts["landslide"] += int(np.count_nonzero(m == 1))
+            counts["valid"] += int(np.count_nonzero(valid))
+
+        stats = stream_predict(ds, model, spec, plan, sink, batch_size=batch_size, device=dev,
+                               tta=tta, max_window_rows=max_window_rows)
+    n_polygons = 0
+    if polygons:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            polys = polygonize_mask(out.mask, out.probability, min_area=min_area)
+            write_polygons(polys, out.polygons, out.geojson)
+        n_polygons = len(polys.frame)
+    seconds = time.perf_counter() - start
+    report = {
+        "format": "landslip-prediction", "version": 1, "landslip_version": __version__,
+        "image": str(image), "height": info.grid.height, "width": info.grid.width,
+        "crs": info.grid.crs.to_string() if info.grid.crs is not None else None,
+        "band_set": spec.band_set.spec, "band_indexes": list(spec.band_indexes),
+        "threshold": threshold, "window": [plan.win_h, plan.win_w], "stride": list(plan.stride),
+        "overlap": overlap, "windows": plan.n_windows, "skipped_windows": stats.skipped,
+        "batch_size": batch_size, "tta": tta, "device": str(dev),
+        "probability_dtype": probability_dtype, "min_area_m2": min_area,
+        "landslide_pixels": counts["landslide"], "valid_pixels": counts["valid"],
+        "polygons": n_polygons, "seconds": round(seconds, 3),
+        "model_seconds": round(stats.model_seconds, 3),
+    }
+    report.update(report_extra or {})
+    write_json_atomic(out.report, report)
+    return PredictResult(
+        probability=out.probability, mask=out.mask, polygons=out.polygons,
+        geojson=out.geojson, report=out.report,
+        n_polygons=n_polygons, landslide_pixels=counts["landslide"],
+        valid_pixels=counts["valid"], threshold=threshold, plan=plan, stats=stats,
+        seconds=seconds,
+    )
+
+
+def predict_scene(
+    bundle_path: str | Path,
+    image: str | Path,
+    out_dir: str | Path,
+    *,
+    window: int = 1024,
+    overlap: int = 64,
+    batch_size: int | None = None,
+    tta: bool = False,
+    threshold: float | None = None,
+    min_area: float = 0.0,
+    geojson: bool = False,
+    band_names: Sequence[str] | None = None,
+    probability_dtype: ProbabilityDtype = "uint8",
+    device: str | None = None,
+    max_window_rows: int | None = None,
+    polygons: bool = True,
+) -> PredictResult:
+    """Map landslides over a whole scene with a trained model bundle.
+
+    Args:
+        bundle_path: Run folder, bundle folder or ``model.json`` (see
+            :func:`landslip.models.bundle.load_bundle`).
+        image: Multiband image whose bands are named (descriptions) or named by
+            ``band_names``; any dtype, nodata honoured.
+        out_dir: Output folder.
+        threshold: Probability threshold; default the bundle's.
+        band_names: One name per image band, overriding the descriptions.
+        window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
+            max_window_rows, polygons: As in :func:`predict_image`.
+
+    Returns:
+        The :class:`PredictResult`.
+
+    Raises:
+        ModelError: For a missing or broken bundle.
+        BandError: When the image lacks a band the model needs (nothing is written).
+        InputError: For a bad option (nothing is written).
+    """
+    from landslip.models.bundle import load_bundle
+
+    info = raster_info(image)  # fail on a missing image before loading weights
+    bundle = load_bundle(bundle_path, device=str(select_device(device)))
+    indexes = match_bands(info, bundle.band_set, band_names)
+    spec = InputSpec(
+        band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
+        std=tuple(bundle.std), nodata=info.nodata,
+    )
+    t = bundle.threshold if threshold is None else float(threshold)
+    return predict_image(
+        bundle.model, spec, image, out_dir, t, window=window, overlap=overlap,
+        batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
+        probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
+        polygons=polygons, report_extra={"bundle": str(bundle.path)},
+    )

@@ -1,0 +1,294 @@
+"""Streaming whole-scene prediction: read windows, batch, predict, blend, hand out row bands.
+
+The unit of work is one window (:func:`predict_window`): read the raw bands (padded past the
+scene edge), compute the band set, normalise, run the model, return probabilities and the valid
+mask. It needs only the open image, the window and the :class:`InputSpec`, so the same function
+can be mapped over a cluster engine (for example ``dask.delayed``) without a redesign.
+
+:func:`stream_predict` runs the windows of a :class:`~landslip.inference.sliding.SlidingPlan`
+row by row in batches (reading the next batch in a background thread while the model runs),
+blends them in a :class:`~landslip.inference.sliding.RowBandAccumulator` and passes each
+finished row band to a ``sink`` (the GeoTIFF writers). Peak memory is the row buffer
+(``5 * width * (window + 256)`` bytes) plus one batch of model activations; it does not depend
+on the scene height.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from landslip.errors import ModelError
+from landslip.grid import Window
+from landslip.inference.sliding import DEFAULT_MULTIPLE, RowBand, RowBandAccumulator, SlidingPlan
+from landslip.io.raster import read_window
+from landslip.progress import track
+from landslip.spectral.bands import BandSet, normalize
+
+__all__ = [
+    "InputSpec",
+    "StreamStats",
+    "forward_probabilities",
+    "model_multiple",
+    "predict_window",
+    "prepare_window",
+    "select_device",
+    "stream_predict",
+]
+
+log = logging.getLogger(__name__)
+
+Float = npt.NDArray[np.float32]
+Bool = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to turn image pixels into model input.
+
+    Attributes:
+        band_set: The model's band set (from the bundle).
+        band_indexes: 1-based image band index of each of ``band_set.required``, in order.
+        mean: Per model-input band mean (from the bundle), same units as the image.
+        std: Per model-input band standard deviation.
+        nodata: The image's nodata value, or None.
+    """
+
+    band_set: BandSet
+    band_indexes: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    nodata: float | None
+
+
+@dataclass
+class StreamStats:
+    """What a streaming run did.
+
+    Attributes:
+        windows: Windows in the plan.
+        skipped: Windows skipped because all their pixels are nodata.
+        batches: Model batches run.
+        model_seconds: Wall time inside the model forward passes (including host/device copies).
+        total_seconds: Wall time of the whole stream.
+        buffer_bytes: Bytes held by the row-band buffer.
+    """
+
+    windows: int = 0
+    skipped: int = 0
+    batches: int = 0
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+    buffer_bytes: int = 0
+
+
+def select_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else the CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_multiple(model: nn.Module) -> int:
+    """The model's ``required_multiple`` attribute, or 32 when it has none."""
+    m = getattr(model, "required_multiple", None)
+    return int(m) if isinstance(m, int) and m > 0 else DEFAULT_MULTIPLE
+
+
+def prepare_window(ds: Any, window: Window, spec: InputSpec) -> tuple[Float, Bool]:
+    """Read one window and turn it into normalised model input.
+
+    Args:
+        ds: Open rasterio dataset of the image.
+        window: Window on the image grid; parts outside the image are padded and invalid.
+        spec: Band selection and normalisation.
+
+    Returns:
+        (x: float32 (C, h, w) normalised, 0 at invalid pixels; valid: bool (h, w), False at
+        nodata and outside the image).
+    """
+    fill = spec.nodata if spec.nodata is not None else 0
+    raw = read_window(ds, window, spec.band_indexes, fill=fill)
+    bands, valid = spec.band_set.compute(raw, spec.band_set.required, spec.nodata)
+    inside = window.intersection(Window(0, 0, ds.height, ds.width))
+    if inside is None or inside.height != window.height or inside.width != window.width:
+        mask = np.zeros(valid.shape, dtype=bool)
+        if inside is not None:
+            mask[inside.relative_to(window).slices()] = True
+        valid &= mask
+    return normalize(bands, spec.mean, spec.std, valid), valid
+
+
+_TTA = [(k, flip) for k in range(4) for flip in (False, True)]
+
+
+def forward_probabilities(
+    model: nn.Module, x: Float, device: torch.device | None = None, tta: bool = False
+) -> Float:
+    """Run the model on a batch and return probabilities.
+
+    Args:
+        model: Maps float32 (N, C, H, W) to logits (N, 1, H, W); in eval mode.
+        x: float32 (N, C, H, W) normalised input.
+        device: Where to run (the model must already be there); default the CPU.
+        tta: Average the probabilities over the 8 flips/90-degree rotations of the input
+            (each inverted on the output before averaging).
+
+    Returns:
+        float32 (N, H, W) probabilities, sigmoid of the logits.
+    """
+    dev = device or torch.device("cpu")
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+        if not tta:
+            out = torch.sigmoid(_run(model, t))
+        else:
+            out = torch.zeros((t.shape[0], 1, t.shape[2], t.shape[3]), device=dev)
+            for k, flip in _TTA:
+                v = torch.rot90(t, k, dims=(2, 3))
+                if flip:
+                    v = torch.flip(v, dims=(3,))
+                p = torch.sigmoid(_run(model, v))
+                if flip:
+                    p = torch.flip(p, dims=(3,))
+                out += torch.rot90(p, -k, dims=(2, 3))
+            out /= len(_TTA)
+        return out[:, 0].float().cpu().numpy()
+
+
+def _run(model: nn.Module, t: torch.Tensor) -> torch.Tensor:
+    y = model(t)
+    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[1] != 1 \
+            or y.shape[2:] != t.shape[2:]:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ModelError(
+            f"the model must return logits of shape (N, 1, H, W) = (_, 1, {t.shape[2]}, "
+            f"{t.shape[3]}), got {shape}"
+        )
+    return y
+
+
+def predict_window(
+    ds: Any,
+    window: Window,
+    spec: InputSpec,
+    model: nn.Module,
+    device: torch.device | None = None,
+    tta: bool = False,
+) -> tuple[Float, Bool]:
+    """Predict one window on its own (the unit a cluster engine would map over).
+
+    Returns:
+        (prob: float32 (h, w), 0 where not valid; valid: bool (h, w)).
+    """
+    x, valid = prepare_window(ds, window, spec)
+    if not valid.any():
+        return np.zeros(valid.shape, dtype=np.float32), valid
+    prob = forward_probabilities(model, x[None], device, tta)[0]
+    prob[~valid] = 0
+    return prob, valid
+
+
+def _batches(plan: SlidingPlan, batch_size: int) -> Iterator[tuple[int, bool, list[Window]]]:
+    """(window row index, last batch of that row?, windows) in processing order."""
+    for i, row in enumerate(plan.window_rows()):
+        for k in range(0, len(row), batch_size):
+            yield i, k + batch_size >= len(row), row[k:k + batch_size]
+
+
+def stream_predict(
+    ds: Any,
+    model: nn.Module,
+    spec: InputSpec,
+    plan: SlidingPlan,
+    sink: Callable[[RowBand], None],
+    batch_size: int = 2,
+    device: torch.device | None = None,
+    tta: bool = False,
+    block: int = 256,
+    max_window_rows: int | None = None,
+    prefetch: bool = True,
+) -> StreamStats:
+    """Predict a whole image window by window and hand out finished row bands.
+
+    Args:
+        ds: Open rasterio dataset of the image (its grid is the plan's scene).
+        model: Logit model in eval mode, already on ``device``.
+        spec: Band selection and normalisation.
+        plan: The windows (from :func:`~landslip.inference.sliding.make_plan`).
+        sink: Called with each finished :class:`RowBand`, top to bottom; the bands tile the
+            scene rows exactly once.
+        batch_size: Windows per forward pass (>= 1).
+        device: Where the model runs; default the CPU.
+        tta: Test-time augmentation (8 flips/rotations averaged; 8x slower).
+        block: Row bands start on multiples of this (the GeoTIFF tile height).
+        max_window_rows: Stop after this many window rows (for benchmarks measuring memory on
+            a part of a huge scene; the sink then receives only the rows finished so far).
+        prefetch: Read and normalise the next batch in a background thread.
+
+    Returns:
+        The :class:`StreamStats` of the run.
+    """
+    if batch_size < 1:
+        raise ModelError(f"--batch-size must be at least 1, got {batch_size}")
+    start = time.perf_counter()
+    acc = RowBandAccumulator(plan, block=block)
+    stats = StreamStats(windows=plan.n_windows, buffer_bytes=acc.nbytes)
+    n_rows = len(plan.row_starts) if max_window_rows is None else min(
+        max_window_rows, len(plan.row_starts))
+    batches = [b for b in _batches(plan, batch_size) if b[0] < n_rows]
+
+    def load(windows: Sequence[Window]) -> list[tuple[Float, Bool]]:
+        return [prepare_window(ds, w, spec) for w in windows]
+
+    pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
+    try:
+        pending: Future[list[tuple[Float, Bool]]] | None = None
+        if pool is not None and batches:
+            pending = pool.submit(load, batches[0][2])
+        for b, (_, row_done, windows) in enumerate(
+            track(batches, total=len(batches), description="predicting")
+        ):
+            if pending is not None:
+                prepared = pending.result()
+                pending = None
+                if pool is not None and b + 1 < len(batches):
+                    pending = pool.submit(load, batches[b + 1][2])
+            else:
+                prepared = load(windows)
+            todo = [k for k, (_, v) in enumerate(prepared) if v.any()]
+            stats.skipped += len(windows) - len(todo)
+            probs: dict[int, Float] = {}
+            if todo:
+                t0 = time.perf_counter()
+                out = forward_probabilities(
+                    model, np.stack([prepared[k][0] for k in todo]), device, tta
+                )
+                stats.model_seconds += time.perf_counter() - t0
+                stats.batches += 1
+                probs = {k: out[n] for n, k in enumerate(todo)}
+            for k, w in enumerate(windows):
+                valid = prepared[k][1]
+                prob = probs.get(k)
+                if prob is None:
+                    prob = np.zeros(valid.shape, dtype=np.float32)
+                acc.add(w, prob, valid)
+            if row_done:
+                for band in acc.finish_row():
+                    sink(band)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    stats.total_seconds = time.perf_counter() - start
+    log.debug("streamed %d windows (%d skipped) in %.1f s, %.1f s in the model",
+              stats.windows, stats.skipped, stats.total_seconds, stats.model_seconds)
+    return stats

@@ -1,0 +1,527 @@
+"""Streaming pan-sharpening of GDAL raster pairs: checks, statistics pass, windowed fusion.
+
+:func:`pansharpen` reads a one-band PAN raster and a multi-band MS raster (any format GDAL
+reads), checks that they can be fused, and writes the fused bands on the PAN grid with the MS
+dtype, band descriptions and nodata, as a tiled DEFLATE GeoTIFF (BigTIFF when needed).
+
+Streaming design (peak memory independent of the scene size):
+
+1. *Checks*: same CRS (:class:`~landslip.errors.CRSMismatchError` naming both), overlapping
+   extents, x and y pixel-size ratios equal within 1 % and 1 <= R <= 32, one PAN band. The
+   output grid is the window of the PAN grid whose pixel centres lie inside the MS extent.
+2. *Statistics pass*: per-band mean, SD, min and max of the MS over the MS pixels that feed
+   the output (streamed in strips, exact); then the mean and covariance of
+   z = (HP1, HP2, MSup_1..C, PAN) over valid output pixels of a sample of output tiles (all
+   tiles when the output has at most :data:`STATS_SAMPLE_PIXELS` pixels, otherwise tiles spread
+   evenly over the scene covering at least that many pixels and at least 1/16 of the output).
+   HPF weights, the histogram match and the Brovey least-squares weights all derive from these
+   moments (:func:`landslip.spectral.pansharpen.make_transform`).
+3. *Fusion pass*: output tiles of ``tile`` x ``tile`` pixels; each reads its PAN window plus a
+   halo of ``kernel // 2`` pixels (mirrored at the image edges, as the whole-image reference
+   :func:`~landslip.spectral.pansharpen.fuse_arrays` does) and the MS pixels its bilinear taps
+   touch, so the result equals whole-image processing bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from landslip.errors import GridError, InputError
+from landslip.grid import Grid, Window
+from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
+from landslip.progress import track
+from landslip.spectral.pansharpen import (
+    Center,
+    FusionStats,
+    HPFParams,
+    Method,
+    Modulation,
+    MomentAccumulator,
+    PixelMapping,
+    block_samples,
+    fuse_block,
+    hpf_parameters,
+    make_transform,
+    ms_band_stats,
+    ms_span,
+    nodata_mask,
+    pad_reflect,
+    pan_fill_value,
+    to_output_dtype,
+    upsample_bilinear,
+    upsample_valid,
+)
+
+__all__ = [
+    "MAX_RATIO",
+    "STATS_SAMPLE_PIXELS",
+    "FusionResult",
+    "PairSetup",
+    "check_pair",
+    "compute_stats",
+    "pansharpen",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATS_SAMPLE_PIXELS = 1 << 22
+"""Output pixels the statistics pass covers at least (about 4.2 million)..."""
+
+STATS_SAMPLE_SHARE = 16
+"""...and at least 1 / STATS_SAMPLE_SHARE of the output (16 of 256 tiles for 16384 x 16384)."""
+
+GDAL_CACHE_BYTES = 256 << 20
+"""GDAL block cache while writing (its default, 5 % of RAM, would let dirty output blocks
+pile up to gigabytes on large scenes before they are flushed)."""
+
+MAX_RATIO = 32.0
+"""Largest accepted MS / PAN pixel-size ratio."""
+
+
+@dataclass(frozen=True)
+class PairSetup:
+    """A checked PAN/MS pair and the geometry of the fused output.
+
+    Attributes:
+        pan: PAN raster info (one band).
+        ms: MS raster info.
+        ratio: R = MS pixel size / PAN pixel size (mean of x and y).
+        out_window: The output window on the PAN grid (pixel centres inside the MS extent).
+        out_grid: The output grid (a window of the PAN grid).
+        mapping: Output pixel -> fractional MS pixel index.
+        ms_window: MS pixels that the output's bilinear taps read.
+        nodata: Output nodata (MS nodata, else PAN nodata when the MS dtype holds it).
+    """
+
+    pan: RasterInfo
+    ms: RasterInfo
+    ratio: float
+    out_window: Window
+    out_grid: Grid
+    mapping: PixelMapping
+    ms_window: Window
+    nodata: float | None
+
+
+def _index_range(lo_edge: float, hi_edge: float, origin: float, step: float, n: int
+                 ) -> tuple[int, int]:
+    """Pixel indices [first, last] whose centres lie within [lo_edge, hi_edge] (map units)."""
+    a = (lo_edge - origin) / step - 0.5
+    b = (hi_edge - origin) / step - 0.5
+    first = max(math.ceil(min(a, b) - 1e-9), 0)
+    last = min(math.floor(max(a, b) + 1e-9), n - 1)
+    return first, last
+
+
+def check_pair(pan_path: str | Path, ms_path: str | Path) -> PairSetup:
+    """Open and check a PAN/MS pair; compute the output geometry.
+
+    Raises:
+        CRSMismatchError: When the CRSs differ (both are named).
+        GridError: When the extents do not overlap or the pixel-size ratio makes no sense.
+        InputError: When the PAN has more than one band.
+        RasterIOError: When a file cannot be read.
+    """
+    pan, ms = raster_info(pan_path), raster_info(ms_path)
+    if pan.count != 1:
+        raise InputError(
+            f"the PAN image {pan.path} has {pan.count} bands but must have one; extract the "
+            "panchromatic band first (for example gdal_translate -b 1)"
+        )
+    pan.grid.require_same_crs(ms.grid, "PAN and MS images")
+    if pan.grid.crs is None:
+        log.warning("neither image has a CRS; assuming both share the same map coordinates")
+    rx = ms.grid.res[0] / pan.grid.res[0]
+    ry = ms.grid.res[1] / pan.grid.res[1]
+    if abs(rx - ry) > 0.01 * max(rx, ry):
+        raise GridError(
+            f"the MS/PAN pixel-size ratio differs in x ({rx:.4g}) and y ({ry:.4g}); resample "
+            "the images to square pixels first (gdalwarp -tr)"
+        )
+    ratio = (rx + ry) / 2
+    if ratio < 1.0:
+        raise GridError(
+            f"the PAN pixels ({pan.grid.res[0]:g}) are coarser than the MS pixels "
+            f"({ms.grid.res[0]:g}); give the panchromatic image first: landslip pansharpen PAN MS"
+        )
+    if ratio > MAX_RATIO:
+        raise GridError(
+            f"the MS pixels are {ratio:.1f} times the PAN pixels; ratios above {MAX_RATIO:g} make "
+            "no sense for pan-sharpening (expected about 2 to 5, SPOT-7: 6 m / 1.5 m = 4)"
+        )
+    pt, mt = pan.grid.transform, ms.grid.transform
+    left, bottom, right, top = ms.grid.bounds
+    c0, c1 = _index_range(left, right, pt.c, pt.a, pan.grid.width)
+    r0, r1 = _index_range(bottom, top, pt.f, pt.e, pan.grid.height)
+    if c1 < c0 or r1 < r0:
+        raise GridError(
+            f"the PAN and MS images do not overlap: PAN bounds {_fmt(pan.grid.bounds)}, MS bounds "
+            f"{_fmt(ms.grid.bounds)} ({_crs(pan.grid)})"
+        )
+    out_window = Window(r0, c0, r1 - r0 + 1, c1 - c0 + 1)
+    out_grid = pan.grid.window_grid(out_window)
+    ot = out_grid.transform
+    mapping = PixelMapping(ot.a / mt.a, (ot.c - mt.c) / mt.a, ot.e / mt.e, (ot.f - mt.f) / mt.e)
+    halo = max(hpf_parameters(ratio).halo, 7)
+    if pan.grid.height <= 2 * halo or pan.grid.width <= 2 * halo:
+        raise GridError(
+            f"the PAN image is {pan.grid.height} x {pan.grid.width} pixels; it must be larger "
+            f"than {2 * halo} x {2 * halo} for the high-pass filter"
+        )
+    mr = ms_span(mapping.rows(0, out_grid.height), ms.grid.height)
+    mc = ms_span(mapping.cols(0, out_grid.width), ms.grid.width)
+    ms_window = Window(mr[0], mc[0], mr[1] - mr[0], mc[1] - mc[0])
+    if out_window != pan.grid.full_window():
+        log.info("the MS covers part of the PAN only; output is the PAN window %s", out_window)
+    return PairSetup(pan, ms, ratio, out_window, out_grid, mapping, ms_window,
+                     _output_nodata(pan, ms))
+
+
+def _fmt(b: tuple[float, float, float, float]) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in b) + ")"
+
+
+def _crs(grid: Grid) -> str:
+    if grid.crs is None:
+        return "no CRS"
+    epsg = grid.crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else str(grid.crs)
+
+
+def _output_nodata(pan: RasterInfo, ms: RasterInfo) -> float | None:
+    if ms.nodata is not None:
+        return ms.nodata
+    if pan.nodata is None:
+        return None
+    dt = np.dtype(ms.dtype)
+    if dt.kind == "f":
+        return pan.nodata
+    info = np.iinfo(dt)
+    if math.isfinite(pan.nodata) and info.min <= pan.nodata <= info.max:
+        return pan.nodata
+    return 0.0
+
+
+# ----------------------------------------------------------------------------- block loading
+
+
+@dataclass
+class _Block:
+    pan: npt.NDArray[np.float32]  # padded by halo, nodata filled
+    msup: npt.NDArray[np.float32]
+    valid: npt.NDArray[np.bool_]
+
+
+def _read_pan(ds: Any, setup: PairSetup, win: Window, halo: int) -> npt.NDArray[Any]:
+    """The PAN block of output window ``win`` plus ``halo``, mirrored at the PAN edges."""
+    g = Window(win.row_off + setup.out_window.row_off, win.col_off + setup.out_window.col_off,
+               win.height, win.width).expand(halo)
+    h, w = setup.pan.grid.shape
+    inside = g.clip(h, w)
+    data = ds.read(1, window=inside.to_rasterio())
+    return np.asarray(pad_reflect(data, inside.row_off - g.row_off, g.row_end - inside.row_end,
+                       inside.col_off - g.col_off, g.col_end - inside.col_end))
+
+
+def _load_block(pan_ds: Any, ms_ds: Any, setup: PairSetup, win: Window, halo: int,
+                pan_mean: float, ms_mean: Sequence[float]) -> _Block:
+    raw = _read_pan(pan_ds, setup, win, halo)
+    integer_valued = raw.dtype.kind in "iub"
+    pan = raw.astype(np.float32)
+    pvalid = nodata_mask(raw[None], setup.pan.nodata)
+    if not pvalid.all():
+        pan[~pvalid] = pan_fill_value(pan_mean, integer_valued)
+    core_valid = pvalid[halo:pvalid.shape[0] - halo, halo:pvalid.shape[1] - halo]
+    rows = setup.mapping.rows(win.row_off, win.height)
+    cols = setup.mapping.cols(win.col_off, win.width)
+    ms_shape = setup.ms.grid.shape
+    r0, r1 = ms_span(rows, ms_shape[0])
+    c0, c1 = ms_span(cols, ms_shape[1])
+    mwin = Window(r0, c0, r1 - r0, c1 - c0)
+    ms_raw = ms_ds.read(window=mwin.to_rasterio())
+    mvalid = nodata_mask(ms_raw, setup.ms.nodata)
+    ms = ms_raw.astype(np.float32)
+    if not mvalid.all():
+        for b in range(ms.shape[0]):
+            ms[b][~mvalid] = np.float32(ms_mean[b])
+    msup = upsample_bilinear(ms, rows, cols, ms_shape, (r0, c0))
+    valid = core_valid & upsample_valid(mvalid, rows, cols, ms_shape, (r0, c0))
+    return _Block(pan, msup, valid)
+
+
+def _tiles(grid: Grid, tile: int) -> list[Window]:
+    out = []
+    for r in range(0, grid.height, tile):
+        for c in range(0, grid.width, tile):
+            out.append(Window(r, c, min(tile, grid.height - r), min(tile, grid.width - c)))
+    return out
+
+
+def _sample(tiles: list[Window], total: int, want: int) -> list[Window]:
+    if total <= want:
+        return tiles
+    per_tile = total / len(tiles)
+    m = min(len(tiles), math.ceil(want / per_tile))
+    # Evenly spread over the row-major tile order: with many tiles per row this walks
+    # diagonally across the scene, so the sample covers all rows and columns.
+    idx = sorted({round(i) for i in np.linspace(0, len(tiles) - 1, m)})
+    return [tiles[i] for i in idx]
+
+
+class _Readers:
+    """One pair of open rasterio datasets per thread (GDAL handles are not thread-safe)."""
+
+    def __init__(self, setup: PairSetup) -> None:
+        self.setup = setup
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[Any] = []
+
+    def get(self) -> tuple[Any, Any]:
+        pair = getattr(self.local, "pair", None)
+        if pair is None:
+            import rasterio
+
+            pair = (rasterio.open(self.setup.pan.path), rasterio.open(self.setup.ms.path))
+            self.local.pair = pair
+            with self.lock:
+                self.opened.extend(pair)
+        return pair
+
+    def close(self) -> None:
+        with self.lock:
+            for ds in self.opened:
+                ds.close()
+            self.opened.clear()
+
+
+def _ordered_map(fn: Callable[[Window], T], items: list[Window], workers: int) -> Iterator[T]:
+    """``map(fn, items)`` in order, computed by ``workers`` threads, at most 2x in flight."""
+    if workers <= 1:
+        yield from (fn(w) for w in items)
+        return
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="landslip-fuse") as pool:
+        pending: deque[Future[T]] = deque()
+        try:
+            for w in items:
+                pending.append(pool.submit(fn, w))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def compute_stats(
+    setup: PairSetup,
+    params: HPFParams | None,
+    tile: int = 1024,
+    sample_pixels: int = STATS_SAMPLE_PIXELS,
+    progress: bool = True,
+) -> FusionStats:
+    """The statistics pass: exact MS band statistics, sampled moments of (HP, MSup, PAN).
+
+    Args:
+        setup: From :func:`check_pair`.
+        params: HPF parameters (None: no high-pass moments, for Brovey/bilinear).
+        tile: Output tile size in pixels.
+        sample_pixels: Minimum number of output pixels the moment sample covers.
+        progress: Show a progress bar.
+
+    Raises:
+        InputError: When the MS or the PAN has no valid pixel in the overlap.
+    """
+    halo = params.halo if params is not None else 0
+    c = setup.ms.count
+    s, ss = np.zeros(c), np.zeros(c)
+    mn, mx = np.full(c, np.inf), np.full(c, -np.inf)
+    n = 0
+    mw = setup.ms_window
+    with open_raster(setup.ms.path) as ms_ds, open_raster(setup.pan.path) as pan_ds:
+        strip = max(1, (1 << 22) // max(mw.width * c, 1))
+        for r in range(mw.row_off, mw.row_end, strip):
+            win = Window(r, mw.col_off, min(strip, mw.row_end - r), mw.width)
+            arr = ms_ds.read(window=win.to_rasterio())
+            bs, bss, bmn, bmx, bn = ms_band_stats(arr, nodata_mask(arr, setup.ms.nodata))
+            s, ss, n = s + bs, ss + bss, n + bn
+            mn, mx = np.minimum(mn, bmn), np.maximum(mx, bmx)
+        if n == 0:
+            raise InputError(f"the MS image {setup.ms.path} has no valid pixel under the PAN")
+        ms_mean = s / n
+        ms_std = np.sqrt(np.maximum(ss / n - ms_mean**2, 0.0))
+        tiles = _tiles(setup.out_grid, tile)
+        total = setup.out_grid.height * setup.out_grid.width
+        chosen = _sample(tiles, total, max(sample_pixels, total // STATS_SAMPLE_SHARE))
+        # The PAN mean fills PAN nodata before filtering; a PAN that cannot hold nodata (an
+        # integer PAN without a nodata value) skips this extra read of the sample.
+        pan_mean: float | None = None
+        if setup.pan.nodata is not None or np.dtype(setup.pan.dtype).kind not in "iub":
+            psum, pn = 0.0, 0
+            for win in chosen:
+                raw = _read_pan(pan_ds, setup, win, 0)
+                v = nodata_mask(raw[None], setup.pan.nodata)
+                psum += float(raw[v].astype(np.float64).sum())
+                pn += int(v.sum())
+            if pn == 0:
+                raise InputError(f"the PAN image {setup.pan.path} has no valid pixel over the MS")
+            pan_mean = psum / pn
+        acc = MomentAccumulator(3 + c)
+        steps = track(chosen, len(chosen), "pansharpen: statistics") if progress else chosen
+        for win in steps:
+            blk = _load_block(pan_ds, ms_ds, setup, win, halo, pan_mean or 0.0,
+                              ms_mean.tolist())
+            acc.update(block_samples(blk.pan, halo, blk.msup, blk.valid, params))
+    if acc.n == 0:
+        raise InputError("no output pixel is valid in both the PAN and the MS image")
+    if pan_mean is None:
+        pan_mean = float(acc.mean[-1])
+    return FusionStats(tuple(ms_mean.tolist()), tuple(ms_std.tolist()), tuple(mn.tolist()),
+                       tuple(mx.tolist()), pan_mean, acc.n, tuple(acc.mean.tolist()),
+                       tuple(tuple(row) for row in acc.cov.tolist()))
+
+
+# ----------------------------------------------------------------------------- fusion
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    """What :func:`pansharpen` did.
+
+    Attributes:
+        path: The fused GeoTIFF.
+        method: ``hpf``, ``brovey`` or ``bilinear``.
+        ratio: R = MS pixel size / PAN pixel size.
+        params: HPF parameters (None for the other methods).
+        weights: Per-band injection weights (HPF W_b) or Brovey weights.
+        grid: Output grid.
+        bands: Output band count.
+        dtype: Output dtype.
+        seconds: Wall time.
+        stats_pixels: Output pixels the moment statistics were taken over.
+    """
+
+    path: Path
+    method: Method
+    ratio: float
+    params: HPFParams | None
+    weights: tuple[float, ...]
+    grid: Grid
+    bands: int
+    dtype: str
+    seconds: float
+    stats_pixels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "path": str(self.path), "method": self.method, "ratio": self.ratio,
+            "params": None if self.params is None else asdict(self.params),
+            "weights": list(self.weights), "shape": list(self.grid.shape), "bands": self.bands,
+            "dtype": self.dtype, "seconds": self.seconds, "stats_pixels": self.stats_pixels,
+        }
+
+
+def pansharpen(
+    pan_path: str | Path,
+    ms_path: str | Path,
+    out_path: str | Path,
+    method: Method = "hpf",
+    center: Center = "low",
+    modulation: Modulation = "mid",
+    second_pass: bool = False,
+    histogram_match: bool = True,
+    weights: Sequence[float] | None = None,
+    tile: int = 1024,
+    sample_pixels: int = STATS_SAMPLE_PIXELS,
+    stats: FusionStats | None = None,
+    workers: int = 0,
+) -> FusionResult:
+    """Pan-sharpen a PAN/MS raster pair into a GeoTIFF on the PAN grid, streaming.
+
+    Args:
+        pan_path: One-band panchromatic raster.
+        ms_path: Multispectral raster (C bands), same CRS, overlapping, coarser pixels.
+        out_path: Output GeoTIFF (written atomically).
+        method: ``hpf`` (Gangkofner et al. 2008, default), ``brovey`` or ``bilinear``.
+        center: HPF kernel centre level (``low`` default).
+        modulation: HPF modulation level (``mid`` default).
+        second_pass: Add the HPF 5 x 5 second pass (R >= 5.5 only).
+        histogram_match: HPF linear histogram match (default on).
+        weights: Brovey weights, one per MS band (least-squares fit when None).
+        tile: Output tile size in pixels (a multiple of 256 keeps writes block-aligned).
+        sample_pixels: Minimum output pixels for the moment statistics.
+        stats: Precomputed statistics (skips the statistics pass; for tests and reruns).
+        workers: Threads computing tiles while the main thread writes (0: up to 4, by CPU
+            count; 1: no threads). Tiles are written in order, at most ``2 * workers`` are
+            in flight, so memory stays bounded.
+
+    Returns:
+        A :class:`FusionResult`. The output has C bands of the MS dtype on the output grid,
+        the MS band descriptions and the output nodata of :class:`PairSetup`.
+    """
+    t0 = time.perf_counter()
+    if tile < 16:
+        raise InputError(f"tile size must be at least 16 pixels, got {tile}")
+    if weights is not None and method != "brovey":
+        raise InputError("weights apply to --method brovey only")
+    setup = check_pair(pan_path, ms_path)
+    params = (hpf_parameters(setup.ratio, center, modulation, second_pass)
+              if method == "hpf" else None)
+    if weights is not None and len(weights) != setup.ms.count:
+        raise InputError(f"Brovey needs one weight per MS band: the MS has {setup.ms.count} "
+                         f"bands but {len(weights)} weights were given")
+    import rasterio
+
+    if stats is None:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            stats = compute_stats(setup, params, tile, sample_pixels)
+    transform = make_transform(method, stats, params, histogram_match, weights)
+    halo = params.halo if params is not None else 0
+    dtype = np.dtype(setup.ms.dtype)
+    tiles = _tiles(setup.out_grid, tile)
+    readers = _Readers(setup)
+
+    def work(win: Window) -> tuple[Window, npt.NDArray[Any]]:
+        pan_ds, ms_ds = readers.get()
+        blk = _load_block(pan_ds, ms_ds, setup, win, halo, stats.pan_mean, stats.ms_mean)
+        fused = fuse_block(method, blk.pan, halo, blk.msup, transform, params)
+        return win, to_output_dtype(fused, blk.valid, dtype, setup.nodata)
+
+    n_workers = workers if workers > 0 else min(4, os.cpu_count() or 1)
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
+                RasterWriter(out_path, setup.out_grid, setup.ms.count, dtype, setup.nodata,
+                             setup.ms.descriptions,
+                             tags={"PANSHARPEN_METHOD": method}) as writer:
+            results = _ordered_map(work, tiles, n_workers)
+            for win, arr in track(results, len(tiles), f"pansharpen: {method}"):
+                writer.write(arr, win)
+    finally:
+        readers.close()
+    seconds = time.perf_counter() - t0
+    used = transform.weights if method == "brovey" else transform.w1
+    log.info("fused %s x %s pixels, %d bands, with %s in %.1f s", setup.out_grid.height,
+             setup.out_grid.width, setup.ms.count, method, seconds)
+    return FusionResult(Path(out_path), method, setup.ratio, params, used, setup.out_grid,
+                        setup.ms.count, dtype.name, seconds, stats.n)
+

@@ -1,0 +1,198 @@
+"""The training configuration: one validated object, from YAML and command-line options.
+
+Defaults follow the paper (REFERENCE.md, "training"): the Figure 4 U-Net (``unet-paper``),
+dice loss, Adam with learning rate 0.001, 100 epochs, batch size 40. Unknown keys are refused
+(``extra="forbid"``), so a typo in a config file is an error, not a silently ignored option.
+Precedence: command-line options > YAML file > defaults. The resolved configuration is saved in
+the run folder as ``config.yaml`` and in the model bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from landslip.errors import ConfigError
+from landslip.io.atomic import write_text_atomic
+
+__all__ = ["TrainConfig", "load_config", "resolve_config", "save_config"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainConfig(BaseModel):
+    """Every option of a training run (``landslip train``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    dataset: Path = Field(description="Dataset folder written by `landslip prepare`.")
+    output: Path = Field(description="Run folder: checkpoints, metrics, figures, bundle.")
+    bands: str = Field(
+        "bgrn",
+        description="Band set: bgrn, bgr, grn, bg-ndvi, rgb, or a comma list such as "
+        "blue,green,ndvi.",
+    )
+    model: str = Field(
+        "unet-paper",
+        description="Registered model name (unet-paper = the paper's Figure 4; unet = same "
+        "architecture with configurable width/depth/upsampling).",
+    )
+    width: int | None = Field(
+        None, ge=1, description="Base width of `unet` (64 in the paper); switches unet-paper to "
+        "unet when given.",
+    )
+    depth: int | None = Field(
+        None, ge=1, le=8, description="Number of 2x2 poolings of `unet` (4 in the paper).",
+    )
+    upsampling: Literal["transpose", "bilinear", "nearest"] | None = Field(
+        None, description="Decoder up-sampling of `unet` (transpose = the paper).",
+    )
+    loss: str = Field("dice", description="Loss: dice (paper), bce, bce-dice, focal, tversky.")
+    loss_params: dict[str, float] = Field(
+        default_factory=dict, description="Keyword parameters of the loss, e.g. {alpha: 0.3}.",
+    )
+    optimizer: Literal["adam", "adamw"] = Field("adam", description="Optimizer (paper: adam).")
+    lr: float = Field(1e-3, gt=0, description="Learning rate (paper: 0.001).")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay of the optimizer.")
+    epochs: int = Field(100, ge=1, description="Number of epochs (paper: 100).")
+    batch_size: int = Field(40, ge=1, description="Patches per batch per device (paper: 40).")
+    augment: bool = Field(True, description="Random flips/rotations of training patches.")
+    seed: int = Field(0, ge=0, description="Seed of weights, shuffling and augmentation.")
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Decision threshold on the probability for validation "
+        "metrics and the bundle.",
+    )
+    early_stopping: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without a better validation F1.",
+    )
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field(
+        "auto", description="Device kind; auto = CUDA when present, else CPU.",
+    )
+    devices: int = Field(1, ge=1, description="Number of devices (processes); > 1 uses DDP.")
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
+        "auto", description="Multi-device strategy; auto = ddp when devices > 1 (gloo on CPU).",
+    )
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field(
+        "32-true", description="Numeric precision (mixed precision on GPUs).",
+    )
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per device.")
+    max_train_batches: int | None = Field(
+        None, ge=1, description="Use at most this many training batches per epoch (quick runs).",
+    )
+    max_val_batches: int | None = Field(
+        None, ge=1, description="Use at most this many validation batches per epoch.",
+    )
+    checkpoint_every_n_steps: int = Field(
+        20, ge=1, description="Also save last.ckpt every N training steps (for --resume after a "
+        "crash mid-epoch).",
+    )
+    resume: bool = Field(False, description="Continue the run in `output` from last.ckpt.")
+
+    @field_validator("bands", "model", "loss")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+    def model_name_and_params(self) -> tuple[str, dict[str, Any]]:
+        """The registry name and parameters this config builds.
+
+        ``unet-paper`` with any of width/depth/upsampling set becomes ``unet`` with those
+        parameters (the rest stay at the paper's values).
+        """
+        params: dict[str, Any] = {k: v for k, v in (("width", self.width), ("depth", self.depth),
+                                                     ("upsampling", self.upsampling))
+                                  if v is not None}
+        if self.model == "unet-paper" and params:
+            logger.info("width/depth/upsampling given: using model 'unet' %s", params)
+            return "unet", params
+        return self.model, params
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """JSON/YAML-safe dictionary (paths as strings)."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown option {loc!r}")
+        else:
+            parts.append(f"{loc}: {err['msg']}")
+    valid = ", ".join(TrainConfig.model_fields)
+    return f"invalid training configuration ({source}): {'; '.join(parts)}. Valid options: {valid}"
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Build a :class:`TrainConfig` from an optional YAML file and overrides.
+
+    Args:
+        path: YAML file with a mapping of options (keys may use ``-`` or ``_``), or None.
+        **overrides: Options that win over the file (None values are ignored, so unset CLI
+            options keep the file's or default values).
+
+    Raises:
+        ConfigError: If the file is unreadable, not a mapping, has unknown keys or bad values.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    source = "options"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of options, found "
+                              f"{type(loaded).__name__}")
+        data = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write the resolved configuration as YAML (atomically) and return the path."""
+    import yaml
+
+    text = yaml.safe_dump(config.to_yaml_dict(), sort_keys=False)
+    return write_text_atomic(path, "# landslip training configuration (resolved)\n" + text)
+
+
+def resolve_config(
+    config_file: str | Path | None = None, resume: bool = False, **options: Any
+) -> TrainConfig:
+    """Resolve the configuration of ``landslip train`` from a YAML file and options.
+
+    Precedence: options (those not None) > ``config_file`` > the run's saved ``config.yaml``
+    (only when resuming without a config file) > defaults.
+
+    Args:
+        config_file: YAML file of options, or None.
+        resume: Continue the run in ``options["output"]``; its saved configuration is the base.
+        **options: Options by field name (None = not given).
+
+    Raises:
+        ConfigError: For unknown keys or bad values, or a missing dataset/output.
+    """
+    output = options.get("output")
+    if resume and config_file is None and output is not None:
+        saved = Path(output) / "config.yaml"
+        if saved.is_file():
+            config_file = saved
+    options["resume"] = resume
+    return load_config(config_file, **options)

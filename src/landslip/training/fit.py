@@ -1,0 +1,288 @@
+"""Train a model on a dataset folder with Lightning and write the run folder and model bundle.
+
+Run folder layout (``config.output``)::
+
+    config.yaml                 the resolved configuration (options > YAML > defaults)
+    metrics.csv                 one row per finished epoch: losses, validation P/R/F1/IoU, lr
+    training_curve.png          loss and validation F1 per epoch
+    checkpoints/best.ckpt       best validation F1 (Lightning checkpoint, for resuming/analysis)
+    checkpoints/last.ckpt       latest state: every ``checkpoint_every_n_steps`` steps and
+                                after every epoch; ``--resume`` continues from it
+    bundle/model.safetensors    the BEST weights, no pickles (landslip.models.bundle)
+    bundle/model.json           architecture, band set, normalisation, threshold, fingerprint
+
+Resume semantics: ``resume=True`` loads ``checkpoints/last.ckpt`` (weights, optimizer, epoch and
+step counters, best-F1 tracking, early-stopping state) and trains until ``epochs`` epochs are
+done in total. A checkpoint saved mid-epoch resumes inside that epoch (Lightning replays the
+remaining number of batches of the epoch; the data order of that partial epoch is drawn anew).
+
+Several devices (``devices > 1``) use DDP: ``ddp`` launches one process per device by running
+the same command again (works from the ``landslip`` CLI and scripts; gloo on CPU, NCCL on GPU);
+``ddp_spawn`` forks workers from Python (use it from notebooks). ``batch_size`` is per device.
+Only the global-zero process writes config, metrics, figures and the bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from landslip import __version__
+from landslip.errors import ConfigError, DatasetError, ModelError
+from landslip.models.bundle import BundleMeta, save_bundle
+from landslip.models.losses import create_loss
+from landslip.models.registry import check_input_size, create_model
+from landslip.spectral.bands import resolve_band_set
+from landslip.training.callbacks import read_metrics
+from landslip.training.config import TrainConfig, load_config, save_config
+
+__all__ = ["TrainResult", "run_paths", "train"]
+
+logger = logging.getLogger(__name__)
+
+# Options that define the model and its inputs: a resumed run must keep them.
+_FIXED_ON_RESUME = ("dataset", "bands", "model", "width", "depth", "upsampling")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        run_dir: The run folder.
+        bundle_dir: The model bundle folder (None on non-zero DDP ranks).
+        best_checkpoint: Checkpoint with the best validation F1 (None if never validated).
+        last_checkpoint: The latest checkpoint.
+        metrics_csv: Per-epoch metrics file.
+        curve_png: Training curve figure.
+        epochs_completed: Epochs finished in total (including before a resume).
+        best_epoch: Epoch (0-based) of the best validation F1, or None.
+        best_val: Validation scores at the best epoch (precision, recall, f1, iou, loss).
+        seconds: Wall time of this call.
+        is_global_zero: False in the extra processes of a DDP run.
+    """
+
+    run_dir: Path
+    bundle_dir: Path | None
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    metrics_csv: Path
+    curve_png: Path
+    epochs_completed: int
+    best_epoch: int | None
+    best_val: dict[str, float]
+    seconds: float
+    is_global_zero: bool = True
+
+
+def run_paths(run_dir: str | Path) -> dict[str, Path]:
+    """Paths of the files of a run folder (keys: config, metrics, curve, ckpt_dir, best, last,
+    bundle)."""
+    run = Path(run_dir)
+    ckpt = run / "checkpoints"
+    return {"config": run / "config.yaml", "metrics": run / "metrics.csv",
+            "curve": run / "training_curve.png", "ckpt_dir": ckpt, "best": ckpt / "best.ckpt",
+            "last": ckpt / "last.ckpt", "bundle": run / "bundle"}
+
+
+def _same_value(value: Any) -> str:
+    return str(value.resolve()) if isinstance(value, Path) else str(value)
+
+
+def _check_run_folder(config: TrainConfig, paths: dict[str, Path]) -> None:
+    if config.resume:
+        if not paths["last"].is_file():
+            raise ConfigError(
+                f"nothing to resume in {config.output}: {paths['last']} does not exist; "
+                "drop --resume to start a new run there"
+            )
+        if paths["config"].is_file():
+            saved = load_config(paths["config"])
+            diffs = [f"{k}: {getattr(saved, k)} -> {getattr(config, k)}"
+                     for k in _FIXED_ON_RESUME
+                     if _same_value(getattr(saved, k)) != _same_value(getattr(config, k))]
+            if diffs:
+                raise ConfigError(
+                    f"--resume must keep the run's data and model; changed: {'; '.join(diffs)}. "
+                    "Start a new run folder to change them"
+                )
+    elif paths["last"].exists() or paths["bundle"].exists():
+        raise ConfigError(
+            f"{config.output} already holds a training run; use --resume to continue it or "
+            "choose another output folder"
+        )
+
+
+def _trainer_kwargs(config: TrainConfig) -> dict[str, Any]:
+    strategy: str = "auto"
+    if config.devices > 1:
+        strategy = "ddp" if config.strategy == "auto" else config.strategy
+    accelerator = "gpu" if config.accelerator == "cuda" else config.accelerator
+    return {"accelerator": accelerator, "devices": config.devices, "strategy": strategy,
+            "precision": config.precision}
+
+
+def _best_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
+    scored = [r for r in rows if r.get("val_f1") == r.get("val_f1")]  # drop NaN
+    return max(scored, key=lambda r: r["val_f1"]) if scored else None
+
+
+def train(
+    config: TrainConfig,
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Train a segmentation model and write the run folder and its model bundle.
+
+    Args:
+        config: The validated configuration (see :class:`TrainConfig`).
+        progress: Show a rich progress bar; None follows ``landslip.progress.is_enabled()``.
+        callbacks: Extra Lightning callbacks (e.g. a throughput meter or a custom logger).
+
+    Returns:
+        A :class:`TrainResult` describing the run folder.
+
+    Raises:
+        ConfigError: For a bad combination of options or a run folder conflict.
+        DatasetError: If the dataset is missing or has no training or validation patches.
+        BandError: If the dataset lacks bands the band set needs.
+        ModelError: If the patch size does not fit the model (it says how to pad).
+    """
+    import lightning.pytorch as pl
+    import torch
+    from lightning import __version__ as lightning_version
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from landslip.dataset.torch import LandslideDataModule
+    from landslip.progress import is_enabled
+    from landslip.training.callbacks import (
+        AtomicCheckpointIO,
+        LastCheckpoint,
+        MetricsHistory,
+    )
+    from landslip.training.module import SegmentationModule
+
+    t0 = time.perf_counter()
+    show_progress = is_enabled() if progress is None else progress
+    paths = run_paths(config.output)
+    _check_run_folder(config, paths)
+
+    band_set = resolve_band_set(config.bands)
+    dm = LandslideDataModule(config.dataset, band_set, batch_size=config.batch_size,
+                             num_workers=config.num_workers, seed=config.seed,
+                             augment=config.augment)
+    ds = dm.dataset
+    counts = {s: int(ds.split_indices(s).size) for s in ("train", "val")}
+    for split, n in counts.items():
+        if n == 0:
+            raise DatasetError(f"dataset {config.dataset} has no {split} patches; training needs "
+                               "train and val splits (re-run `landslip prepare`)")
+    name, params = config.model_name_and_params()
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    net = create_model(name, len(band_set), **params)
+    multiple = int(getattr(net, "required_multiple", 1))
+    try:
+        check_input_size(ds.patch_size, ds.patch_size, multiple, name)
+    except ModelError as exc:
+        fit = max(multiple, ds.patch_size // multiple * multiple)
+        raise ModelError(f"the dataset's {ds.patch_size} px patches do not fit the model: {exc}; "
+                         f"re-run `landslip prepare` with --patch-size {fit} or use a smaller "
+                         "--depth") from None
+    loss = create_loss(config.loss, **config.loss_params)
+    module = SegmentationModule(net, loss, lr=config.lr, optimizer=config.optimizer,
+                                weight_decay=config.weight_decay, threshold=config.threshold)
+    n_params = sum(p.numel() for p in net.parameters())
+
+    if int(getattr(rank_zero_only, "rank", 0)) == 0:
+        save_config(config, paths["config"])
+    best_cb = ModelCheckpoint(dirpath=paths["ckpt_dir"], filename="best", monitor="val_f1",
+                              mode="max", save_top_k=1, save_last=False,
+                              auto_insert_metric_name=False, enable_version_counter=False)
+    shown = ", ".join(f"{k} {v}" for k, v in params.items())
+    title = f"{name}{f' ({shown})' if shown else ''}, bands {config.bands}, loss {config.loss}"
+    all_callbacks: list[pl.Callback] = [
+        MetricsHistory(paths["metrics"], paths["curve"], title=title),
+        LastCheckpoint(paths["last"], config.checkpoint_every_n_steps),
+        best_cb,
+        *callbacks,
+    ]
+    if config.early_stopping is not None:
+        all_callbacks.append(EarlyStopping(monitor="val_f1", mode="max",
+                                       patience=config.early_stopping))
+    if show_progress:
+        all_callbacks.append(RichProgressBar(leave=True))
+    trainer = pl.Trainer(
+        max_epochs=config.epochs,
+        logger=False,
+        callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(config.output),
+        limit_train_batches=config.max_train_batches,
+        limit_val_batches=config.max_val_batches,
+        enable_progress_bar=show_progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0 if config.resume else 1,
+        **_trainer_kwargs(config),
+    )
+    if trainer.is_global_zero:
+        logger.info(
+            "training %s %s (%s parameters) on %s %s x%d: %d train / %d val patches of %d px, "
+            "bands %s, batch %d, %d epochs", name, params, f"{n_params:,}",
+            type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
+            trainer.strategy.__class__.__name__, config.devices, counts["train"],
+            counts["val"], ds.patch_size, ",".join(band_set.names), config.batch_size,
+            config.epochs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*ended before the epoch ended.*")
+        warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+        trainer.fit(module, datamodule=dm,
+                    ckpt_path=str(paths["last"]) if config.resume else None, weights_only=True)
+
+    epochs_done = int(trainer.current_epoch)
+    best_ckpt = Path(best_cb.best_model_path) if best_cb.best_model_path else None
+    rows = read_metrics(paths["metrics"])
+    best = _best_row(rows)
+    best_val = {} if best is None else {k.removeprefix("val_"): best[k] for k in
+                                        ("val_precision", "val_recall", "val_f1", "val_iou",
+                                         "val_loss")}
+    best_epoch = None if best is None else int(best["epoch"])
+    bundle_dir: Path | None = None
+    if trainer.is_global_zero:
+        source = best_ckpt if best_ckpt is not None and best_ckpt.is_file() else paths["last"]
+        ckpt = torch.load(source, map_location="cpu", weights_only=True)
+        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
+                 if k.startswith("model.")}
+        net.load_state_dict(state)
+        meta = BundleMeta(
+            model=name, model_params=dict(getattr(net, "params", params)),
+            in_channels=len(band_set), band_set=band_set.spec, band_names=list(band_set.names),
+            mean=list(dm.mean), std=list(dm.std), threshold=config.threshold,
+            patch_size=ds.patch_size, dataset_fingerprint=ds.fingerprint,
+            landslip_version=__version__,
+            training={
+                "config": config.to_yaml_dict(), "epochs_completed": epochs_done,
+                "global_step": int(trainer.global_step), "best_epoch": best_epoch,
+                "best_val": best_val, "weights_from": str(source.name),
+                "parameters": n_params, "torch": torch.__version__, "lightning": lightning_version,
+                "devices": config.devices, "accelerator": type(trainer.accelerator).__name__,
+                "train_patches": counts["train"], "val_patches": counts["val"],
+            },
+        )
+        bundle_dir = save_bundle(paths["bundle"], net, meta)
+        logger.info("best validation F1 %.4f at epoch %s; bundle %s",
+                    best_val.get("f1", float("nan")), best_epoch, bundle_dir)
+    return TrainResult(
+        run_dir=Path(config.output), bundle_dir=bundle_dir, best_checkpoint=best_ckpt,
+        last_checkpoint=paths["last"], metrics_csv=paths["metrics"], curve_png=paths["curve"],
+        epochs_completed=epochs_done, best_epoch=best_epoch, best_val=best_val,
+        seconds=time.perf_counter() - t0, is_global_zero=bool(trainer.is_global_zero),
+    )

@@ -1,0 +1,68 @@
+"""``landslip evaluate``: summary on success, one-line error and exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from landslip.cli.app import main
+from landslip.dataset.store import write_synthetic_dataset
+from landslip.models.bundle import BundleMeta, save_bundle
+from landslip.models.registry import create_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli_eval")
+    ds = write_synthetic_dataset(root / "ds", n=12, patch_size=32, seed=3)
+    rgb = write_synthetic_dataset(root / "rgb", n=6, patch_size=32, seed=4,
+                                  band_names=("red", "green", "blue"))
+    torch.manual_seed(0)
+    mean, std = ds.band_stats("grn")
+    meta = BundleMeta(model="unet", model_params={"width": 4, "depth": 2}, in_channels=3,
+                      band_set="grn", band_names=["green", "red", "nir"], mean=mean, std=std,
+                      patch_size=32)
+    save_bundle(root / "run" / "bundle", create_model("unet", 3, width=4, depth=2), meta)
+    return {"ds": ds.path, "rgb": rgb.path, "run": root / "run", "root": root}
+
+
+def test_evaluate_writes_report_and_prints_summary(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ev"
+    rc = main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "--threshold", "tuned",
+               "-o", str(out), "--figure-patches", "1"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "landslide class" in text and "F1" in text and "detection rate" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["threshold"]["mode"] == "tuned"
+    assert report["dataset"]["split"] == "test"
+    assert len(report["figures"]["patch panels"]) == 1
+    assert (out / "masks.npy").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{run}", "{root}/missing"], "dataset folder not found"),
+        (["{run}", "{ds}", "--split", "holdout"], "unknown split"),
+        (["{run}", "{rgb}"], "nir"),
+        (["{root}/norun", "{ds}"], "no model bundle"),
+        (["{run}", "{ds}", "--threshold", "best"], "threshold"),
+        (["{run}", "{ds}", "--match", "dice"], "--match"),
+    ],
+)
+def test_bad_input_exits_2(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    args: list[str], message: str,
+) -> None:
+    argv = [a.format(**{k: str(v) for k, v in setup.items()}) for a in args]
+    rc = main(["-q", "evaluate", *argv, "-o", str(tmp_path / "x")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error:") and message in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,0 +1,210 @@
+"""evaluate(): a model scored on data it was not trained on, checked against saved predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from landslip.dataset.store import DatasetFolder, write_synthetic_dataset
+from landslip.errors import BandError, DatasetError, InputError, ModelError
+from landslip.evaluation.evaluate import evaluate, parse_threshold
+from landslip.evaluation.metrics import IGNORE
+from landslip.models.bundle import BundleMeta, save_bundle
+from landslip.models.registry import create_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Dataset A (training), dataset B (other seed, never seen) and a run trained on A."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("evaluate")
+    a = write_synthetic_dataset(root / "a", n=16, patch_size=32, seed=0)
+    b = write_synthetic_dataset(root / "b", n=16, patch_size=32, seed=1)
+    rgb = write_synthetic_dataset(root / "rgb", n=8, patch_size=32, seed=2,
+                                  band_names=("red", "green", "blue"))
+    torch.manual_seed(0)
+    model = create_model("unet", 3, width=4, depth=2)
+    mean, std = a.band_stats("bg-ndvi")
+    x_list, y_list = [], []
+    from landslip.spectral.bands import normalize, resolve_band_set
+
+    bs = resolve_band_set("bg-ndvi")
+    idx = a.split_indices("train")
+    bands, valid = bs.compute(np.asarray(a.images[idx]), a.band_names, a.nodata)
+    x_list = torch.from_numpy(normalize(bands, mean, std, valid))
+    y_list = torch.from_numpy(np.asarray(a.labels[idx]).astype(np.float32))
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(40):  # a few full-batch steps: enough for the easy synthetic discs
+        opt.zero_grad()
+        logits = model(x_list)[:, 0]
+        keep = y_list != IGNORE
+        prob, target = torch.sigmoid(logits[keep]), y_list[keep]
+        dice = (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[keep], target)
+        loss = loss + 1 - dice
+        loss.backward()
+        opt.step()
+    model.eval()
+    meta = BundleMeta(model="unet", model_params={"width": 4, "depth": 2}, in_channels=3,
+                      band_set="bg-ndvi", band_names=["blue", "green", "ndvi"], mean=mean,
+                      std=std, patch_size=32, dataset_fingerprint=a.fingerprint)
+    save_bundle(root / "run" / "bundle", model, meta)
+    return {"a": a.path, "b": b.path, "rgb": rgb.path, "run": root / "run", "root": root}
+
+
+def _independent_probabilities(run: Path, ds: DatasetFolder, ids: np.ndarray) -> np.ndarray:
+    """Recompute probabilities without landslip's band code: NDVI and z-scores by hand."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((run / "bundle" / "model.json").read_text())
+    model = create_model("unet", 3, **meta["model_params"])
+    model.load_state_dict(load_file(str(run / "bundle" / "model.safetensors")))
+    model.eval()
+    raw = np.asarray(ds.images[ids]).astype(np.float64)
+    names = list(ds.band_names)
+    blue, green = raw[:, names.index("blue")], raw[:, names.index("green")]
+    red, nir = raw[:, names.index("red")], raw[:, names.index("nir")]
+    ndvi = np.where(nir + red != 0, (nir - red) / np.where(nir + red != 0, nir + red, 1), 0)
+    x = np.stack([blue, green, ndvi], axis=1)
+    m = np.asarray(meta["mean"])[None, :, None, None]
+    s = np.asarray(meta["std"])[None, :, None, None]
+    x = (x - m) / s
+    nodata = (raw == ds.nodata).any(axis=1) if ds.nodata is not None else np.zeros(
+        x[:, 0].shape, dtype=bool)
+    x = np.where(nodata[:, None], 0.0, x)
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.from_numpy(x.astype(np.float32)))[:, 0]).numpy()
+
+
+def test_unseen_data_numbers_match_independent_computation(trained: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    res = evaluate(trained["run"], trained["b"], split="test", threshold=0.5, out_dir=out,
+                   figure_patches=2)
+    ds = DatasetFolder(trained["b"])
+    ids = np.load(out / "patch_ids.npy")
+    assert np.array_equal(ids, ds.split_indices("test"))
+    masks = np.load(out / "masks.npy")
+    probs = np.load(out / "probabilities.npy")
+    labels = np.asarray(ds.labels[ids])
+    # Independent confusion from the saved masks: np.bincount over (truth, prediction) codes.
+    keep = (labels != IGNORE) & (masks != IGNORE)
+    codes = labels[keep].astype(np.int64) * 2 + masks[keep]
+    tn, fp, fn, tp = np.bincount(codes, minlength=4).tolist()
+    assert (tp, fp, fn, tn) == (res.confusion.tp, res.confusion.fp, res.confusion.fn,
+                                res.confusion.tn)
+    report = json.loads((out / "report.json").read_text())
+    assert report["pixel"]["precision"] == pytest.approx(tp / (tp + fp))
+    assert report["pixel"]["recall"] == pytest.approx(tp / (tp + fn))
+    assert report["pixel"]["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert report["dataset"]["trained_on_this_dataset"] is False
+    # The model is not trivial on unseen data (it learned the discs).
+    assert report["pixel"]["f1"] > 0.5
+    # The saved probabilities agree with a forward pass computed by hand.
+    p_ind = _independent_probabilities(trained["run"], ds, ids)
+    assert np.abs(probs.astype(np.int16) - np.rint(p_ind * 255).astype(np.int16)).max() <= 1
+    decided = keep & (np.abs(p_ind - 0.5) > 1e-4)
+    assert np.array_equal(masks[decided], (p_ind[decided] >= 0.5).astype(np.uint8))
+    # Figures and the patch table exist.
+    assert (out / "pr_curve.png").stat().st_size > 0
+    assert (out / "area_frequency.png").stat().st_size > 0
+    assert len(list((out / "patches").glob("*.png"))) == 2
+    rows = (out / "patches.csv").read_text().splitlines()
+    assert len(rows) == ids.size + 1
+
+
+def test_tuned_threshold_comes_from_validation(trained: dict[str, Path], tmp_path: Path) -> None:
+    res = evaluate(trained["run"], trained["b"], threshold="tuned", out_dir=tmp_path / "t",
+                   figure_patches=0, save_predictions=False)
+    thr = res.report["threshold"]
+    assert thr["mode"] == "tuned" and thr["tuned_on"] == "val"
+    # Independently: best F1 on the validation split at grid thresholds.
+    val = evaluate(trained["run"], trained["b"], split="val", threshold=0.5,
+                   out_dir=tmp_path / "v", figure_patches=0, save_predictions=False)
+    f1 = val.curve.f1
+    assert val.curve.f1[val.curve.index_of(thr["value"])] == pytest.approx(f1.max())
+    assert res.threshold == thr["value"]
+    # Test-split metrics at the tuned threshold equal the sweep's at that threshold.
+    assert res.curve.confusion_at(res.threshold) == res.confusion
+    assert not (tmp_path / "t" / "masks.npy").exists()
+    assert set(res.report["pixel_at"]) == {"0.5 (paper)", "tuned on val"}
+
+
+def test_default_output_folder_in_run(trained: dict[str, Path]) -> None:
+    res = evaluate(trained["run"], trained["a"], split="val", figure_patches=0,
+                   save_predictions=False)
+    assert res.out_dir == trained["run"] / "evaluation" / "a" / "val"
+    assert res.report["dataset"]["trained_on_this_dataset"] is True
+    assert (res.out_dir / "report.md").read_text().count("landslide class") >= 1
+
+
+def test_bad_inputs(trained: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(DatasetError):
+        evaluate(trained["run"], tmp_path / "missing", out_dir=tmp_path / "x")
+    with pytest.raises(DatasetError, match="unknown split"):
+        evaluate(trained["run"], trained["b"], split="testing", out_dir=tmp_path / "x")
+    with pytest.raises(BandError, match="nir"):
+        evaluate(trained["run"], trained["rgb"], out_dir=tmp_path / "x")
+    with pytest.raises(ModelError):
+        evaluate(tmp_path, trained["b"], out_dir=tmp_path / "x")
+    with pytest.raises(InputError):
+        parse_threshold("high")
+    with pytest.raises(InputError):
+        parse_threshold(1.0)
+    assert parse_threshold("0.3") == 0.3
+    assert parse_threshold("Tuned") == "tuned"
+
+
+def test_patch_size_not_a_multiple_is_padded(tmp_path: Path) -> None:
+    ds = write_synthetic_dataset(tmp_path / "p20", n=6, patch_size=20, seed=5)
+    mean, std = ds.band_stats("bgr")
+    torch.manual_seed(1)
+    model = create_model("unet", 3, width=4, depth=3)  # needs multiples of 8: 20 -> 24
+    save_bundle(tmp_path / "run" / "bundle", model,
+                BundleMeta(model="unet", model_params={"width": 4, "depth": 3}, in_channels=3,
+                           band_set="bgr", band_names=["blue", "green", "red"], mean=mean,
+                           std=std))
+    res = evaluate(tmp_path / "run", ds, out_dir=tmp_path / "e", figure_patches=0)
+    probs = np.load(tmp_path / "e" / "probabilities.npy")
+    assert probs.shape == (ds.split_indices("test").size, 20, 20)
+    assert res.confusion.tp + res.confusion.fp + res.confusion.fn + res.confusion.tn > 0
+
+
+@pytest.mark.realdata
+def test_real_rgb_patches_without_georeferencing(shared_data: Path, tmp_path: Path) -> None:
+    """Landslide4Sense RGB patches (no NIR, no CRS): object areas in pixels, RGB panel only."""
+    import shutil
+
+    from landslip.dataset.imports import import_patches
+
+    src = shared_data / "l4s-rgb"
+    for split, n in (("train", 10), ("test", 4)):
+        images = sorted((src / split / "images").glob("image_*.png"))[:n]
+        for sub in ("images", "masks"):
+            (tmp_path / "src" / split / sub).mkdir(parents=True, exist_ok=True)
+        for img in images:  # a few pairs in tmp_path, with the source layout
+            mask = src / split / "masks" / img.name.replace("image_", "mask_")
+            shutil.copy(img, tmp_path / "src" / split / "images" / img.name)
+            shutil.copy(mask, tmp_path / "src" / split / "masks" / mask.name)
+    import_patches(tmp_path / "src", tmp_path / "ds", val_fraction=0.2)
+    ds = DatasetFolder(tmp_path / "ds")
+    mean, std = ds.band_stats("rgb")
+    torch.manual_seed(0)
+    save_bundle(tmp_path / "run" / "bundle", create_model("unet", 3, width=4, depth=2),
+                BundleMeta(model="unet", model_params={"width": 4, "depth": 2}, in_channels=3,
+                           band_set="rgb", band_names=["red", "green", "blue"], mean=mean,
+                           std=std))
+    out = tmp_path / "e"
+    res = evaluate(tmp_path / "run", ds, out_dir=out, figure_patches=1)
+    assert res.report["objects"]["unit"] == "px"
+    assert res.report["dataset"]["pixel_area_m2"] is None
+    labels = np.asarray(ds.labels[np.load(out / "patch_ids.npy")])
+    masks = np.load(out / "masks.npy")
+    keep = (labels != IGNORE) & (masks != IGNORE)
+    tp = int(np.count_nonzero((labels[keep] == 1) & (masks[keep] == 1)))
+    assert tp == res.confusion.tp
+    assert res.confusion.tp + res.confusion.fn > 0  # real landslides in the 4 test patches

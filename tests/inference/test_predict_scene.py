@@ -1,0 +1,257 @@
+"""Whole-scene prediction through files: stand-in models, nodata, georeferencing, polygons."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.crs import CRS
+from torch import nn
+
+from landslip.errors import BandError, InputError
+from landslip.grid import Grid
+from landslip.inference.predict import match_bands, predict_image
+from landslip.inference.sliding import blend_in_memory, make_plan
+from landslip.inference.stream import InputSpec, predict_window
+from landslip.inference.vectorize import polygonize_mask
+from landslip.io.raster import open_raster, raster_info, read_raster, write_raster
+from landslip.spectral.bands import resolve_band_set
+
+NODATA = -9999.0
+BANDS = ["blue", "green", "red", "nir"]
+
+
+class Band0Logit(nn.Module):
+    """Stand-in model: the logit of a pixel is its first (normalised) input band."""
+
+    required_multiple = 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * 1.0
+
+
+class Shifted(nn.Module):
+    """Stand-in model that is wrong on purpose: output shifted by one pixel."""
+
+    required_multiple = 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x[:, :1], 1, dims=3)
+
+
+def _grid(h: int, w: int, epsg: int = 32654) -> Grid:
+    return Grid.from_bounds(CRS.from_epsg(epsg), 500000.0, 4740000.0, 1.5, h, w)
+
+
+def _scene(path: Path, h: int, w: int, seed: int = 0, descriptions: list[str] | None = None,
+           nodata_box: tuple[slice, slice] | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = rng.normal(0.0, 3.0, (4, h, w)).astype(np.float32)
+    if nodata_box is not None:
+        img[(2, *nodata_box)] = NODATA
+    write_raster(path, img, _grid(h, w), nodata=NODATA,
+                 descriptions=BANDS if descriptions is None else descriptions)
+    return img
+
+
+def _spec(nodata: float | None = NODATA) -> InputSpec:
+    return InputSpec(resolve_band_set("bgrn"), (1, 2, 3, 4), (0.0,) * 4, (1.0,) * 4, nodata)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x.astype(np.float64), -50, 50)))).astype(np.float32)
+
+
+@pytest.mark.parametrize(("h", "w", "window", "overlap"),
+                         [(45, 170, 1024, 64), (301, 257, 128, 64), (200, 333, 96, 32)])
+def test_stand_in_output_reproduced_through_files(
+    tmp_path: Path, h: int, w: int, window: int, overlap: int
+) -> None:
+    img = _scene(tmp_path / "img.tif", h, w)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
+                      window=window, overlap=overlap, probability_dtype="float32",
+                      polygons=False)
+    prob, grid = read_raster(r.probability)
+    assert grid.aligned_with(_grid(h, w))
+    np.testing.assert_allclose(prob[0], _sigmoid(img[0]), rtol=0, atol=1e-6)
+    mask, _ = read_raster(r.mask)
+    np.testing.assert_array_equal(mask[0], (_sigmoid(img[0]) >= 0.5).astype(np.uint8))
+    with pytest.raises(AssertionError):  # the test would see a one-pixel shift
+        r2 = predict_image(Shifted(), _spec(), tmp_path / "img.tif", tmp_path / "o2", 0.5,
+                           window=window, overlap=overlap, probability_dtype="float32",
+                           polygons=False)
+        np.testing.assert_allclose(read_raster(r2.probability)[0][0], _sigmoid(img[0]),
+                                   rtol=0, atol=1e-3)
+
+
+def test_uint8_probability_and_tta(tmp_path: Path) -> None:
+    img = _scene(tmp_path / "img.tif", 150, 230)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
+                      window=64, overlap=32, tta=True, polygons=False)
+    prob, _ = read_raster(r.probability)
+    assert prob.dtype == np.uint8 and prob.max() <= 254
+    expected = np.rint(_sigmoid(img[0]).astype(np.float64) * 254)
+    assert np.abs(prob[0].astype(np.float64) - expected).max() <= 1
+    with rasterio.open(r.probability) as ds:
+        assert ds.nodata == 255 and ds.profile["compress"] == "deflate"
+        assert float(ds.tags()["PROBABILITY_SCALE"]) == pytest.approx(1 / 254)
+
+
+def test_streamed_files_match_in_memory_blend(tmp_path: Path) -> None:
+    """A real (random) U-Net gives the same map streamed to disk as blended in memory."""
+    from landslip.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("unet", 4, width=4, depth=2).eval()
+    _scene(tmp_path / "img.tif", 140, 200, nodata_box=(slice(10, 30), slice(0, 200)))
+    plan = make_plan(140, 200, 64, 32, multiple=4)
+    with open_raster(tmp_path / "img.tif") as ds:
+        preds = [(win, *predict_window(ds, win, _spec(), model)) for win in plan.windows()]
+    ref, valid = blend_in_memory(plan, iter(preds))
+    r = predict_image(model, _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5, window=64,
+                      overlap=32, batch_size=3, probability_dtype="float32", polygons=False)
+    prob, _ = read_raster(r.probability)
+    np.testing.assert_array_equal(np.isnan(prob[0]), ~valid)
+    np.testing.assert_allclose(prob[0][valid], ref[valid], rtol=0, atol=1e-6)
+
+
+def test_nodata_is_nodata_in_every_output(tmp_path: Path) -> None:
+    box = (slice(40, 90), slice(10, 120))
+    img = _scene(tmp_path / "img.tif", 128, 160, nodata_box=box)
+    img[0][box] = 10.0  # would be a sure landslide if it were not nodata
+    write_raster(tmp_path / "img.tif", img, _grid(128, 160), nodata=NODATA, descriptions=BANDS)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
+                      window=64, overlap=32)
+    prob, _ = read_raster(r.probability)
+    mask, _ = read_raster(r.mask)
+    assert (prob[0][box] == 255).all() and (mask[0][box] == 255).all()
+    outside = np.ones((128, 160), bool)
+    outside[box] = False
+    assert (prob[0][outside] != 255).all() and set(np.unique(mask[0][outside])) <= {0, 1}
+    assert r.valid_pixels == outside.sum()
+    import geopandas as gpd
+    from shapely.geometry import box as shp_box
+
+    polys = gpd.read_file(r.polygons)
+    hole = shp_box(500000 + 10 * 1.5, 4740000 - 90 * 1.5, 500000 + 120 * 1.5, 4740000 - 40 * 1.5)
+    assert polys.geometry.intersection(hole).area.max() == pytest.approx(0.0)
+
+
+def _snake_mask(h: int, w: int) -> np.ndarray:
+    """Shapes that cross many row bands and windows: a comb, a ring with a hole, a spiral."""
+    m = np.zeros((h, w), np.uint8)
+    m[5:150, 5:9] = 1  # comb: one spine ...
+    for r in range(5, 150, 12):
+        m[r:r + 3, 5:60] = 1  # ... with many teeth
+    m[20:120, 80:140] = 1  # a ring
+    m[40:100, 95:125] = 0
+    m[130:190, 160:166] = 1  # a U joined only at the bottom
+    m[130:190, 180:186] = 1
+    m[186:190, 160:186] = 1
+    m[0:3, 190:199] = 1  # a piece on the first rows
+    m[h - 2:h, 0:30] = 1  # and on the last rows
+    m[60, 170] = 1  # a single pixel
+    m[3:7, 150:154] = 255  # nodata is no landslide
+    return m
+
+
+@pytest.mark.parametrize("band_rows", [7, 16, 64, 1024])
+def test_polygons_crossing_band_borders_are_whole(tmp_path: Path, band_rows: int) -> None:
+    from scipy import ndimage
+
+    m = _snake_mask(200, 200)
+    write_raster(tmp_path / "mask.tif", m, _grid(200, 200), nodata=255)
+    prob = np.where(m == 1, 200, 0).astype(np.uint8)
+    write_raster(tmp_path / "prob.tif", prob, _grid(200, 200), nodata=255)
+    polys = polygonize_mask(tmp_path / "mask.tif", tmp_path / "prob.tif", band_rows=band_rows)
+    labels, n = ndimage.label(m == 1)
+    frame = polys.frame
+    assert len(frame) == n == 6
+    assert (frame.geom_type == "Polygon").all() and frame.is_valid.all()
+    assert sorted(frame["pixels"]) == sorted(np.bincount(labels.ravel())[1:].tolist())
+    np.testing.assert_allclose(frame.area, frame["pixels"] * 2.25)
+    np.testing.assert_allclose(frame["area_m2"], frame["pixels"] * 2.25)
+    np.testing.assert_allclose(frame["mean_probability"], 200 / 254)
+    ring = frame.loc[(frame["pixels"] == 100 * 60 - 60 * 30).idxmax()]
+    assert len(ring.geometry.interiors) == 1
+    assert list(frame["id"]) == list(range(1, n + 1))
+    small = polygonize_mask(tmp_path / "mask.tif", None, band_rows=band_rows, min_area=3.0)
+    assert len(small.frame) == n - 1 and small.dropped == 1
+
+
+def test_polygons_crossing_window_borders_are_whole(tmp_path: Path) -> None:
+    h, w = 250, 260
+    img = np.full((4, h, w), -5.0, np.float32)
+    img[0][_snake_mask(h, w)[:h, :w] == 1] = 5.0
+    write_raster(tmp_path / "img.tif", img, _grid(h, w), nodata=NODATA, descriptions=BANDS)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
+                      window=64, overlap=32, geojson=True)
+    assert r.plan.n_windows > 20
+    import geopandas as gpd
+
+    polys = gpd.read_file(r.polygons)
+    assert len(polys) == r.n_polygons == 6
+    assert polys.crs.to_epsg() == 32654
+    gj = gpd.read_file(r.geojson)
+    assert gj.crs.to_epsg() == 4326 and len(gj) == 6
+    np.testing.assert_allclose(gj.to_crs(32654).area.sort_values().to_numpy(),
+                               polys.area.sort_values().to_numpy(), rtol=1e-6)
+    report = json.loads(r.report.read_text())
+    assert report["polygons"] == 6 and report["windows"] == r.plan.n_windows
+
+
+def test_band_matching_by_name_and_refusals(tmp_path: Path) -> None:
+    _scene(tmp_path / "img.tif", 40, 40, descriptions=["nir", "red", "green", "blue"])
+    info = raster_info(tmp_path / "img.tif")
+    bg_ndvi = resolve_band_set("bg-ndvi")
+    expected = tuple(["nir", "red", "green", "blue"].index(b) + 1 for b in bg_ndvi.required)
+    assert match_bands(info, bg_ndvi) == expected
+    assert match_bands(info, resolve_band_set("bgr")) == (4, 3, 2)
+    with pytest.raises(BandError, match=r"needs band\(s\) blue, green, red, nir.*missing"):
+        match_bands(info, resolve_band_set("bgrn"), ["x", "green", "red", "nir"])
+    with pytest.raises(BandError, match="gives 2 name"):
+        match_bands(info, resolve_band_set("bgr"), ["blue", "green"])
+    write_raster(tmp_path / "anon.tif", np.zeros((3, 8, 8), np.uint16), _grid(8, 8))
+    with pytest.raises(BandError, match=r"no names.*--band-names"):
+        match_bands(raster_info(tmp_path / "anon.tif"), resolve_band_set("bgr"))
+    assert match_bands(raster_info(tmp_path / "anon.tif"), resolve_band_set("bgr"),
+                       ["red", "green", "blue"]) == (3, 2, 1)
+
+
+def test_bad_options_write_nothing(tmp_path: Path) -> None:
+    _scene(tmp_path / "img.tif", 40, 40)
+    for kwargs in ({"overlap": 1024}, {"batch_size": 0}):
+        with pytest.raises(InputError):
+            predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
+                          **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="threshold"):
+        predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 1.5)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.skipif(shutil.which("gdalinfo") is None or shutil.which("ogrinfo") is None,
+                    reason="GDAL command-line tools absent (apt-get install gdal-bin)")
+def test_gdal_tools_read_outputs(tmp_path: Path) -> None:
+    h, w = 250, 260
+    img = np.full((4, h, w), -5.0, np.float32)
+    img[0][_snake_mask(h, w) == 1] = 5.0
+    write_raster(tmp_path / "img.tif", img, _grid(h, w), nodata=NODATA, descriptions=BANDS)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
+                      window=128, overlap=64)
+    for path in (r.probability, r.mask):
+        info = json.loads(subprocess.run(["gdalinfo", "-json", str(path)], check=True,
+                                         capture_output=True, text=True).stdout)
+        assert info["size"] == [w, h]
+        assert info["geoTransform"] == [500000.0, 1.5, 0.0, 4740000.0, 0.0, -1.5]
+        assert 'ID["EPSG",32654]' in info["coordinateSystem"]["wkt"]
+        assert info["bands"][0]["noDataValue"] == 255
+    out = subprocess.run(["ogrinfo", "-so", "-al", str(r.polygons)], check=True,
+                         capture_output=True, text=True).stdout
+    assert "Feature Count: 6" in out
+    assert "UTM zone 54N" in out and "area_m2: Real" in out and "mean_probability" in out

@@ -1,0 +1,127 @@
+"""One contract every registered model must pass, and the paper's exact parameter counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from landslip.errors import ModelError
+from landslip.models.registry import create_model, list_models, model_info, register_model
+
+# Small settings for models whose size is configurable, so the contract runs in seconds.
+SMALL: dict[str, dict[str, Any]] = {"unet": {"width": 4, "depth": 2}}
+# Models with a fixed large size: tested with batch 1 at the smallest size; in the default run
+# with 4 bands only (each case builds 37 M parameters), all band counts with -m slow.
+LARGE = {"unet-paper"}
+CHANNELS = [1, 3, 4, 14]
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for name in list_models():
+        for c in CHANNELS:
+            marks = [pytest.mark.slow] if name in LARGE and c != 4 else []
+            cases.append(pytest.param(name, c, marks=marks, id=f"{name}-{c}"))
+    return cases
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Two OpenMP threads on a shared, loaded 2-core machine are many times slower than one.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _build(name: str, in_channels: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, in_channels, **SMALL.get(name, {}))
+
+
+def _n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("name", "in_channels"), _cases())
+def test_model_contract_forward_backward(name: str, in_channels: int) -> None:
+    model = _build(name, in_channels)
+    m = int(model.required_multiple)
+    assert m >= 1 and model.in_channels == in_channels
+    size = m if m >= 16 else 8 * m  # small for speed
+    n = 1 if name in LARGE else 2
+    x = torch.randn(n, in_channels, size, size, requires_grad=True)
+    out = model(x)
+    assert out.shape == (n, 1, size, size)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    # Logits, not probabilities: values are not confined to [0, 1] by a final sigmoid.
+    out.float().pow(2).mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_contract_refuses_bad_sizes_clearly(name: str) -> None:
+    model = _build(name, 3).eval()
+    m = int(model.required_multiple)
+    bad = 2 * m + 2  # not a multiple
+    with pytest.raises(ModelError) as err, torch.no_grad():
+        model(torch.zeros(1, 3, bad, bad))
+    msg = str(err.value)
+    assert f"divisible by {m}" in msg
+    assert f"pad to {3 * m}" in msg and f"crop to {2 * m}" in msg
+    with pytest.raises(ModelError, match="built for 3 band"), torch.no_grad():
+        model(torch.zeros(1, 4, 2 * m, 2 * m))
+    with pytest.raises(ModelError, match=r"\(N, C, H, W\)"), torch.no_grad():
+        model(torch.zeros(3, 2 * m, 2 * m))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_contract_in_channels_validated(name: str) -> None:
+    with pytest.raises(ModelError, match="in_channels"):
+        create_model(name, 0, **SMALL.get(name, {}))
+
+
+def test_paper_unet_exact_parameter_counts() -> None:
+    # REFERENCE.md, "U-Net of Figure 4". Built on the meta device: shapes only, no memory.
+    with torch.device("meta"):
+        paper4 = create_model("unet-paper", 4)
+        assert _n_params(paper4) == 36_952_001
+        assert _n_params(create_model("unet-paper", 3)) == 36_951_425
+        assert _n_params(create_model("unet", 4, upsampling="bilinear")) == 31_379_521
+        assert _n_params(create_model("unet", 4, upsampling="nearest")) == 31_379_521
+        # unet with default parameters is the paper's network.
+        assert _n_params(create_model("unet", 4)) == 36_952_001
+    # Figure 4's concatenations: 1536, 768, 384, 192 input channels of the decoder convs.
+    dec_in = [blk[0].in_channels for blk in paper4.dec]  # type: ignore[index,union-attr]
+    assert dec_in == [1536, 768, 384, 192]
+    # Transposed convs keep the channel count.
+    assert [(u.in_channels, u.out_channels) for u in paper4.up] == [  # type: ignore[union-attr]
+        (1024, 1024), (512, 512), (256, 256), (128, 128)]
+
+
+def test_width_16_is_about_2_3_million_parameters() -> None:
+    with torch.device("meta"):
+        n = _n_params(create_model("unet", 4, width=16))
+    assert 2_250_000 < n < 2_350_000
+
+
+def test_registry_errors_list_valid_names() -> None:
+    with pytest.raises(ModelError, match="valid models: unet, unet-paper"):
+        create_model("resnet", 4)
+    with pytest.raises(ModelError, match=r"does not take parameter.*width.*it takes: none"):
+        create_model("unet-paper", 4, width=16)
+    with pytest.raises(ModelError, match="it takes: width, depth, upsampling"):
+        create_model("unet", 4, widht=16)
+    with pytest.raises(ModelError, match="upsampling must be one of"):
+        create_model("unet", 4, upsampling="cubic")
+    with pytest.raises(ModelError, match="width must be an integer"):
+        create_model("unet", 4, width=0)
+    with pytest.raises(ModelError, match="registered twice"):
+        register_model("unet")(lambda in_channels: torch.nn.Identity())
+    assert model_info("unet").params == ("width", "depth", "upsampling")

@@ -1,0 +1,123 @@
+"""End to end: every CLI verb in a row on a small synthetic scene, and the demo itself."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from landslip.cli.app import main
+from landslip.io.raster import raster_info
+
+EPSG = 32654
+
+
+def _cli(args: list[str]) -> None:
+    rc = main(["-q", *args])
+    assert rc == 0, f"landslip {' '.join(args)} exited with {rc}"
+
+
+def _same_grid(a: Path, b: Path) -> None:
+    ga, gb = raster_info(a).grid, raster_info(b).grid
+    assert ga.crs.to_epsg() == EPSG and gb.crs.to_epsg() == EPSG
+    assert ga.shape == gb.shape
+    assert ga.transform.almost_equals(gb.transform, precision=1e-9)
+
+
+def _unit(x: float) -> None:
+    assert 0.0 <= x <= 1.0 and not math.isnan(x)
+
+
+def test_pipeline_through_the_cli(tmp_path: Path) -> None:
+    """synth -> pansharpen -> rasterize -> prepare -> train -> evaluate -> predict, keeping
+    EPSG:32654 and the 1.5 m transform at every stage."""
+    scene, fused, labels = tmp_path / "scene", tmp_path / "fused.tif", tmp_path / "labels.tif"
+    ds, run, pred = tmp_path / "ds", tmp_path / "run", tmp_path / "pred"
+
+    _cli(["synth", "-o", str(scene), "--size", "512", "--seed", "3"])
+    pan = raster_info(scene / "pan.tif")
+    assert pan.grid.crs.to_epsg() == EPSG and pan.grid.res == (1.5, 1.5)
+
+    _cli(["pansharpen", str(scene / "pan.tif"), str(scene / "ms.tif"), "-o", str(fused)])
+    _same_grid(fused, scene / "pan.tif")
+    assert [d.lower() for d in raster_info(fused).descriptions] == ["blue", "green", "red",
+                                                                    "nir"]
+
+    _cli(["rasterize", str(scene / "landslides.geojson"), "--like", str(fused), "-o",
+          str(labels)])
+    _same_grid(labels, fused)
+    # The polygons (EPSG:4326) burn to the same pixels as the scene's own truth raster.
+    from landslip.io.raster import read_raster
+
+    lab, _ = read_raster(labels)
+    truth, _ = read_raster(scene / "truth.tif")
+    assert (lab[0] == 1).sum() > 0
+    assert ((lab[0] == 1) == (truth[0] == 1)).mean() > 0.99
+
+    _cli(["prepare", str(fused), str(labels), "-o", str(ds), "--patch-size", "128"])
+    meta = json.loads((ds / "dataset.json").read_text())
+    from pyproj import CRS
+
+    assert CRS.from_user_input(meta["crs"]).to_epsg() == EPSG
+    assert [abs(r) for r in meta["res"]] == [1.5, 1.5]
+    assert meta["counts"]["train"] > 0 and meta["counts"]["test"] > 0
+
+    _cli(["train", str(ds), "-o", str(run), "--bands", "bg-ndvi", "--model", "unet",
+          "--width", "4", "--depth", "2", "--epochs", "1", "--batch-size", "4",
+          "--max-train-batches", "2", "--accelerator", "cpu"])
+    assert (run / "bundle" / "model.json").is_file()
+
+    _cli(["evaluate", str(run), str(ds), "--threshold", "tuned", "-o", str(tmp_path / "ev"),
+          "--figure-patches", "1"])
+    rep = json.loads((tmp_path / "ev" / "report.json").read_text())
+    for key in ("precision", "recall", "f1", "iou"):
+        _unit(rep["pixel"][key])
+    assert (tmp_path / "ev" / "report.md").is_file()
+    assert rep["threshold"]["mode"] == "tuned"
+
+    _cli(["predict", str(run), str(fused), "-o", str(pred), "--window", "256"])
+    for name in ("probability.tif", "landslides.tif"):
+        _same_grid(pred / name, fused)
+        assert raster_info(pred / name).nodata == 255
+    import pyogrio
+
+    info = pyogrio.read_info(pred / "landslides.gpkg")
+    assert CRS.from_user_input(info["crs"]).to_epsg() == EPSG
+
+
+def test_run_demo_tiny_profile(tmp_path: Path) -> None:
+    from landslip.demo import run_demo
+
+    events: list[tuple[int, str]] = []
+    out = tmp_path / "demo"
+    res = run_demo(out, profile="tiny", band_sets=("bgrn", "bg-ndvi"),
+                   on_stage=lambda i, n, name, ev: events.append((i, ev)))
+    assert [i for i, ev in events if ev == "start"] == list(range(1, 10))
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["band_set"] for r in summary["table"]] == ["bgrn", "bg-ndvi"]
+    for row in summary["table"]:
+        for key in ("precision", "recall", "f1"):
+            _unit(row[key])
+    assert summary["best_band_set"] in ("bgrn", "bg-ndvi")
+    assert summary["best_selected_by"] == "validation F1"
+    for key in ("precision", "recall", "f1"):
+        _unit(summary["unseen"][key])
+    text = (out / "SUMMARY.md").read_text()
+    assert "| bgrn" in text and "Unseen scene" in text
+    for path in res.files.values():
+        assert Path(path).exists(), path
+    # The prediction of the unseen scene lies on that scene's grid.
+    _same_grid(out / "prediction" / "landslides.tif", out / "scene-unseen" / "truth.tif")
+    assert set(summary["stage_seconds"]) >= {"synth", "study", "predict"}
+
+    # The demo refuses to clear a folder that holds something else.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    from landslip.errors import InputError
+
+    with pytest.raises(InputError, match="not empty"):
+        run_demo(other, profile="tiny")
+    assert (other / "keep.txt").is_file()

@@ -1,0 +1,223 @@
+"""End-to-end training on tiny synthetic datasets: run folder, bundle, CLI, resume, DDP."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from landslip.cli.app import main
+from landslip.dataset.store import open_dataset, write_synthetic_dataset
+from landslip.dataset.torch import LandslideDataModule
+from landslip.errors import ConfigError, ModelError
+from landslip.models.bundle import load_bundle
+from landslip.training.config import load_config, save_config
+from landslip.training.fit import train
+
+TINY = {"model": "unet", "width": 4, "depth": 2, "batch_size": 4}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "ds"
+    write_synthetic_dataset(out, n=12, patch_size=32, seed=0)
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_writes_run_folder_and_bundle_then_resume_extends(
+    dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    cfg = load_config(None, dataset=dataset, output=run, bands="bg-ndvi", epochs=2, **TINY)
+    result = train(cfg, progress=False)
+
+    assert result.epochs_completed == 2 and result.is_global_zero
+    for rel in ("config.yaml", "metrics.csv", "training_curve.png", "checkpoints/best.ckpt",
+                "checkpoints/last.ckpt", "bundle/model.json", "bundle/model.safetensors"):
+        assert (run / rel).is_file(), rel
+    assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in run.rglob("*") if ".partial" in p.name]
+    rows = _rows(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    for key in ("train_loss", "val_loss", "val_precision", "val_recall", "val_f1", "val_iou"):
+        assert all(np.isfinite(float(r[key])) for r in rows), key
+    f1 = [float(r["val_f1"]) for r in rows]
+    assert result.best_epoch == int(np.argmax(f1))
+    assert load_config(run / "config.yaml") == cfg
+
+    bundle = load_bundle(run)
+    dm = LandslideDataModule(dataset, "bg-ndvi", batch_size=4)
+    ds = open_dataset(dataset)
+    meta = bundle.meta
+    assert (meta.model, meta.model_params) == ("unet", {"width": 4, "depth": 2,
+                                                        "upsampling": "transpose"})
+    assert meta.band_names == ["blue", "green", "ndvi"] and meta.in_channels == 3
+    assert meta.mean == pytest.approx(dm.mean) and meta.std == pytest.approx(dm.std)
+    assert meta.dataset_fingerprint == ds.fingerprint and meta.patch_size == 32
+    assert meta.threshold == 0.5 and meta.training["epochs_completed"] == 2
+    # The bundle holds the BEST checkpoint's weights.
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    for k, v in bundle.model.state_dict().items():
+        assert torch.equal(v, best[f"model.{k}"])
+
+    # Resume a finished run with more epochs: continues at epoch 2, keeps earlier rows.
+    more = load_config(run / "config.yaml", epochs=3, resume=True)
+    result2 = train(more, progress=False)
+    assert result2.epochs_completed == 3
+    rows2 = _rows(run / "metrics.csv")
+    assert [r["epoch"] for r in rows2] == ["0", "1", "2"]
+    assert rows2[:2] == rows
+    assert int(rows2[2]["step"]) == 3 * int(rows[0]["step"])
+
+
+def test_early_stopping_stops_when_f1_stalls(dataset: Path, tmp_path: Path) -> None:
+    # A learning rate of 1e-12 leaves the predictions, hence val F1, unchanged.
+    cfg = load_config(None, dataset=dataset, output=tmp_path / "run", epochs=6, lr=1e-12,
+                      early_stopping=1, **TINY)
+    result = train(cfg, progress=False)
+    assert result.epochs_completed == 2
+    assert len(_rows(tmp_path / "run" / "metrics.csv")) == 2
+
+
+def test_run_folder_conflicts(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(load_config(None, dataset=dataset, output=tmp_path / "new", resume=True, **TINY))
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "old" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="already holds a training run; use --resume"):
+        train(load_config(None, dataset=dataset, output=tmp_path / "old", **TINY))
+    save_config(load_config(None, dataset=dataset, output=tmp_path / "old", bands="bgr", **TINY),
+                tmp_path / "old" / "config.yaml")
+    with pytest.raises(ConfigError, match=r"must keep the run's data and model; changed: bands"):
+        train(load_config(None, dataset=dataset, output=tmp_path / "old", bands="bgrn",
+                          resume=True, **TINY))
+
+
+def test_patch_size_not_fitting_the_model_says_how_to_pad(tmp_path: Path) -> None:
+    ds = write_synthetic_dataset(tmp_path / "ds30", n=6, patch_size=30).path
+    cfg = load_config(None, dataset=ds, output=tmp_path / "run", epochs=1, **TINY)
+    with pytest.raises(ModelError, match="pad to 32 or crop to 28"):
+        train(cfg, progress=False)
+
+
+def test_cli_train_and_errors(dataset: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    args = ["train", str(dataset), "-o", str(run), "--bands", "bgr", "--model", "unet",
+            "--width", "4", "--depth", "2", "--epochs", "1", "--batch-size", "4",
+            "--max-train-batches", "1", "--loss", "bce-dice", "--seed", "3"]
+    assert main(["-q", *args]) == 0
+    out = capsys.readouterr().out
+    assert "Trained 1 epoch(s)" in out and "best validation F1" in out
+    assert load_bundle(run).meta.training["config"]["loss"] == "bce-dice"
+
+    assert main(["-q", *args]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 2\nlearning_rate: 0.1\n")
+    assert main(["-q", "train", str(dataset), "-o", str(tmp_path / "r2"), "--config",
+                 str(bad)]) == 2
+    assert "unknown option 'learning_rate'" in capsys.readouterr().err
+
+    rgb_only = tmp_path / "rgb"
+    write_synthetic_dataset(rgb_only, n=6, patch_size=32, band_names=("blue", "green", "red"))
+    assert main(["-q", "train", str(rgb_only), "-o", str(tmp_path / "r3"),
+                 "--bands", "bg-ndvi"]) == 2
+    err = capsys.readouterr().err
+    assert "Error:" in err and "needs band(s) nir" in err
+
+
+def _landslip(*args: str) -> list[str]:
+    return [sys.executable, "-m", "landslip.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_mid_epoch(tmp_path: Path) -> None:
+    ds = write_synthetic_dataset(tmp_path / "ds", n=64, patch_size=32, seed=1).path
+    run = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model: unet\nwidth: 8\ndepth: 2\nbatch_size: 2\nepochs: 4\n"
+                   "checkpoint_every_n_steps: 3\nbands: bgrn\n")
+    steps_per_epoch = 16  # 32 training patches / batch 2
+    proc = subprocess.Popen(_landslip("-q", "train", str(ds), "-o", str(run), "-c", str(cfg)),
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.ckpt"
+    killed_at = None
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if last.is_file():
+                step = torch.load(last, weights_only=True)["global_step"]
+                if step > steps_per_epoch and step % steps_per_epoch:
+                    proc.send_signal(signal.SIGKILL)
+                    killed_at = step
+                    break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and killed_at is None:
+            proc.kill()
+        proc.wait()
+    assert killed_at is not None, "training ended before it could be killed mid-epoch"
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "bundle" / "model.json").exists()
+    rows_before = _rows(run / "metrics.csv")
+    assert len(rows_before) >= 1
+
+    done = subprocess.run(_landslip("-q", "train", "-o", str(run), "--resume"), env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Trained 4 epoch(s)" in done.stdout
+    rows = _rows(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
+    assert [int(r["step"]) for r in rows] == [16, 32, 48, 64]
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["global_step"] == 4 * steps_per_epoch
+    assert load_bundle(run).meta.training["epochs_completed"] == 4
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    ds = write_synthetic_dataset(tmp_path / "ds", n=24, patch_size=32, seed=2).path
+    run = tmp_path / "run"
+    done = subprocess.run(
+        _landslip("-q", "train", str(ds), "-o", str(run), "--model", "unet", "--width", "4",
+                  "--depth", "2", "--epochs", "2", "--batch-size", "2", "--devices", "2",
+                  "--accelerator", "cpu"),
+        env=_env(), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Trained 2 epoch(s)") == 1  # only global zero reports
+    rows = _rows(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    # 12 training patches split over 2 processes, batch 2: 3 steps per epoch.
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    bundle = load_bundle(run)
+    assert bundle.meta.training["devices"] == 2
+    assert bundle.meta.training["accelerator"] == "CPUAccelerator"
+    assert not [p for p in run.rglob("*") if ".partial" in p.name]
