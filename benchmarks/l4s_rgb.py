@@ -118,7 +118,7 @@ def _markdown(rows: list[dict[str, Any]], command: str, total_s: float,
         "",
         "Test split, landslide class; threshold tuned on validation, frozen for test.",
         "",
-        "| config | width | loss | epochs (best) | precision | recall | F1 | threshold | "
+        "| config | width | loss | epochs (best epoch) | precision | recall | F1 | threshold | "
         "F1 at 0.5 | train min |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -126,7 +126,7 @@ def _markdown(rows: list[dict[str, Any]], command: str, total_s: float,
         f05 = "-" if r["f1_at_0.5"] is None else f"{r['f1_at_0.5']:.3f}"
         lines.append(
             f"| {r['config']} | {r['width']} | {r['loss']} | {r['epochs_completed']} "
-            f"({r['best_epoch']}) | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
+            f"({r['best_epoch'] + 1}) | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
             f"{r['threshold']:.3f} | {f05} | {r['train_seconds'] / 60:.1f} |")
     lines += ["", "Published anchors (14 bands, not directly comparable): U-Net baseline F1 "
               "0.578, competition winners F1 0.745.", ""]

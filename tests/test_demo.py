@@ -121,3 +121,22 @@ def test_run_demo_tiny_profile(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not empty"):
         run_demo(other, profile="tiny")
     assert (other / "keep.txt").is_file()
+
+
+@pytest.mark.parametrize("name", ["quick", "full", "tiny"])
+def test_every_profile_is_a_valid_study(name: str, tmp_path: Path) -> None:
+    """The profiles (the same code path with other settings) give valid study and training
+    configurations; --full is the paper's configuration."""
+    from landslip.demo import PROFILES
+    from landslip.study import load_study_config
+
+    prof = PROFILES[name]
+    cfg = load_study_config(dataset=str(tmp_path), band_sets=["bgrn", "bg-ndvi"],
+                            batch_sizes=[prof.batch_size], train=dict(prof.train),
+                            evaluation={"threshold": prof.threshold})
+    assert cfg.n_runs() == 2
+    assert prof.train_size % prof.patch_size == 0
+    if name == "full":
+        assert (prof.train["model"], prof.train["epochs"], prof.batch_size) == (
+            "unet-paper", 100, 40)
+        assert prof.threshold == 0.5

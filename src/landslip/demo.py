@@ -56,6 +56,7 @@ __all__ = [
     "DemoProfile",
     "DemoResult",
     "StageCallback",
+    "cpu_threads",
     "run_demo",
     "score_mask",
 ]
@@ -266,7 +267,7 @@ def _comparison_figure(image: Path, truth: Path, mask: Path, out: Path, title: s
     for ax in axes:
         ax.set_axis_off()
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
@@ -371,6 +372,7 @@ def run_demo(
     profile: str | DemoProfile | None = None,
     band_sets: Sequence[str] = PAPER_BAND_SETS,
     epochs: int | None = None,
+    threads: int | None = None,
     on_stage: StageCallback | None = None,
 ) -> DemoResult:
     """Run the whole pipeline on built-in synthetic scenes and write a summary.
@@ -386,6 +388,8 @@ def run_demo(
             ``full``. Default ``quick`` (10 minutes on a 2-core CPU).
         band_sets: Band sets to train (default the paper's four).
         epochs: Override the profile's number of epochs.
+        threads: Torch CPU threads during the demo (restored afterwards); None chooses
+            :func:`cpu_threads` (fewer threads when other processes keep the CPUs busy).
         on_stage: Progress callback (see :data:`StageCallback`).
 
     Returns:
@@ -395,13 +399,6 @@ def run_demo(
         InputError: For a bad output folder, profile or band set list.
         LandslipError: Any error of a stage, unchanged.
     """
-    from landslip.dataset.prepare import prepare_dataset
-    from landslip.inference.predict import predict_scene
-    from landslip.labels.rasterize import rasterize_labels
-    from landslip.spectral.fusion import pansharpen
-    from landslip.study import load_study_config, run_study
-    from landslip.synthetic.scene import make_scene
-
     if profile is None:
         prof = PROFILES["full" if full else "quick"]
     elif isinstance(profile, DemoProfile):
@@ -421,9 +418,47 @@ def run_demo(
     if seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed}")
 
+    if threads is not None and threads < 1:
+        raise InputError(f"threads must be at least 1, got {threads}")
+    import torch
+
     t_start = time.perf_counter()
     out = Path(out_dir)
     _prepare_folder(out)
+    saved_threads = torch.get_num_threads()
+    n_threads = cpu_threads() if threads is None else threads
+    torch.set_num_threads(n_threads)
+    try:
+        return _run(out, prof, sets, seed, n_threads, on_stage, t_start)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def cpu_threads() -> int:
+    """Torch threads for the demo: the CPUs not kept busy by other processes, at least 1.
+
+    On an oversubscribed machine (load average above the CPU count minus one) intra-op threads
+    wait for each other while descheduled: two threads on a loaded 2-core machine trained 5x
+    slower than one (DESIGN.md, "demo"). Uses the 1-minute load average where available.
+    """
+    n = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on Windows
+        return n
+    return max(1, min(n, n - round(load)))
+
+
+def _run(out: Path, prof: DemoProfile, sets: list[str], seed: int, n_threads: int,
+         on_stage: StageCallback | None, t_start: float) -> DemoResult:
+    """The stages of :func:`run_demo` (arguments checked, folder ready, threads set)."""
+    from landslip.dataset.prepare import prepare_dataset
+    from landslip.inference.predict import predict_scene
+    from landslip.labels.rasterize import rasterize_labels
+    from landslip.spectral.fusion import pansharpen
+    from landslip.study import load_study_config, run_study
+    from landslip.synthetic.scene import make_scene
+
     unseen_seed = seed + UNSEEN_SEED_OFFSET
     settings: dict[str, Any] = {
         "format": DEMO_FORMAT, "version": 1, "landslip_version": __version__,
@@ -431,6 +466,7 @@ def run_demo(
         "profile": asdict(prof), "seed": seed, "unseen_seed": unseen_seed,
         "band_sets": sets, "train": {**prof.train, "batch_size": prof.batch_size},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), {_device_name()}",
+        "threads": n_threads,
     }
     write_json_atomic(out / "demo.json", settings)
     stage_seconds: dict[str, float] = {}

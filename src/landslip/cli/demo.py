@@ -26,6 +26,10 @@ def demo(
     bands: Annotated[
         str, typer.Option("--bands", help="Comma list of band sets to compare.")
     ] = "bgrn,bgr,grn,bg-ndvi",
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="CPU threads for torch [the idle "
+                                 "CPUs, from the load average].")
+    ] = None,
     profile: Annotated[
         str | None, typer.Option("--profile", hidden=True, help="quick, full or tiny.")
     ] = None,
@@ -50,7 +54,8 @@ def demo(
             console.print(f"[{i}/{n}] {name}: {event}")
 
     res = run_demo(output, full=full, seed=seed, profile=profile,
-                   band_sets=bands.split(","), epochs=epochs, on_stage=on_stage)
+                   band_sets=bands.split(","), epochs=epochs, threads=threads,
+                   on_stage=on_stage)
     u = res.unseen
     console.print()
     console.print("Table 1 (test split of the training scene; landslide class, not averaged "
