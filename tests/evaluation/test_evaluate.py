@@ -20,7 +20,6 @@ from landslip.models.registry import create_model
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Dataset A (training), dataset B (other seed, never seen) and a run trained on A."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("evaluate")
     a = write_synthetic_dataset(root / "a", n=16, patch_size=32, seed=0)
     b = write_synthetic_dataset(root / "b", n=16, patch_size=32, seed=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,14 +15,6 @@ from landslip.errors import BandError, ModelError
 from landslip.models.bundle import BundleMeta, find_bundle, load_bundle, save_bundle
 from landslip.models.registry import create_model
 from landslip.spectral.bands import normalize, resolve_band_set
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _meta(**kw: object) -> BundleMeta:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ def _cases() -> list[Any]:
             cases.append(pytest.param(name, c, marks=marks, id=f"{name}-{c}"))
     return cases
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two OpenMP threads on a shared, loaded 2-core machine are many times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _build(name: str, in_channels: int) -> torch.nn.Module:

@@ -25,7 +25,6 @@ def test_confusion_counts_match_evaluation_metrics() -> None:
 
 
 def test_module_step_and_optimizer() -> None:
-    torch.set_num_threads(1)
     m = SegmentationModule(create_model("unet", 3, width=4, depth=2), create_loss("dice"),
                            lr=0.01)
     opt = m.configure_optimizers()

@@ -48,17 +48,19 @@ def _parse_weights(text: str | None) -> list[float] | None:
         ) from None
 
 
+CenterOption = Annotated[CenterChoice, typer.Option(help="HPF kernel centre value level.")]
+ModulationOption = Annotated[
+    ModulationChoice, typer.Option(help="HPF modulation factor level.")
+]
+
+
 def pansharpen(
     pan: Annotated[Path, typer.Argument(help="Panchromatic raster (one band).")],
     ms: Annotated[Path, typer.Argument(help="Multispectral raster (same CRS, coarser pixels).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Fused GeoTIFF to write.")],
     method: Annotated[MethodChoice, typer.Option(help="Fusion method.")] = MethodChoice.hpf,
-    center: Annotated[
-        CenterChoice, typer.Option(help="HPF kernel centre value level.")
-    ] = CenterChoice.low,
-    modulation: Annotated[
-        ModulationChoice, typer.Option(help="HPF modulation factor level.")
-    ] = ModulationChoice.mid,
+    center: CenterOption = CenterChoice.low,
+    modulation: ModulationOption = ModulationChoice.mid,
     second_pass: Annotated[
         bool, typer.Option("--second-pass", help="HPF 5x5 second pass (R >= 5.5 only).")
     ] = False,
@@ -96,12 +98,8 @@ def pansharpen_assess(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the scores as JSON here.")
     ] = None,
-    center: Annotated[
-        CenterChoice, typer.Option(help="HPF kernel centre value level.")
-    ] = CenterChoice.low,
-    modulation: Annotated[
-        ModulationChoice, typer.Option(help="HPF modulation factor level.")
-    ] = ModulationChoice.mid,
+    center: CenterOption = CenterChoice.low,
+    modulation: ModulationOption = ModulationChoice.mid,
 ) -> None:
     """Score hpf, brovey and bilinear by Wald's protocol (ERGAS, SAM, Q, Q4)."""
     from landslip.io.atomic import write_json_atomic
