@@ -19,9 +19,14 @@ line and the total time.
 Published anchors (14-band Landslide4Sense, not directly comparable: this is RGB only, 8-bit,
 stretched per patch): official U-Net baseline F1 0.578 (validation), winners F1 0.745 (test).
 
-Run (about 40 minutes on a shared 2-core CPU with the default configurations)::
+Run (the README figures: one configuration per process, one thread each; 12-18 minutes per
+configuration on the shared 2-core CPU; two processes side by side use both cores better than
+one process with two threads when the machine is busy)::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/l4s_rgb.py --work /tmp/l4s-bench
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/l4s_rgb.py --work /tmp/l4s-w8-bcedice-e10 \
+        --configs w8-bcedice-e10 --threads 1
+
+Without ``--configs`` the three configurations of the README table run one after the other.
 """
 
 from __future__ import annotations

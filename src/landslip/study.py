@@ -81,6 +81,9 @@ class EvaluationOptions(BaseModel):
     figure_patches: int = Field(2, ge=0, description="Paper-style patch panels per run.")
     save_predictions: bool = Field(False, description="Keep probabilities/masks of each run.")
     batch_size: int = Field(16, ge=1, description="Patches per forward pass.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where evaluation runs; auto = CUDA when present, else CPU."
+    )
 
     @field_validator("threshold")
     @classmethod
@@ -88,6 +91,15 @@ class EvaluationOptions(BaseModel):
         if isinstance(v, float) and not 0.0 < v < 1.0:
             raise ValueError("must lie strictly between 0 and 1")
         return v
+
+
+def _eval_device(choice: str) -> str:
+    """Resolve ``auto`` to ``cuda`` when a GPU is present, else ``cpu``."""
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class StudyConfig(BaseModel):
@@ -480,7 +492,8 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         ev = cfg.evaluation
         evaluate(run.folder, run.dataset_path, split=ev.split, threshold=ev.threshold,
                  out_dir=run.folder / "evaluation", figure_patches=ev.figure_patches,
-                 save_predictions=ev.save_predictions, batch_size=ev.batch_size)
+                 save_predictions=ev.save_predictions, batch_size=ev.batch_size,
+                 device=_eval_device(ev.device))
         records = [_run_record(r) for r in runs if r.report.is_file()]
         rows, files = _write_outputs(cfg, out, records, len(runs))
         rec = _run_record(run)
