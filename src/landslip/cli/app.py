@@ -119,6 +119,13 @@ def _root(
     root.setLevel(level)
     root.propagate = False
     set_enabled(not quiet)
+    if not verbose:
+        # Lightning's start-up chatter (accelerator availability, tips) is noise in a CLI.
+        for name in (
+            "lightning.pytorch.utilities.rank_zero",
+            "lightning.fabric.utilities.rank_zero",
+        ):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
