@@ -23,7 +23,7 @@ from landslip.errors import CRSMismatchError, GridError
 if TYPE_CHECKING:
     from rasterio.crs import CRS
 
-__all__ = ["Grid", "Window", "iter_tiles", "tile_starts"]
+__all__ = ["Grid", "Window", "crs_name", "iter_tiles", "tile_starts"]
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,8 @@ class Grid:
         """Raise CRSMismatchError naming both CRSs unless they are equal."""
         if not self.same_crs(other):
             raise CRSMismatchError(
-                f"the {what} are in different CRSs ({_crs_name(self.crs)} and "
-                f"{_crs_name(other.crs)}); reproject one of them first, for example with gdalwarp"
+                f"the {what} are in different CRSs ({crs_name(self.crs)} and "
+                f"{crs_name(other.crs)}); reproject one of them first, for example with gdalwarp"
             )
 
     def aligned_with(self, other: Grid, tol: float = 1e-6) -> bool:
@@ -197,11 +197,19 @@ class Grid:
         return all(math.isclose(u, v, abs_tol=tol * px) for u, v in zip(a[:6], b[:6], strict=True))
 
 
-def _crs_name(crs: CRS | None) -> str:
+def crs_name(crs: Any) -> str:
+    """A short label for a CRS in messages: ``EPSG:32654``, else its name, or ``no CRS``.
+
+    Args:
+        crs: A rasterio or pyproj CRS, anything ``pyproj.CRS.from_user_input`` takes, or None.
+    """
     if crs is None:
         return "no CRS"
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg is not None else str(crs.to_string())
+    import pyproj
+
+    c = pyproj.CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else str(c.name)
 
 
 def tile_starts(length: int, size: int, stride: int) -> list[int]:

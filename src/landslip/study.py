@@ -93,15 +93,6 @@ class EvaluationOptions(BaseModel):
         return v
 
 
-def _eval_device(choice: str) -> str:
-    """Resolve ``auto`` to ``cuda`` when a GPU is present, else ``cpu``."""
-    if choice != "auto":
-        return choice
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class StudyConfig(BaseModel):
     """A band-set study (``landslip study CONFIG.yaml``); unknown keys are rejected.
 
@@ -441,6 +432,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
     """
     from landslip.dataset.store import open_dataset
     from landslip.evaluation.evaluate import evaluate
+    from landslip.inference.stream import select_device
     from landslip.progress import track
     from landslip.training.config import TrainConfig
     from landslip.training.fit import train
@@ -493,7 +485,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         evaluate(run.folder, run.dataset_path, split=ev.split, threshold=ev.threshold,
                  out_dir=run.folder / "evaluation", figure_patches=ev.figure_patches,
                  save_predictions=ev.save_predictions, batch_size=ev.batch_size,
-                 device=_eval_device(ev.device))
+                 device=select_device(None if ev.device == "auto" else ev.device))
         records = [_run_record(r) for r in runs if r.report.is_file()]
         rows, files = _write_outputs(cfg, out, records, len(runs))
         rec = _run_record(run)

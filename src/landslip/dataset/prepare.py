@@ -18,7 +18,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -36,14 +35,14 @@ from landslip.dataset.split import (
     leakage_audit,
     random_split,
 )
-from landslip.dataset.store import IGNORE, DatasetFolder, DatasetWriter
+from landslip.dataset.store import IGNORE, DatasetFolder, DatasetWriter, sha256_file
 from landslip.dataset.tiling import patch_layout
 from landslip.errors import BandError, DatasetError, GridError, LabelError
 from landslip.grid import Window
 from landslip.io.raster import open_raster, raster_info, read_window
 from landslip.progress import track
 
-__all__ = ["PrepareResult", "prepare_dataset", "resolve_band_names", "sha256_file"]
+__all__ = ["PrepareResult", "prepare_dataset", "resolve_band_names"]
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,6 @@ class PrepareResult:
     dataset: DatasetFolder
     report: dict[str, Any]
 
-
-def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_band_names(

@@ -277,7 +277,8 @@ def compute_stats(
     return moments.result(names)
 
 
-def _sha256_file(path: Path, block: int = 1 << 22) -> str:
+def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in blocks of ``block`` bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(block):
@@ -415,7 +416,7 @@ class DatasetFolder:
         fp = self.meta.get("fingerprint")
         if fp:
             return str(fp)
-        checksums = {n: _sha256_file(self.path / n)
+        checksums = {n: sha256_file(self.path / n)
                      for n in ("index.csv", "images.npy", "labels.npy")}
         return _fingerprint(checksums, self.meta)
 
@@ -430,7 +431,7 @@ class DatasetFolder:
         """Recompute the checksums of index.csv and the arrays; raise DatasetError on mismatch."""
         stored = self.meta.get("checksums", {})
         for name, digest in stored.items():
-            actual = _sha256_file(self.path / name)
+            actual = sha256_file(self.path / name)
             if actual != digest:
                 raise DatasetError(f"dataset {self.path}: {name} has changed since it was "
                                    f"written (sha256 {actual[:12]}..., expected {digest[:12]}...)")
@@ -729,7 +730,7 @@ class DatasetWriter:
         doc.update(extra)
         self._images = None
         self._labels = None
-        checksums = {n: _sha256_file(self.tmp / n)
+        checksums = {n: sha256_file(self.tmp / n)
                      for n in ("index.csv", "images.npy", "labels.npy")}
         doc["checksums"] = checksums
         doc["fingerprint"] = _fingerprint(checksums, doc)

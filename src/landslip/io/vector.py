@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from landslip.errors import InputError, LabelError, VectorIOError
+from landslip.grid import crs_name
 
 __all__ = ["PolygonLayer", "read_polygons", "read_vector", "repair_polygons"]
 
@@ -95,8 +96,8 @@ def read_vector(
             raise InputError(f"cannot understand the labels CRS {assume_crs!r}: {exc}; give "
                              "for example EPSG:4326") from exc
         if frame.crs is not None and not CRS.from_user_input(frame.crs).equals(crs):
-            log.warning("%s declares CRS %s; using %s as requested", p, _crs_name(frame.crs),
-                        _crs_name(crs))
+            log.warning("%s declares CRS %s; using %s as requested", p, crs_name(frame.crs),
+                        crs_name(crs))
         frame = frame.set_crs(crs, allow_override=True)
     elif frame.crs is None:
         raise LabelError(f"{p} has no coordinate reference system; add one (for a Shapefile, "
@@ -192,17 +193,8 @@ def read_polygons(
         try:
             frame = frame.to_crs(target_crs)
         except Exception as exc:
-            raise LabelError(f"cannot reproject {p} from {_crs_name(source_crs)} to "
-                             f"{_crs_name(target_crs)}: {exc}") from exc
+            raise LabelError(f"cannot reproject {p} from {crs_name(source_crs)} to "
+                             f"{crs_name(target_crs)}: {exc}") from exc
     return PolygonLayer(frame=frame, source_crs=source_crs, n_read=n_read, n_empty=n_empty,
                         n_repaired=n_repaired)
 
-
-def _crs_name(crs: Any) -> str:
-    from pyproj import CRS
-
-    if crs is None:
-        return "no CRS"
-    c = CRS.from_user_input(crs)
-    epsg = c.to_epsg()
-    return f"EPSG:{epsg}" if epsg is not None else str(c.name)

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.errors import GridError, LabelError
-from landslip.grid import Grid, Window, iter_tiles
+from landslip.grid import Grid, Window, crs_name, iter_tiles
 from landslip.io.raster import RasterWriter, open_raster, raster_info
 from landslip.io.vector import read_polygons
 from landslip.progress import track
@@ -133,7 +133,7 @@ def rasterize_labels(
     if inside_area <= 0:
         raise LabelError(
             f"no label polygon of {labels} overlaps the image {like}. In the image CRS "
-            f"({_crs_label(grid.crs)}) the labels span {_extent(frame.total_bounds)} and the "
+            f"({crs_name(grid.crs)}) the labels span {_extent(frame.total_bounds)} and the "
             f"image spans {_extent(grid.bounds)}; check that both cover the same area and that "
             "the labels' CRS is right (--labels-crs)"
         )
@@ -174,7 +174,3 @@ def _nodata_mask(ds: Any, win: Window) -> npt.NDArray[np.bool_]:
     invalid: npt.NDArray[np.bool_] = (masks == 0).any(axis=0)
     return invalid
 
-
-def _crs_label(crs: Any) -> str:
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg is not None else str(crs)

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.errors import GridError, InputError
-from landslip.grid import Grid, Window
+from landslip.grid import Grid, Window, crs_name
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.progress import track
 from landslip.spectral.pansharpen import (
@@ -169,7 +169,7 @@ def check_pair(pan_path: str | Path, ms_path: str | Path) -> PairSetup:
     if c1 < c0 or r1 < r0:
         raise GridError(
             f"the PAN and MS images do not overlap: PAN bounds {_fmt(pan.grid.bounds)}, MS bounds "
-            f"{_fmt(ms.grid.bounds)} ({_crs(pan.grid)})"
+            f"{_fmt(ms.grid.bounds)} ({crs_name(pan.grid.crs)})"
         )
     out_window = Window(r0, c0, r1 - r0 + 1, c1 - c0 + 1)
     out_grid = pan.grid.window_grid(out_window)
@@ -193,12 +193,6 @@ def check_pair(pan_path: str | Path, ms_path: str | Path) -> PairSetup:
 def _fmt(b: tuple[float, float, float, float]) -> str:
     return "(" + ", ".join(f"{v:.2f}" for v in b) + ")"
 
-
-def _crs(grid: Grid) -> str:
-    if grid.crs is None:
-        return "no CRS"
-    epsg = grid.crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else str(grid.crs)
 
 
 def _output_nodata(pan: RasterInfo, ms: RasterInfo) -> float | None:
