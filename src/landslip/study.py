@@ -431,8 +431,8 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         BandError: A dataset lacks bands a band set needs.
     """
     from landslip.dataset.store import open_dataset
+    from landslip.devices import select_device
     from landslip.evaluation.evaluate import evaluate
-    from landslip.inference.stream import select_device
     from landslip.progress import track
     from landslip.training.config import TrainConfig
     from landslip.training.fit import train

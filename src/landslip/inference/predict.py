@@ -29,13 +29,13 @@ from typing import Any, Literal
 import numpy as np
 
 from landslip import __version__
+from landslip.devices import select_device
 from landslip.errors import BandError, InputError
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
 from landslip.inference.stream import (
     InputSpec,
     StreamStats,
     model_multiple,
-    select_device,
     stream_predict,
 )
 from landslip.inference.vectorize import polygonize_mask, write_polygons

@@ -41,7 +41,6 @@ __all__ = [
     "model_multiple",
     "predict_window",
     "prepare_window",
-    "select_device",
     "stream_predict",
 ]
 
@@ -89,13 +88,6 @@ class StreamStats:
     model_seconds: float = 0.0
     total_seconds: float = 0.0
     buffer_bytes: int = 0
-
-
-def select_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def model_multiple(model: nn.Module) -> int:
