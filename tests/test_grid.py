@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from landslip.errors import CRSMismatchError, GridError, LandslipError
-from landslip.grid import Grid, Window, iter_tiles, tile_starts
+from landslip.grid import Grid, Window, iter_clipped_tiles, iter_tiles, tile_starts
 
 
 @given(
@@ -34,6 +34,35 @@ def test_iter_tiles_counts() -> None:
     tiles = list(iter_tiles(600, 257, 256))
     assert len(tiles) == 3 * 2
     assert tiles[-1] == Window(512, 256, 256, 256)
+
+
+@given(height=st.integers(1, 300), width=st.integers(1, 300), tile=st.integers(1, 120))
+def test_iter_clipped_tiles_cover_every_pixel_once(height: int, width: int, tile: int) -> None:
+    import numpy as np
+
+    windows = list(iter_clipped_tiles(height, width, tile))
+    hits = np.zeros((height, width), dtype=np.int64)
+    for w in windows:
+        assert w.row_off >= 0 and w.col_off >= 0
+        assert w.row_end <= height and w.col_end <= width
+        assert w.height <= tile and w.width <= tile
+        hits[w.slices()] += 1
+    assert (hits == 1).all()
+    # row by row, left to right: the (row_off, col_off) keys are strictly increasing
+    keys = [(w.row_off, w.col_off) for w in windows]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert len(windows) == -(-height // tile) * -(-width // tile)
+
+
+def test_iter_clipped_tiles_clips_the_edges() -> None:
+    assert list(iter_clipped_tiles(5, 7, 4)) == [
+        Window(0, 0, 4, 4), Window(0, 4, 4, 3), Window(4, 0, 1, 4), Window(4, 4, 1, 3)]
+    assert list(iter_clipped_tiles(3, 3, 10)) == [Window(0, 0, 3, 3)]
+    # the same starts as iter_tiles, clipped to the grid
+    assert list(iter_clipped_tiles(600, 257, 256)) == [
+        w.clip(600, 257) for w in iter_tiles(600, 257, 256)]
+    with pytest.raises(GridError, match="positive"):
+        iter_clipped_tiles(10, 10, 0)
 
 
 def test_window_ops() -> None:

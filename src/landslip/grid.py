@@ -23,7 +23,7 @@ from landslip.errors import CRSMismatchError, GridError
 if TYPE_CHECKING:
     from rasterio.crs import CRS
 
-__all__ = ["Grid", "Window", "crs_name", "iter_tiles", "tile_starts"]
+__all__ = ["Grid", "Window", "crs_name", "iter_clipped_tiles", "iter_tiles", "tile_starts"]
 
 
 @dataclass(frozen=True)
@@ -246,3 +246,28 @@ def iter_tiles(height: int, width: int, size: int, stride: int | None = None) ->
     for r in tile_starts(height, size, step):
         for c in tile_starts(width, size, step):
             yield Window(r, c, size, size)
+
+
+def iter_clipped_tiles(height: int, width: int, tile: int) -> Iterator[Window]:
+    """Windows of at most ``tile`` x ``tile`` pixels partitioning a ``height`` x ``width`` grid.
+
+    Tiles start every ``tile`` pixels from (0, 0) and are clipped at the right and bottom
+    edges, so every pixel lies in exactly one window and no window reaches past the grid
+    (unlike :func:`iter_tiles`, whose edge tiles overhang and are padded by the caller).
+    Windows come row by row: left to right, then top to bottom.
+
+    Args:
+        height: Grid rows (> 0).
+        width: Grid columns (> 0).
+        tile: Tile size in pixels (> 0).
+
+    Raises:
+        GridError: If a size is not positive (raised at the call, not on first iteration).
+    """
+    if height <= 0 or width <= 0 or tile <= 0:
+        raise GridError(f"grid and tile sizes must be positive, got {height} x {width} and {tile}")
+    return (
+        Window(r, c, min(tile, height - r), min(tile, width - c))
+        for r in range(0, height, tile)
+        for c in range(0, width, tile)
+    )

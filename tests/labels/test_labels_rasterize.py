@@ -11,6 +11,7 @@ import pytest
 from rasterio.crs import CRS
 
 from landslip.cli.app import main
+from landslip.encoding import BACKGROUND, IGNORE, LABELS_TAG, LANDSLIDE
 from landslip.errors import InputError, LabelError
 from landslip.grid import Grid
 from landslip.io.raster import read_raster, write_raster
@@ -93,16 +94,21 @@ def test_nodata_becomes_ignore_and_windows_stitch(tmp_path: Path) -> None:
     truth = _truth(grid)
     vec = _polygons_4326(truth, grid, tmp_path / "gsi.geojson")
     rasterize_labels(vec, img, tmp_path / "whole.tif")
-    rasterize_labels(vec, img, tmp_path / "blocks.tif", block=32)  # many partial windows
+    res = rasterize_labels(vec, img, tmp_path / "blocks.tif", block=32)  # many partial windows
     whole, _ = read_raster(tmp_path / "whole.tif")
     blocks, _ = read_raster(tmp_path / "blocks.tif")
     np.testing.assert_array_equal(whole, blocks)
-    assert (whole[0, :, -10:] == 255).all()
-    assert set(np.unique(whole[0, :, :-10]).tolist()) == {0, 1}
+    assert (whole[0, :, -10:] == IGNORE).all()
+    assert set(np.unique(whole[0, :, :-10]).tolist()) == {BACKGROUND, LANDSLIDE}
+    # the counts add up over the clipped windows
+    assert res.background_pixels == int((whole == BACKGROUND).sum())
+    assert res.landslide_pixels == int((whole == LANDSLIDE).sum())
+    assert res.ignore_pixels == int((whole == IGNORE).sum()) == 10 * grid.height
     import rasterio
 
     with rasterio.open(tmp_path / "whole.tif") as ds:
-        assert ds.nodata == 255 and ds.crs == UTM54
+        assert ds.nodata == IGNORE and ds.crs == UTM54
+        assert ds.tags()["LANDSLIP_LABELS"] == LABELS_TAG
 
 
 def test_all_touched_burns_more(tmp_path: Path) -> None:
@@ -238,3 +244,25 @@ def test_image_mask_without_nodata_value_becomes_ignore(tmp_path: Path) -> None:
     lab, _ = read_raster(tmp_path / "lab.tif")
     assert (lab[0, 30:] == 255).all() and r.ignore_pixels == 400
     assert (lab[0, :30] == 1).all()
+
+
+def test_block_cache_is_set_in_mib_not_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    # rasterio.Env(GDAL_CACHEMAX=256) sets a 256-byte cache: every partial block was flushed
+    import rasterio
+
+    from landslip.io.raster import RasterWriter
+
+    seen: list[int] = []
+    write = RasterWriter.write
+
+    def spy(self: RasterWriter, data: np.ndarray, window: object = None) -> None:
+        seen.append(int(rasterio.env.getenv().get("GDAL_CACHEMAX", 0)))
+        write(self, data, window)  # type: ignore[arg-type]
+
+    img = tmp_path / "img.tif"
+    grid = _image(img, nodata_cols=0)
+    vec = _polygons_4326(_truth(grid), grid, tmp_path / "gsi.geojson")
+    monkeypatch.setattr(RasterWriter, "write", spy)
+    rasterize_labels(vec, img, tmp_path / "lab.tif", block=64)
+    assert seen and all(v == 256 << 20 for v in seen)

@@ -63,6 +63,36 @@ def test_files_and_georeferencing(scene: SceneResult) -> None:
     assert scene.preview is not None and scene.preview.stat().st_size > 10_000
 
 
+def _image_box(rgb: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of the image drawn in a figure panel (mostly non-white lines)."""
+    drawn = (rgb < 0.95).any(axis=-1)
+    rows = np.flatnonzero(drawn.mean(axis=1) > 0.5)
+    cols = np.flatnonzero(drawn.mean(axis=0) > 0.5)
+    assert rows.size and cols.size, "a panel shows no image"
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def test_preview_shows_true_and_false_colour_with_outlines(scene: SceneResult) -> None:
+    from PIL import Image
+
+    assert scene.preview is not None
+    png = np.asarray(Image.open(scene.preview).convert("RGB"), dtype=np.float64) / 255
+    assert png.shape == (740, 1400, 3)  # 14 x 7.4 inches at 100 dpi
+    assert png.std() > 0.1  # not blank
+    means = []
+    for half in (png[:, :700], png[:, 700:]):  # true colour left, false colour right
+        rows, cols = _image_box(half)
+        panel = half[rows, cols]
+        # a square scene shown at least 400 pixels across, with texture in every channel
+        assert panel.shape[0] >= 400 and abs(panel.shape[0] - panel.shape[1]) <= 0.05 * 400
+        assert (panel.std(axis=(0, 1)) > 0.05).all()
+        yellow = (panel[..., 0] > 0.8) & (panel[..., 1] > 0.8) & (panel[..., 2] < 0.3)
+        assert yellow.sum() > 100  # landslide outlines drawn
+        means.append(panel.mean(axis=(0, 1)))
+    # false colour puts the bright NIR of vegetation in red: the panels differ
+    assert means[1][0] > means[0][0] + 0.05
+
+
 def test_polygons_inside_footprint(scene: SceneResult) -> None:
     from shapely.geometry import box
 
@@ -71,6 +101,33 @@ def test_polygons_inside_footprint(scene: SceneResult) -> None:
     footprint = box(*scene.pan_grid.bounds).buffer(0.01)
     assert all(footprint.contains(p) for p in polys)
     assert all(p.is_valid and p.geom_type == "Polygon" for p in polys)
+
+
+def test_geojson_layer_is_named_landslides(scene: SceneResult) -> None:
+    # the name was the temporary file's (".landslides.partial-<pid>"), so the bytes of the
+    # same scene differed from one process to the next
+    doc = json.loads(scene.landslides.read_text())
+    assert doc["name"] == "landslides"
+    assert len(doc["features"]) == scene.landslide_count
+
+
+def test_rasters_are_written_with_a_128_mib_block_cache(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # rasterio.Env(GDAL_CACHEMAX=128) set a 128-byte cache
+    import rasterio
+
+    from landslip.io.raster import RasterWriter
+
+    seen: list[int] = []
+    write = RasterWriter.write
+
+    def spy(self: RasterWriter, data: np.ndarray, window: object = None) -> None:
+        seen.append(int(rasterio.env.getenv().get("GDAL_CACHEMAX", 0)))
+        write(self, data, window)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RasterWriter, "write", spy)
+    make_scene(tmp_path / "s", size=SIZE, seed=1, preview=False)
+    assert len(seen) == 3 and all(v == 128 << 20 for v in seen)
 
 
 def test_truth_raster_agrees_with_polygons(scene: SceneResult) -> None:
@@ -122,7 +179,7 @@ def test_tiling_does_not_change_the_scene(scene: SceneResult, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import landslip.synthetic.scene as scene_module
 
-    monkeypatch.setattr(scene_module, "TILE", 128)
+    monkeypatch.setattr(scene_module, "TILE", 96)  # 96 + 96 + 64: clipped edge tiles
     tiled = make_scene(tmp_path / "t", size=SIZE, seed=1, dem=True, preview=False)
     for name in ("truth.tif", "dem.tif"):
         a, _ = read_raster(scene.out_dir / name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,25 +197,27 @@ class RasterWriter:
         self.profile = geotiff_profile(grid, count, dtype, nodata)
         self.descriptions = descriptions
         self.tags = tags
-        self._ctx: Any = None
+        self._stack: ExitStack | None = None
         self._ds: Any = None
 
     def __enter__(self) -> RasterWriter:
         import rasterio
 
-        self._ctx = atomic_path(self.path)
-        tmp = self._ctx.__enter__()
-        try:
-            self._ds = rasterio.open(tmp, "w", **self.profile)
-        except Exception as exc:
-            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
-            raise RasterIOError(f"cannot write {self.path}: {exc}") from exc
-        if self.descriptions is not None:
-            for i, d in enumerate(self.descriptions, start=1):
-                if d is not None:
-                    self._ds.set_band_description(i, d)
-        if self.tags:
-            self._ds.update_tags(**self.tags)
+        # Everything entered here unwinds in reverse (dataset closed, temporary file removed)
+        # if a later step fails; on success the stack is kept until __exit__.
+        with ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            try:
+                self._ds = stack.enter_context(rasterio.open(tmp, "w", **self.profile))
+            except Exception as exc:
+                raise RasterIOError(f"cannot write {self.path}: {exc}") from exc
+            if self.descriptions is not None:
+                for i, d in enumerate(self.descriptions, start=1):
+                    if d is not None:
+                        self._ds.set_band_description(i, d)
+            if self.tags:
+                self._ds.update_tags(**self.tags)
+            self._stack = stack.pop_all()
         return self
 
     def write(self, data: npt.NDArray[Any], window: Window | None = None) -> None:
@@ -227,9 +229,10 @@ class RasterWriter:
             self._ds.write(arr, window=window.to_rasterio())
 
     def __exit__(self, *exc: Any) -> None:
-        if self._ds is not None:
-            self._ds.close()
-        self._ctx.__exit__(*exc)
+        """Close the file; rename it to ``path`` unless an exception is passing through."""
+        stack, self._stack, self._ds = self._stack, None, None
+        if stack is not None:
+            stack.__exit__(*exc)
 
 
 def write_raster(

@@ -1,10 +1,11 @@
 """Landslide polygons to a label raster on an image grid.
 
-The output is a uint8 GeoTIFF on exactly the image's grid (CRS, transform, shape): 0 for
-background, 1 for landslide, 255 (ignore, also the file's nodata value) where the image is
-nodata. A pixel counts as nodata when *any* image band is nodata there (GDAL's per-band masks:
-the nodata value, an alpha band or an internal mask), because the model needs every band of a
-pixel, and a pixel a band set cannot be computed for must not be scored.
+The output is a uint8 GeoTIFF on exactly the image's grid (CRS, transform, shape) with the
+label values of :mod:`landslip.encoding`: 0 for background, 1 for landslide, 255 (ignore, also
+the file's nodata value) where the image is nodata; its ``LANDSLIP_LABELS`` tag says so. A
+pixel counts as nodata when *any* image band is nodata there (GDAL's per-band masks: the nodata
+value, an alpha band or an internal mask), because the model needs every band of a pixel, and a
+pixel a band set cannot be computed for must not be scored.
 
 The image is read window by window (``block`` x ``block`` pixels), so scenes of any size work;
 only polygons intersecting a window are burnt into it (spatial index).
@@ -20,18 +21,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from landslip.encoding import BACKGROUND, IGNORE, LABELS_TAG, LANDSLIDE
 from landslip.errors import GridError, LabelError
-from landslip.grid import Grid, Window, crs_name, iter_tiles
+from landslip.grid import Grid, Window, crs_name, iter_clipped_tiles
+from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterWriter, open_raster, raster_info
 from landslip.io.vector import read_polygons
 from landslip.progress import track
 
-__all__ = ["IGNORE", "RasterizeResult", "burn_polygons", "rasterize_labels"]
+__all__ = ["RasterizeResult", "burn_polygons", "rasterize_labels"]
 
 log = logging.getLogger(__name__)
 
-IGNORE = 255
-"""Label of pixels to ignore (image nodata)."""
+GDAL_CACHE_MB = 256
+"""GDAL block cache while rasterizing, MiB."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class RasterizeResult:
 
 
 def burn_polygons(geoms: Any, grid: Grid, all_touched: bool = False) -> npt.NDArray[np.uint8]:
-    """Burn polygons (in the grid's CRS) into a (H, W) uint8 array of 0 and 1.
+    """Burn polygons (in the grid's CRS) into a (H, W) uint8 array of BACKGROUND and LANDSLIDE.
 
     Args:
         geoms: Sequence of shapely polygons in ``grid``'s CRS.
@@ -70,11 +73,11 @@ def burn_polygons(geoms: Any, grid: Grid, all_touched: bool = False) -> npt.NDAr
     """
     from rasterio.features import rasterize
 
-    shapes = [(g, 1) for g in geoms if g is not None and not g.is_empty]
+    shapes = [(g, LANDSLIDE) for g in geoms if g is not None and not g.is_empty]
     if not shapes:
-        return np.zeros(grid.shape, dtype=np.uint8)
+        return np.full(grid.shape, BACKGROUND, dtype=np.uint8)
     out: npt.NDArray[np.uint8] = rasterize(shapes, out_shape=grid.shape,
-                                           transform=grid.transform, fill=0,
+                                           transform=grid.transform, fill=BACKGROUND,
                                            all_touched=all_touched, dtype="uint8")
     return out
 
@@ -115,17 +118,35 @@ def rasterize_labels(
             polygon overlapping the image (both extents are given in the image CRS).
         GridError: The image has no CRS.
     """
-    import shapely
-
-    info = raster_info(like)
-    grid = info.grid
+    grid = raster_info(like).grid
     if grid.crs is None:
         raise GridError(f"image {like} has no CRS; the labels cannot be placed on it. Assign "
                         "one first (for example gdal_edit.py -a_srs EPSG:32654)")
     layer_ = read_polygons(labels, target_crs=grid.crs, layer=layer, where=where,
                            assume_crs=labels_crs)
-    frame = layer_.frame
-    geoms = np.asarray(frame.geometry.values, dtype=object)
+    geoms = np.asarray(layer_.frame.geometry.values, dtype=object)
+    overlap = _overlap_fraction(geoms, grid, labels, like, layer_.frame.total_bounds)
+    counts = _burn_windows(geoms, grid, like, out, all_touched, block, Path(labels).name)
+    result = RasterizeResult(
+        path=Path(out), grid=grid, n_features=len(layer_.frame), n_repaired=layer_.n_repaired,
+        overlap_fraction=overlap, landslide_pixels=counts[LANDSLIDE],
+        background_pixels=counts[BACKGROUND], ignore_pixels=counts[IGNORE],
+    )
+    log.info("rasterized %d polygon(s): %d landslide, %d background, %d ignore pixels",
+             result.n_features, result.landslide_pixels, result.background_pixels,
+             result.ignore_pixels)
+    return result
+
+
+def _overlap_fraction(geoms: npt.NDArray[Any], grid: Grid, labels: str | Path,
+                      like: str | Path, label_bounds: Any) -> float:
+    """Share of the polygons' area inside the image footprint; refuses labels off the image.
+
+    Raises:
+        LabelError: When no polygon overlaps the image (both extents are named).
+    """
+    import shapely
+
     footprint = shapely.box(*grid.bounds)
     total_area = float(shapely.area(geoms).sum())
     inside_area = float(shapely.area(shapely.intersection(geoms, footprint)).sum())
@@ -133,22 +154,27 @@ def rasterize_labels(
     if inside_area <= 0:
         raise LabelError(
             f"no label polygon of {labels} overlaps the image {like}. In the image CRS "
-            f"({crs_name(grid.crs)}) the labels span {_extent(frame.total_bounds)} and the "
+            f"({crs_name(grid.crs)}) the labels span {_extent(label_bounds)} and the "
             f"image spans {_extent(grid.bounds)}; check that both cover the same area and that "
             "the labels' CRS is right (--labels-crs)"
         )
     if overlap < 0.999:
         log.warning("only %.1f%% of the label area of %s lies on the image %s; the rest is "
                     "ignored", 100 * overlap, labels, like)
-    tree = shapely.STRtree(geoms)
-    counts = np.zeros(3, dtype=np.int64)  # background, landslide, ignore
-    windows = [w.clip(grid.height, grid.width) for w in iter_tiles(grid.height, grid.width, block)]
-    import rasterio
+    return overlap
 
-    with rasterio.Env(GDAL_CACHEMAX=256), open_raster(like) as ds, RasterWriter(
+
+def _burn_windows(geoms: npt.NDArray[Any], grid: Grid, like: str | Path, out: str | Path,
+                  all_touched: bool, block: int, source: str) -> dict[int, int]:
+    """Write the label raster window by window; return the pixel count per label value."""
+    import shapely
+
+    tree = shapely.STRtree(geoms)
+    counts = dict.fromkeys((BACKGROUND, LANDSLIDE, IGNORE), 0)
+    windows = list(iter_clipped_tiles(grid.height, grid.width, block))
+    with gdal_env(GDAL_CACHE_MB), open_raster(like) as ds, RasterWriter(
         out, grid, 1, "uint8", nodata=IGNORE, descriptions=["landslide"],
-        tags={"LANDSLIP_LABELS": "0=background,1=landslide,255=ignore",
-              "LANDSLIP_SOURCE": Path(labels).name},
+        tags={"LANDSLIP_LABELS": LABELS_TAG, "LANDSLIP_SOURCE": source},
     ) as writer:
         for win in track(windows, description="rasterize"):
             wgrid = grid.window_grid(win)
@@ -156,16 +182,9 @@ def rasterize_labels(
             lab = burn_polygons(geoms[np.sort(hits)], wgrid, all_touched)
             lab[_nodata_mask(ds, win)] = IGNORE
             writer.write(lab, win)
-            counts += [int((lab == 0).sum()), int((lab == 1).sum()), int((lab == IGNORE).sum())]
-    result = RasterizeResult(
-        path=Path(out), grid=grid, n_features=len(frame), n_repaired=layer_.n_repaired,
-        overlap_fraction=overlap, landslide_pixels=int(counts[1]),
-        background_pixels=int(counts[0]), ignore_pixels=int(counts[2]),
-    )
-    log.info("rasterized %d polygon(s): %d landslide, %d background, %d ignore pixels",
-             result.n_features, result.landslide_pixels, result.background_pixels,
-             result.ignore_pixels)
-    return result
+            for value in counts:
+                counts[value] += int((lab == value).sum())
+    return counts
 
 
 def _nodata_mask(ds: Any, win: Window) -> npt.NDArray[np.bool_]:

@@ -22,22 +22,25 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from landslip.errors import InputError
-from landslip.grid import Grid, Window
+from landslip.grid import Grid, Window, iter_clipped_tiles
 from landslip.io.atomic import atomic_path, write_json_atomic
+from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterWriter
 from landslip.progress import track
 from landslip.synthetic.landcover import CLASS_NAMES, LandslideAttrs, render_landcover
 from landslip.synthetic.landslides import LandslideConfig, generate_landslides
 from landslip.synthetic.sensor import SensorModel
-from landslip.synthetic.solar import SPOT7_ATSUMA_TIME, solar_position
+from landslip.synthetic.solar import SPOT7_ATSUMA_TIME, SunPosition, solar_position
 from landslip.synthetic.terrain import TerrainModel, cast_shadow_lit
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "SceneResult", "make_scene", "scene_grids"]
@@ -54,6 +57,8 @@ HALO = 12
 CRS_EPSG = 32654
 CENTRE_LONLAT = (141.9, 42.7)
 BANDS = ("blue", "green", "red", "nir")
+GDAL_CACHE_MB = 128
+"""GDAL block cache while writing the scene, MiB."""
 
 
 @dataclass(frozen=True)
@@ -145,12 +150,110 @@ def _landslide_attrs(n: int, seed: int) -> LandslideAttrs:
     return LandslideAttrs(brightness=bright, reveg_px=reveg, reveg_strength=strength)
 
 
-def _tiles(size: int) -> list[Window]:
-    out = []
-    for r in range(0, size, TILE):
-        for c in range(0, size, TILE):
-            out.append(Window(r, c, min(TILE, size - r), min(TILE, size - c)))
-    return out
+@dataclass(frozen=True)
+class _SceneSetup:
+    """What every tile of a scene is rendered from (all of it fixed by the seed and size).
+
+    Attributes:
+        seed: Scene seed.
+        pan_grid: PAN grid (1.5 m), also the grid of truth.tif and dem.tif.
+        ms_grid: MS grid (6 m).
+        ref: Origin (E, N) of the local frame, UTM metres.
+        sun: Sun position at the acquisition.
+        terrain: Terrain model.
+        sensor: Sensor model.
+        polys: Landslide polygons in UTM metres; polygon i has landslide id i + 1.
+        attrs: Per-landslide appearance.
+        tree: Spatial index of ``polys`` (``shapely.STRtree``), None without landslides.
+    """
+
+    seed: int
+    pan_grid: Grid
+    ms_grid: Grid
+    ref: tuple[float, float]
+    sun: SunPosition
+    terrain: TerrainModel
+    sensor: SensorModel
+    polys: list[Any]
+    attrs: LandslideAttrs
+    tree: Any
+
+    @property
+    def sin_el(self) -> float:
+        """Sine of the sun elevation."""
+        return math.sin(math.radians(self.sun.elevation_deg))
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """One rendered tile: its pixels for the files and the core arrays for the statistics.
+
+    Attributes:
+        window: The tile on the PAN grid.
+        pan: PAN DNs, uint16 (h, w).
+        ms: MS DNs, uint16 (4, h / 4, w / 4).
+        truth: Landslide mask, uint8 (h, w) of 0 and 1.
+        height: Terrain elevation, metres, float32 (h, w).
+        cls: Land-cover class codes, uint8 (h, w).
+        signal: At-sensor signal, float32 (4, h, w).
+        slope_deg: Terrain slope, degrees, float32 (h, w).
+        direct: Direct-light factor (cos incidence times lit), float32 (h, w).
+        lit: Cast-shadow light factor (0 shadow .. 1 lit), float32 (h, w).
+    """
+
+    window: Window
+    pan: npt.NDArray[np.uint16]
+    ms: npt.NDArray[np.uint16]
+    truth: npt.NDArray[np.uint8]
+    height: npt.NDArray[np.float32]
+    cls: npt.NDArray[np.uint8]
+    signal: npt.NDArray[np.float32]
+    slope_deg: npt.NDArray[np.float32]
+    direct: npt.NDArray[np.float32]
+    lit: npt.NDArray[np.float32]
+
+
+@dataclass
+class _SceneStats:
+    """Running sums over the tile cores: per land-cover class and over landslide pixels."""
+
+    cls_count: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(len(CLASS_NAMES), np.int64))
+    cls_ndvi: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(len(CLASS_NAMES), np.float64))
+    cls_slope: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(len(CLASS_NAMES), np.float64))
+    slide_px: int = 0
+    slide_shaded: int = 0
+    slide_cast: int = 0
+
+    def add(self, tile: _Tile, sin_el: float) -> None:
+        """Add the sums of one tile."""
+        n_cls = len(CLASS_NAMES)
+        c = tile.cls.ravel()
+        sig = tile.signal
+        ndvi = ((sig[3] - sig[2]) / np.maximum(sig[3] + sig[2], 1e-6)).ravel()
+        self.cls_count += np.bincount(c, minlength=n_cls)
+        self.cls_ndvi += np.bincount(c, weights=ndvi, minlength=n_cls)
+        self.cls_slope += np.bincount(c, weights=tile.slope_deg.ravel(), minlength=n_cls)
+        s = tile.truth.astype(bool)
+        self.slide_px += int(s.sum())
+        rel = (tile.direct / sin_el)[s]
+        self.slide_shaded += int((rel < 0.35).sum())
+        self.slide_cast += int((tile.lit[s] < 0.5).sum())
+
+    def per_class(self, total_px: int) -> dict[str, dict[str, float]]:
+        """Share of pixels, mean NDVI and mean slope (degrees) of each class present."""
+        return {CLASS_NAMES[i]: {"fraction": float(self.cls_count[i] / total_px),
+                                 "mean_ndvi": float(self.cls_ndvi[i] / self.cls_count[i]),
+                                 "mean_slope_deg": float(self.cls_slope[i] / self.cls_count[i])}
+                for i in range(1, len(CLASS_NAMES)) if self.cls_count[i]}
+
+    def shares(self) -> tuple[float, float]:
+        """(shaded share, cast-shadow share) of the landslide pixels."""
+        if not self.slide_px:
+            return 0.0, 0.0
+        return self.slide_shaded / self.slide_px, self.slide_cast / self.slide_px
 
 
 def make_scene(
@@ -183,32 +286,65 @@ def make_scene(
     Raises:
         InputError: For a bad size or landslide fraction.
     """
-    import rasterio
-    import shapely
-    from rasterio.features import rasterize
-    from shapely import STRtree
-    from shapely.affinity import translate
-
     t_start = time.perf_counter()
     _check_size(size)
     lo, hi = fraction_range
     target = (lo + hi) / 2 if landslide_fraction is None else float(landslide_fraction)
     ls_config = LandslideConfig(fraction_range=(lo, hi), target_fraction=target)
-    pan_grid, ms_grid, ref = scene_grids(size)
+    setup = _scene_setup(size, seed, acquisition, ls_config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rasters = {name: out / f"{name}.tif" for name in ("pan", "ms", "truth", "dem")}
+    if not dem:
+        del rasters["dem"]
+    stats = _write_rasters(setup, rasters, size)
+    geojson = _write_geojson(out / "landslides.geojson", setup.polys, setup.pan_grid)
+    preview_path: Path | None = None
+    if preview:
+        from landslip.synthetic.preview import write_preview
 
+        preview_path = write_preview(out / "preview.png", rasters["ms"], setup.polys)
+    fraction = stats.slide_px / (size * size)
+    classes = stats.per_class(size * size)
+    shaded, cast = stats.shares()
+    files = [*rasters.values(), geojson] + ([preview_path] if preview_path else [])
+    seconds = time.perf_counter() - t_start
+    meta = _scene_metadata(setup, size, acquisition, ls_config, fraction, classes,
+                           (shaded, cast), files, seconds)
+    scene_json = write_json_atomic(out / "scene.json", meta)
+    if not (lo <= fraction <= hi):
+        log.warning("landslide fraction %.4f is outside the configured range [%s, %s]",
+                    fraction, lo, hi)
+    return SceneResult(
+        out_dir=out, pan=rasters["pan"], ms=rasters["ms"], truth=rasters["truth"],
+        landslides=geojson, preview=preview_path, scene_json=scene_json,
+        dem=rasters.get("dem"), pan_grid=setup.pan_grid, ms_grid=setup.ms_grid, seed=seed,
+        landslide_count=len(setup.polys), landslide_fraction=fraction,
+        class_ndvi={k: v["mean_ndvi"] for k, v in classes.items()},
+        class_fraction={k: v["fraction"] for k, v in classes.items()},
+        class_slope_deg={k: v["mean_slope_deg"] for k, v in classes.items()},
+        landslide_shaded_share=shaded, landslide_cast_shadow_share=cast, seconds=seconds,
+    )
+
+
+def _scene_setup(size: int, seed: int, acquisition: datetime,
+                 ls_config: LandslideConfig) -> _SceneSetup:
+    """Grids, sun, models and the landslide polygons of a scene.
+
+    Raises:
+        InputError: When the sun is 5 degrees high or less at ``acquisition``.
+    """
+    from pyproj import Transformer
+    from shapely import STRtree
+    from shapely.affinity import translate
+
+    pan_grid, ms_grid, ref = scene_grids(size)
     sun = solar_position(CENTRE_LONLAT[1], CENTRE_LONLAT[0], acquisition)
     if sun.elevation_deg <= 5:
         raise InputError(f"the sun is only {sun.elevation_deg:.1f} degrees high at "
                          f"{acquisition.isoformat()}; choose a daytime acquisition")
-    sin_el = math.sin(math.radians(sun.elevation_deg))
     terrain = TerrainModel(seed=seed)
-    sensor = SensorModel()
-
-    # --- landslide polygons (local metres -> UTM) ---------------------------------------
-    from pyproj import Transformer
-
+    # landslide polygons: drawn in local metres, moved to UTM
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{CRS_EPSG}", always_xy=True)
     ex, ey = to_utm.transform(*ls_config.epicentre_lonlat)
     left, bottom, right, top = pan_grid.bounds
@@ -216,159 +352,139 @@ def make_scene(
     polys_local = generate_landslides(terrain, local_fp, (ex - ref[0], ey - ref[1]), seed,
                                       ls_config)
     polys = [translate(p, ref[0], ref[1]) for p in polys_local]
-    attrs = _landslide_attrs(len(polys), seed)
-    tree = STRtree(polys) if polys else None
+    return _SceneSetup(seed=seed, pan_grid=pan_grid, ms_grid=ms_grid, ref=ref, sun=sun,
+                       terrain=terrain, sensor=SensorModel(), polys=polys,
+                       attrs=_landslide_attrs(len(polys), seed),
+                       tree=STRtree(polys) if polys else None)
 
-    # --- tiles ----------------------------------------------------------------------------
-    n_cls = len(CLASS_NAMES)
-    cls_count = np.zeros(n_cls, np.int64)
-    cls_ndvi = np.zeros(n_cls, np.float64)
-    cls_slope = np.zeros(n_cls, np.float64)
-    slide_px = 0
-    slide_shaded = 0
-    slide_cast = 0
-    paths = {name: out / f"{name}.tif" for name in ("pan", "ms", "truth", "dem")}
-    tags = {"landslip_synthetic_seed": str(seed), "sensor": "synthetic SPOT-7-like"}
-    writers: dict[str, RasterWriter] = {
-        "pan": RasterWriter(paths["pan"], pan_grid, 1, "uint16", descriptions=["pan"], tags=tags),
-        "ms": RasterWriter(paths["ms"], ms_grid, 4, "uint16", descriptions=list(BANDS),
-                           tags=tags),
-        "truth": RasterWriter(paths["truth"], pan_grid, 1, "uint8", descriptions=["landslide"],
-                              tags=tags),
+
+def _write_rasters(setup: _SceneSetup, paths: dict[str, Path], size: int) -> _SceneStats:
+    """Render the scene tile by tile into the rasters of ``paths`` (pan, ms, truth[, dem]).
+
+    All files are written atomically: on any error none of them is left behind.
+
+    Returns:
+        The statistics summed over the tiles.
+    """
+    tags = {"landslip_synthetic_seed": str(setup.seed), "sensor": "synthetic SPOT-7-like"}
+    pan_grid = setup.pan_grid
+    specs: dict[str, tuple[Grid, int, str, list[str | None]]] = {
+        "pan": (pan_grid, 1, "uint16", ["pan"]),
+        "ms": (setup.ms_grid, 4, "uint16", list(BANDS)),
+        "truth": (pan_grid, 1, "uint8", ["landslide"]),
+        "dem": (pan_grid, 1, "float32", ["elevation_m"]),
     }
-    if dem:
-        writers["dem"] = RasterWriter(paths["dem"], pan_grid, 1, "float32",
-                                      descriptions=["elevation_m"], tags=tags)
-    tiles = _tiles(size)
+    stats = _SceneStats()
+    tiles = list(iter_clipped_tiles(size, size, TILE))
+    with ExitStack() as stack:
+        stack.enter_context(gdal_env(GDAL_CACHE_MB))
+        writers = {name: stack.enter_context(RasterWriter(path, *specs[name][:3],
+                                                          descriptions=specs[name][3],
+                                                          tags=tags))
+                   for name, path in paths.items()}
+        for win in track(tiles, total=len(tiles), description="synth"):
+            tile = _render_tile(setup, win)
+            writers["pan"].write(tile.pan, win)
+            writers["ms"].write(tile.ms, Window(win.row_off // RATIO, win.col_off // RATIO,
+                                                win.height // RATIO, win.width // RATIO))
+            writers["truth"].write(tile.truth, win)
+            if "dem" in writers:
+                writers["dem"].write(tile.height, win)
+            stats.add(tile, setup.sin_el)
+    return stats
+
+
+def _tile_landslide_ids(setup: _SceneSetup, ext_grid: Grid) -> npt.NDArray[np.int32]:
+    """Landslide id per pixel of ``ext_grid`` (0: none), int32 (H, W)."""
+    import shapely
+    from rasterio.features import rasterize
+
+    ids = np.zeros(ext_grid.shape, np.int32)
+    if setup.tree is not None:
+        hits = setup.tree.query(shapely.box(*ext_grid.bounds))
+        if len(hits):
+            ids = rasterize(((setup.polys[i], int(i) + 1) for i in sorted(hits)),
+                            out_shape=ids.shape, transform=ext_grid.transform, fill=0,
+                            dtype="int32")
+    return ids
+
+
+def _render_tile(setup: _SceneSetup, win: Window) -> _Tile:
+    """Render one tile: terrain, land cover and sensor on the tile plus a halo, then the core.
+
+    The sensor noise is drawn from a generator seeded by the seed and the tile origin, so the
+    scene does not depend on the order in which tiles are rendered.
+    """
     h = HALO
-    with rasterio.Env(GDAL_CACHEMAX=128):
-        opened: list[RasterWriter] = []
-        try:
-            for w in writers.values():
-                opened.append(w.__enter__())
-            for win in track(tiles, total=len(tiles), description="synth"):
-                ext = win.expand(h)
-                ext_grid = pan_grid.window_grid(ext)
-                x0 = ext_grid.transform.c - ref[0]
-                y0 = ext_grid.transform.f - ref[1]
-                xs = (x0 + (np.arange(ext.width) + 0.5) * PAN_RES).astype(np.float64)
-                ys = (y0 - (np.arange(ext.height) + 0.5) * PAN_RES).astype(np.float64)
-                tb = terrain.block(x0, y0, PAN_RES, ext.height, ext.width, sun)
-                lit = cast_shadow_lit(terrain, x0, y0, PAN_RES, ext.height, ext.width, sun)
-                ids = np.zeros((ext.height, ext.width), np.int32)
-                if tree is not None:
-                    b = ext_grid.bounds
-                    hits = tree.query(shapely.box(*b))
-                    if len(hits):
-                        ids = rasterize(((polys[i], int(i) + 1) for i in sorted(hits)),
-                                        out_shape=ids.shape, transform=ext_grid.transform,
-                                        fill=0, dtype="int32")
-                cls, refl = render_landcover(xs, ys, tb, ids, attrs, seed)
-                direct = np.clip(tb.cos_incidence, 0.0, None) * lit
-                sky_view = ((1.0 + np.cos(np.radians(tb.slope_deg))) / 2.0).astype(np.float32)
-                signal = sensor.at_sensor(refl, direct, sin_el, sky_view)
-                rng = np.random.default_rng([seed, 77, win.row_off, win.col_off])
-                core = (slice(h, h + win.height), slice(h, h + win.width))
-                pan = sensor.pan_from_signal(signal)[core]
-                opened[0].write(sensor.to_dn(pan, sensor.pan_gain, rng), win)
-                hr = h // RATIO
-                ms = sensor.ms_from_signal(signal)[:, hr:hr + win.height // RATIO,
-                                                   hr:hr + win.width // RATIO]
-                ms_dn = np.stack([sensor.to_dn(ms[b], sensor.gain[b], rng) for b in range(4)])
-                opened[1].write(ms_dn, Window(win.row_off // RATIO, win.col_off // RATIO,
-                                              win.height // RATIO, win.width // RATIO))
-                truth = (ids[core] > 0).astype(np.uint8)
-                opened[2].write(truth, win)
-                if dem:
-                    opened[3].write(tb.height[core].astype(np.float32), win)
-                # statistics on the core
-                c = cls[core].ravel()
-                sig = signal[:, core[0], core[1]]
-                ndvi = ((sig[3] - sig[2]) / np.maximum(sig[3] + sig[2], 1e-6)).ravel()
-                cls_count += np.bincount(c, minlength=n_cls)
-                cls_ndvi += np.bincount(c, weights=ndvi, minlength=n_cls)
-                cls_slope += np.bincount(c, weights=tb.slope_deg[core].ravel(), minlength=n_cls)
-                s = truth.astype(bool)
-                slide_px += int(s.sum())
-                rel = (direct[core] / sin_el)[s]
-                slide_shaded += int((rel < 0.35).sum())
-                slide_cast += int((lit[core][s] < 0.5).sum())
-        except BaseException as exc:
-            for w in reversed(opened):
-                w.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        for w in reversed(opened):
-            w.__exit__(None, None, None)
+    ref, sensor = setup.ref, setup.sensor
+    ext = win.expand(h)
+    ext_grid = setup.pan_grid.window_grid(ext)
+    x0 = ext_grid.transform.c - ref[0]
+    y0 = ext_grid.transform.f - ref[1]
+    xs = (x0 + (np.arange(ext.width) + 0.5) * PAN_RES).astype(np.float64)
+    ys = (y0 - (np.arange(ext.height) + 0.5) * PAN_RES).astype(np.float64)
+    tb = setup.terrain.block(x0, y0, PAN_RES, ext.height, ext.width, setup.sun)
+    lit = cast_shadow_lit(setup.terrain, x0, y0, PAN_RES, ext.height, ext.width, setup.sun)
+    ids = _tile_landslide_ids(setup, ext_grid)
+    cls, refl = render_landcover(xs, ys, tb, ids, setup.attrs, setup.seed)
+    direct = np.clip(tb.cos_incidence, 0.0, None) * lit
+    sky_view = ((1.0 + np.cos(np.radians(tb.slope_deg))) / 2.0).astype(np.float32)
+    signal = sensor.at_sensor(refl, direct, setup.sin_el, sky_view)
+    rng = np.random.default_rng([setup.seed, 77, win.row_off, win.col_off])
+    core = (slice(h, h + win.height), slice(h, h + win.width))
+    pan = sensor.to_dn(sensor.pan_from_signal(signal)[core], sensor.pan_gain, rng)
+    hr = h // RATIO
+    ms = sensor.ms_from_signal(signal)[:, hr:hr + win.height // RATIO,
+                                       hr:hr + win.width // RATIO]
+    ms_dn = np.stack([sensor.to_dn(ms[b], sensor.gain[b], rng) for b in range(len(BANDS))])
+    return _Tile(window=win, pan=pan, ms=ms_dn, truth=(ids[core] > 0).astype(np.uint8),
+                 height=tb.height[core].astype(np.float32), cls=cls[core],
+                 signal=signal[:, core[0], core[1]], slope_deg=tb.slope_deg[core],
+                 direct=direct[core], lit=lit[core])
 
-    # --- vectors, preview, metadata -----------------------------------------------------
-    geojson = out / "landslides.geojson"
-    _write_geojson(geojson, polys, pan_grid)
-    preview_path: Path | None = None
-    if preview:
-        from landslip.synthetic.preview import write_preview
 
-        preview_path = write_preview(out / "preview.png", paths["ms"], polys)
-    total_px = size * size
-    fraction = slide_px / total_px
-    class_fraction = {CLASS_NAMES[i]: float(cls_count[i] / total_px)
-                      for i in range(1, n_cls) if cls_count[i]}
-    class_ndvi = {CLASS_NAMES[i]: float(cls_ndvi[i] / cls_count[i])
-                  for i in range(1, n_cls) if cls_count[i]}
-    class_slope = {CLASS_NAMES[i]: float(cls_slope[i] / cls_count[i])
-                   for i in range(1, n_cls) if cls_count[i]}
-    shaded = slide_shaded / slide_px if slide_px else 0.0
-    cast = slide_cast / slide_px if slide_px else 0.0
-    seconds = time.perf_counter() - t_start
+def _scene_metadata(setup: _SceneSetup, size: int, acquisition: datetime,
+                    ls_config: LandslideConfig, fraction: float,
+                    classes: dict[str, dict[str, float]], shares: tuple[float, float],
+                    files: list[Path], seconds: float) -> dict[str, Any]:
+    """The content of scene.json (format ``landslip-synthetic-scene`` version 1)."""
     from landslip import __version__
 
-    meta: dict[str, Any] = {
+    sun, sensor = setup.sun, setup.sensor
+    return {
         "format": "landslip-synthetic-scene",
         "version": 1,
         "landslip_version": __version__,
-        "seed": seed,
+        "seed": setup.seed,
         "size": size,
         "crs": f"EPSG:{CRS_EPSG}",
         "pan": {"file": "pan.tif", "res_m": PAN_RES, "shape": [size, size],
                 "dtype": "uint16", "bits": 12},
         "ms": {"file": "ms.tif", "res_m": MS_RES, "shape": [size // RATIO] * 2,
                "bands": list(BANDS), "dtype": "uint16", "bits": 12},
-        "bounds": list(pan_grid.bounds),
+        "bounds": list(setup.pan_grid.bounds),
         "centre_lonlat": list(CENTRE_LONLAT),
-        "local_origin_utm": list(ref),
+        "local_origin_utm": list(setup.ref),
         "acquisition_utc": acquisition.isoformat(),
         "sun": {"azimuth_deg": round(sun.azimuth_deg, 3),
                 "elevation_deg": round(sun.elevation_deg, 3)},
         "landslides": {
-            "count": len(polys),
+            "count": len(setup.polys),
             "fraction": fraction,
-            "target_fraction": target,
-            "fraction_range": [lo, hi],
+            "target_fraction": ls_config.target_fraction,
+            "fraction_range": list(ls_config.fraction_range),
             "length_m": [ls_config.min_length_m, ls_config.max_length_m],
-            "shaded_share": shaded,
-            "cast_shadow_share": cast,
+            "shaded_share": shares[0],
+            "cast_shadow_share": shares[1],
             "epicentre_lonlat": list(ls_config.epicentre_lonlat),
         },
-        "classes": {k: {"fraction": class_fraction[k], "mean_ndvi": class_ndvi[k],
-                        "mean_slope_deg": class_slope[k]} for k in class_fraction},
+        "classes": classes,
         "sensor": {"pan_weights": list(sensor.pan_weights), "gain": list(sensor.gain),
                    "pan_gain": sensor.pan_gain, "ms_psf_sigma_pan_px": sensor.ms_psf_sigma,
                    "pan_psf_sigma_px": sensor.pan_psf_sigma},
-        "files": sorted(p.name for p in [*(paths[k] for k in writers), geojson]
-                        + ([preview_path] if preview_path else [])),
+        "files": sorted(p.name for p in files),
         "seconds": round(seconds, 2),
     }
-    scene_json = write_json_atomic(out / "scene.json", meta)
-    if not (lo <= fraction <= hi):
-        log.warning("landslide fraction %.4f is outside the configured range [%s, %s]",
-                    fraction, lo, hi)
-    return SceneResult(
-        out_dir=out, pan=paths["pan"], ms=paths["ms"], truth=paths["truth"],
-        landslides=geojson, preview=preview_path, scene_json=scene_json,
-        dem=paths["dem"] if dem else None, pan_grid=pan_grid, ms_grid=ms_grid, seed=seed,
-        landslide_count=len(polys), landslide_fraction=fraction, class_ndvi=class_ndvi,
-        class_fraction=class_fraction, class_slope_deg=class_slope, landslide_shaded_share=shaded,
-        landslide_cast_shadow_share=cast, seconds=seconds,
-    )
 
 
 def _write_geojson(path: Path, polys: list[Any], grid: Grid) -> Path:
@@ -391,6 +507,7 @@ def _write_geojson(path: Path, polys: list[Any], grid: Grid) -> Path:
         crs=grid.crs,
     ).to_crs("EPSG:4326")
     with atomic_path(path) as tmp:
-        gdf.to_file(tmp, driver="GeoJSON", engine="pyogrio")
+        # the layer name is the GeoJSON "name" member: not the temporary file's name
+        gdf.to_file(tmp, driver="GeoJSON", engine="pyogrio", layer="landslides")
     return path
 
