@@ -232,6 +232,34 @@ def test_windowed_equals_whole_image(tmp_path: Path, method: str) -> None:
     assert (got[:, 60, 70] == 0).all() and valid.sum() == valid.size - 65
 
 
+def test_failed_tile_leaves_no_file_and_closes_every_dataset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import landslip.spectral.fusion as fusion
+
+    pan, ms = _scene(96, 96)
+    p, m = _write_pair(tmp_path, pan, ms)
+    opened: list[object] = []
+    real_get, real_fuse = fusion._Readers.get, fusion.fuse_block
+    calls = iter(range(1000))
+
+    def get(self: fusion._Readers) -> tuple[object, object]:
+        pair = real_get(self)
+        opened.extend(ds for ds in pair if ds not in opened)
+        return pair
+
+    def fuse_block(*args: object, **kwargs: object) -> object:
+        if next(calls) == 4:
+            raise RuntimeError("tile failed")
+        return real_fuse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fusion._Readers, "get", get)
+    monkeypatch.setattr(fusion, "fuse_block", fuse_block)
+    with pytest.raises(RuntimeError, match="tile failed"):
+        pansharpen(p, m, tmp_path / "out.tif", tile=16, workers=2)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["ms.tif", "pan.tif"]
+    assert opened and all(ds.closed for ds in opened)  # type: ignore[attr-defined]
+
+
 def test_output_grid_dtype_descriptions_nodata(tmp_path: Path) -> None:
     pan, ms = _scene(64, 64)
     p, m = _write_pair(tmp_path, pan, ms, ms_nodata=0)

@@ -30,7 +30,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +40,8 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.errors import GridError, InputError
-from landslip.grid import Grid, Window, crs_name
+from landslip.grid import Grid, Window, crs_name, iter_clipped_tiles
+from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.progress import track
 from landslip.spectral.pansharpen import (
@@ -83,9 +85,9 @@ STATS_SAMPLE_PIXELS = 1 << 22
 STATS_SAMPLE_SHARE = 16
 """...and at least 1 / STATS_SAMPLE_SHARE of the output (16 of 256 tiles for 16384 x 16384)."""
 
-GDAL_CACHE_BYTES = 256 << 20
-"""GDAL block cache while writing (its default, 5 % of RAM, would let dirty output blocks
-pile up to gigabytes on large scenes before they are flushed)."""
+GDAL_CACHE_MB = 256
+"""GDAL block cache in MiB while reading and writing (its default, 5 % of RAM, would let dirty
+output blocks pile up to gigabytes on large scenes before they are flushed)."""
 
 MAX_RATIO = 32.0
 """Largest accepted MS / PAN pixel-size ratio."""
@@ -257,11 +259,8 @@ def _load_block(pan_ds: Any, ms_ds: Any, setup: PairSetup, win: Window, halo: in
 
 
 def _tiles(grid: Grid, tile: int) -> list[Window]:
-    out = []
-    for r in range(0, grid.height, tile):
-        for c in range(0, grid.width, tile):
-            out.append(Window(r, c, min(tile, grid.height - r), min(tile, grid.width - c)))
-    return out
+    """The output tiles, row by row, clipped to the output grid."""
+    return list(iter_clipped_tiles(grid.height, grid.width, tile))
 
 
 def _sample(tiles: list[Window], total: int, want: int) -> list[Window]:
@@ -302,7 +301,8 @@ class _Readers:
             self.opened.clear()
 
 
-def _ordered_map(fn: Callable[[Window], T], items: list[Window], workers: int) -> Iterator[T]:
+def _ordered_map(fn: Callable[[Window], T], items: list[Window], workers: int
+                 ) -> Generator[T, None, None]:
     """``map(fn, items)`` in order, computed by ``workers`` threads, at most 2x in flight."""
     if workers <= 1:
         yield from (fn(w) for w in items)
@@ -474,6 +474,39 @@ def pansharpen(
         the MS band descriptions and the output nodata of :class:`PairSetup`.
     """
     t0 = time.perf_counter()
+    setup, params = _check_request(pan_path, ms_path, method, center, modulation, second_pass,
+                                   weights, tile)
+    if stats is None:
+        with gdal_env(GDAL_CACHE_MB):
+            stats = compute_stats(setup, params, tile, sample_pixels)
+    transform = make_transform(method, stats, params, histogram_match, weights)
+    halo = params.halo if params is not None else 0
+    dtype = np.dtype(setup.ms.dtype)
+    global_stats = stats
+
+    def fuse(pan_ds: Any, ms_ds: Any, win: Window) -> npt.NDArray[Any]:
+        blk = _load_block(pan_ds, ms_ds, setup, win, halo, global_stats.pan_mean,
+                          global_stats.ms_mean)
+        fused = fuse_block(method, blk.pan, halo, blk.msup, transform, params)
+        return to_output_dtype(fused, blk.valid, dtype, setup.nodata)
+
+    _write_fused(setup, out_path, tile, workers, fuse, method)
+    seconds = time.perf_counter() - t0
+    used = transform.weights if method == "brovey" else transform.w1
+    log.info("fused %s x %s pixels, %d bands, with %s in %.1f s", setup.out_grid.height,
+             setup.out_grid.width, setup.ms.count, method, seconds)
+    return FusionResult(Path(out_path), method, setup.ratio, params, used, setup.out_grid,
+                        setup.ms.count, dtype.name, seconds, stats.n)
+
+
+def _check_request(pan_path: str | Path, ms_path: str | Path, method: Method, center: Center,
+                   modulation: Modulation, second_pass: bool, weights: Sequence[float] | None,
+                   tile: int) -> tuple[PairSetup, HPFParams | None]:
+    """Check the pair and the options of :func:`pansharpen`; the HPF parameters when HPF.
+
+    Raises:
+        InputError: For a tile under 16 pixels or Brovey weights that do not fit.
+    """
     if tile < 16:
         raise InputError(f"tile size must be at least 16 pixels, got {tile}")
     if weights is not None and method != "brovey":
@@ -484,38 +517,36 @@ def pansharpen(
     if weights is not None and len(weights) != setup.ms.count:
         raise InputError(f"Brovey needs one weight per MS band: the MS has {setup.ms.count} "
                          f"bands but {len(weights)} weights were given")
-    import rasterio
+    return setup, params
 
-    if stats is None:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-            stats = compute_stats(setup, params, tile, sample_pixels)
-    transform = make_transform(method, stats, params, histogram_match, weights)
-    halo = params.halo if params is not None else 0
-    dtype = np.dtype(setup.ms.dtype)
+
+def _write_fused(setup: PairSetup, out_path: str | Path, tile: int, workers: int,
+                 fuse: Callable[[Any, Any, Window], npt.NDArray[Any]], method: Method) -> None:
+    """The fusion pass: ``fuse`` every output tile in worker threads, write them in order.
+
+    Args:
+        setup: From :func:`check_pair`.
+        out_path: Output GeoTIFF (written atomically).
+        tile: Output tile size in pixels.
+        workers: Worker threads (0: up to 4, by CPU count; 1: no threads).
+        fuse: (PAN dataset, MS dataset, output window) -> fused (C, h, w) in the output dtype.
+        method: Method name, for the file's tag and the progress bar.
+    """
     tiles = _tiles(setup.out_grid, tile)
     readers = _Readers(setup)
 
     def work(win: Window) -> tuple[Window, npt.NDArray[Any]]:
         pan_ds, ms_ds = readers.get()
-        blk = _load_block(pan_ds, ms_ds, setup, win, halo, stats.pan_mean, stats.ms_mean)
-        fused = fuse_block(method, blk.pan, halo, blk.msup, transform, params)
-        return win, to_output_dtype(fused, blk.valid, dtype, setup.nodata)
+        return win, fuse(pan_ds, ms_ds, win)
 
     n_workers = workers if workers > 0 else min(4, os.cpu_count() or 1)
-    try:
-        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=GDAL_CACHE_BYTES), \
-                RasterWriter(out_path, setup.out_grid, setup.ms.count, dtype, setup.nodata,
-                             setup.ms.descriptions,
-                             tags={"PANSHARPEN_METHOD": method}) as writer:
-            results = _ordered_map(work, tiles, n_workers)
-            for win, arr in track(results, len(tiles), f"pansharpen: {method}"):
-                writer.write(arr, win)
-    finally:
-        readers.close()
-    seconds = time.perf_counter() - t0
-    used = transform.weights if method == "brovey" else transform.w1
-    log.info("fused %s x %s pixels, %d bands, with %s in %.1f s", setup.out_grid.height,
-             setup.out_grid.width, setup.ms.count, method, seconds)
-    return FusionResult(Path(out_path), method, setup.ratio, params, used, setup.out_grid,
-                        setup.ms.count, dtype.name, seconds, stats.n)
-
+    # Unwound in reverse: the writer is closed, then the workers stop, then their datasets.
+    with ExitStack() as stack:
+        stack.callback(readers.close)
+        results = stack.enter_context(closing(_ordered_map(work, tiles, n_workers)))
+        stack.enter_context(gdal_env(GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"))
+        writer = stack.enter_context(RasterWriter(
+            out_path, setup.out_grid, setup.ms.count, setup.ms.dtype, setup.nodata,
+            setup.ms.descriptions, tags={"PANSHARPEN_METHOD": method}))
+        for win, arr in track(results, len(tiles), f"pansharpen: {method}"):
+            writer.write(arr, win)
