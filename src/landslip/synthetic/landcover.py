@@ -97,6 +97,9 @@ def render_landcover(
 ) -> tuple[U8, F32]:
     """Classify a block and give its surface reflectance.
 
+    The classes are painted in layers, each over the previous ones: forest, clear-cuts,
+    fields, settlements, roads, rivers, landslide scars.
+
     Args:
         xs: Local x of the pixel centres, metres, shape (W,).
         ys: Local y of the pixel centres, metres (north up), shape (H,).
@@ -110,55 +113,111 @@ def render_landcover(
         (class codes uint8 (H, W) indexing :data:`CLASS_NAMES`,
         surface reflectance float32 (4, H, W) in band order blue, green, red, nir).
     """
-    from scipy.ndimage import distance_transform_edt
+    c = _BlockFrame.of(xs, ys, terrain.valley.shape, seed)
+    cls = np.full((c.h, c.w), FOREST, dtype=np.uint8)
+    refl = np.empty((4, c.h, c.w), dtype=np.float32)
+    _paint_forest(c, refl)
+    _paint_clearcuts(c, terrain, cls, refl)
+    flood = _paint_fields(c, terrain, cls, refl)
+    _paint_settlements(c, terrain, cls, refl)
+    _paint_roads(c, terrain, flood, cls, refl)
+    water = _paint_water(c, terrain, cls, refl)
+    _paint_landslides(c, landslide_id, attrs, water, cls, refl)
+    return cls, refl
 
-    h, w = terrain.valley.shape
-    X = xs[None, :]
-    Y = ys[:, None]
-    res = float(abs(xs[1] - xs[0])) if len(xs) > 1 else 1.5
-    x0 = float(xs[0] - res / 2)
-    y0 = float(ys[0] + res / 2)
 
-    def coarse(salt: str, wl: float, octaves: int = 2, step: float = 12.0) -> F32:
+@dataclass(frozen=True)
+class _BlockFrame:
+    """Pixel-centre coordinates of a block, in the local frame and in the rotated field grid.
+
+    Attributes:
+        X: Local x, metres, float64 (1, W).
+        Y: Local y, metres, float64 (H, 1).
+        U: x rotated by the seed's field-grid angle, float64 (H, W).
+        V: y rotated likewise, float64 (H, W).
+        x0: Left edge of the block, metres.
+        y0: Top edge of the block, metres.
+        res: Pixel size, metres.
+        h: Rows.
+        w: Columns.
+        seed: Scene seed.
+    """
+
+    X: F64
+    Y: F64
+    U: F64
+    V: F64
+    x0: float
+    y0: float
+    res: float
+    h: int
+    w: int
+    seed: int
+
+    @classmethod
+    def of(cls, xs: F64, ys: F64, shape: tuple[int, ...], seed: int) -> _BlockFrame:
+        """The frame of pixel centres ``xs`` (W,) and ``ys`` (H,) for ``seed``."""
+        X = xs[None, :]
+        Y = ys[:, None]
+        res = float(abs(xs[1] - xs[0])) if len(xs) > 1 else 1.5
+        angle = 0.25 + 0.5 * float(cell_hash(np.array(seed), np.array(0), seed, 99))
+        U, V = _rotated(X, Y, angle)
+        return cls(X=X, Y=Y, U=U, V=V, x0=float(xs[0] - res / 2), y0=float(ys[0] + res / 2),
+                   res=res, h=int(shape[0]), w=int(shape[1]), seed=seed)
+
+    def coarse(self, salt: str, wl: float, octaves: int = 2, step: float = 12.0) -> F32:
+        """Fractal noise of wavelength ``wl`` metres, sampled every ``step`` metres."""
+        seed = self.seed
         return coarse_field(lambda a, b: fbm(a, b, seed, _SALT[salt], wl, octaves),
-                            x0, y0, res, h, w, step)
+                            self.x0, self.y0, self.res, self.h, self.w, step)
 
-    angle = 0.25 + 0.5 * float(cell_hash(np.array(seed), np.array(0), seed, 99))
-    U, V = _rotated(X, Y, angle)
-    cls = np.full((h, w), FOREST, dtype=np.uint8)
-    refl = np.empty((4, h, w), dtype=np.float32)
+    def perlin(self, scale: float, salt: str) -> F32:
+        """Perlin noise of the pixel centres at ``scale`` metres."""
+        return perlin(self.X / scale, self.Y / scale, self.seed, _SALT[salt])
 
-    # --- hills: forest (deciduous/conifer mix with autumn colours and crown texture) -------
-    mix = 1.0 / (1.0 + np.exp(-6.0 * coarse("mix", 260.0)))
-    autumn = np.clip(coarse("autumn", 180.0) * 2.0, 0.0, 0.45)
+
+def _paint(cls: U8, refl: F32, mask: npt.NDArray[np.bool_], spectrum: str, code: int) -> None:
+    """Give the pixels of ``mask`` the class ``code`` and the reflectance ``spectrum``."""
+    refl[:, mask] = np.broadcast_to(_spec(spectrum), refl.shape)[:, mask]
+    cls[mask] = code
+
+
+def _paint_forest(c: _BlockFrame, refl: F32) -> None:
+    """Hills: deciduous/conifer mix with autumn colours, crown texture and shaded gaps."""
+    mix = 1.0 / (1.0 + np.exp(-6.0 * c.coarse("mix", 260.0)))
+    autumn = np.clip(c.coarse("autumn", 180.0) * 2.0, 0.0, 0.45)
     forest = _spec("deciduous") * mix + _spec("conifer") * (1 - mix)
     forest = forest * (1 - autumn) + _spec("autumn") * autumn
-    crown = perlin(X / 4.5, Y / 4.5, seed, _SALT["crown"]) + 0.5 * perlin(
-        X / 2.0, Y / 2.0, seed, _SALT["crown2"])
+    crown = c.perlin(4.5, "crown") + 0.5 * c.perlin(2.0, "crown2")
     refl[:] = forest * (1.0 + 0.22 * crown)[None]
     gaps = crown < -0.75  # shaded gaps between crowns
     refl[:, gaps] *= 0.6
 
-    # --- clear-cuts on the hills: young plantation with bare soil between the rows ----------
-    ci = np.floor(U / 140.0).astype(np.int64)
-    cj = np.floor(V / 110.0).astype(np.int64)
-    cut = (cell_hash(ci, cj, seed, _SALT["cut"]) < 0.03) & (terrain.valley > 0.5)
+
+def _paint_clearcuts(c: _BlockFrame, terrain: TerrainBlock, cls: U8, refl: F32) -> None:
+    """Clear-cuts on the hills: young plantation with bare soil between the rows."""
+    ci = np.floor(c.U / 140.0).astype(np.int64)
+    cj = np.floor(c.V / 110.0).astype(np.int64)
+    cut = (cell_hash(ci, cj, c.seed, _SALT["cut"]) < 0.03) & (terrain.valley > 0.5)
     if cut.any():
-        soil_frac = 0.25 + 0.5 * cell_hash(ci, cj, seed, _SALT["cut2"])
-        tex = 0.5 + 0.5 * perlin(X / 6.0, Y / 6.0, seed, _SALT["tex"])
+        soil_frac = 0.25 + 0.5 * cell_hash(ci, cj, c.seed, _SALT["cut2"])
+        tex = 0.5 + 0.5 * c.perlin(6.0, "tex")
         sf = np.clip(soil_frac + 0.4 * (tex - 0.5), 0, 1)
         cc = _spec("grass") * (1 - sf) + _spec("bare_bright") * sf
         refl[:, cut] = cc[:, cut]
         cls[cut] = CLEARCUT
 
-    # --- valley floor: agricultural parcels ------------------------------------------------
-    flood = terrain.valley < (0.3 + 0.5 * coarse("flood", 300.0))
-    pi = np.floor(U / 70.0).astype(np.int64)
-    pj = np.floor(V / 130.0).astype(np.int64)
-    ph = cell_hash(pi, pj, seed, _SALT["parcel"])
-    pb = 0.85 + 0.3 * cell_hash(pi, pj, seed, _SALT["parcel2"])
-    edge = ((U - pi * 70.0) < 2.0) | ((V - pj * 130.0) < 2.0)
-    field_tex = 1.0 + 0.06 * perlin(X / 8.0, Y / 8.0, seed, _SALT["tex"])
+
+def _paint_fields(c: _BlockFrame, terrain: TerrainBlock, cls: U8,
+                  refl: F32) -> npt.NDArray[np.bool_]:
+    """Valley floor: agricultural parcels with grass edges; returns the flood plain mask."""
+    flood: npt.NDArray[np.bool_] = terrain.valley < (0.3 + 0.5 * c.coarse("flood", 300.0))
+    pi = np.floor(c.U / 70.0).astype(np.int64)
+    pj = np.floor(c.V / 130.0).astype(np.int64)
+    ph = cell_hash(pi, pj, c.seed, _SALT["parcel"])
+    pb = 0.85 + 0.3 * cell_hash(pi, pj, c.seed, _SALT["parcel2"])
+    edge = ((c.U - pi * 70.0) < 2.0) | ((c.V - pj * 130.0) < 2.0)
+    field_tex = 1.0 + 0.06 * c.perlin(8.0, "tex")
     for lo, hi, name, code in ((0.0, 0.33, "crop", CROP), (0.33, 0.58, "stubble", STUBBLE),
                                (0.58, 0.68, "bare_dark", BARE), (0.68, 0.78, "bare_bright", BARE),
                                (0.78, 1.01, "grass", GRASS)):
@@ -166,31 +225,36 @@ def render_landcover(
         if m.any():
             refl[:, m] = (_spec(name) * (pb * field_tex)[None])[:, m]
             cls[m] = code
-    m = flood & edge
-    refl[:, m] = np.broadcast_to(_spec("grass"), refl.shape)[:, m]
-    cls[m] = GRASS
+    _paint(cls, refl, flood & edge, "grass", GRASS)
+    return flood
 
-    # --- settlements: houses on a hashed grid, gardens and paved yards ----------------------
-    built = (coarse("settle", 900.0) > 0.25) & (terrain.valley < 0.6)
-    if built.any():
-        hi_ = np.floor(U / 22.0).astype(np.int64)
-        hj = np.floor(V / 22.0).astype(np.int64)
-        hh = cell_hash(hi_, hj, seed, _SALT["house"])
-        h2 = cell_hash(hi_, hj, seed, _SALT["house2"])
-        lu = U - hi_ * 22.0 - 11.0
-        lv = V - hj * 22.0 - 11.0
-        house = built & (hh < 0.6) & (np.abs(lu) < 4.0 + 3.0 * h2) & (np.abs(lv) < 3.5 + 2.5 * hh)
-        yard = built & ~house & (h2 < 0.45)
-        garden = built & ~house & ~yard
-        roof = _ROOFS[np.minimum((h2 * len(_ROOFS)).astype(np.intp), len(_ROOFS) - 1)]
-        refl[:, house] = roof[house].T
-        cls[house] = ROOF
-        refl[:, yard] = np.broadcast_to(_spec("asphalt"), refl.shape)[:, yard]
-        cls[yard] = ROAD
-        refl[:, garden] = np.broadcast_to(_spec("grass"), refl.shape)[:, garden]
-        cls[garden] = GRASS
 
-    # --- roads: a valley road beside the river and a network following noise contours -------
+def _paint_settlements(c: _BlockFrame, terrain: TerrainBlock, cls: U8, refl: F32) -> None:
+    """Settlements: houses on a hashed grid, gardens and paved yards."""
+    built = (c.coarse("settle", 900.0) > 0.25) & (terrain.valley < 0.6)
+    if not built.any():
+        return
+    hi_ = np.floor(c.U / 22.0).astype(np.int64)
+    hj = np.floor(c.V / 22.0).astype(np.int64)
+    hh = cell_hash(hi_, hj, c.seed, _SALT["house"])
+    h2 = cell_hash(hi_, hj, c.seed, _SALT["house2"])
+    lu = c.U - hi_ * 22.0 - 11.0
+    lv = c.V - hj * 22.0 - 11.0
+    house = built & (hh < 0.6) & (np.abs(lu) < 4.0 + 3.0 * h2) & (np.abs(lv) < 3.5 + 2.5 * hh)
+    yard = built & ~house & (h2 < 0.45)
+    garden = built & ~house & ~yard
+    roof = _ROOFS[np.minimum((h2 * len(_ROOFS)).astype(np.intp), len(_ROOFS) - 1)]
+    refl[:, house] = roof[house].T
+    cls[house] = ROOF
+    _paint(cls, refl, yard, "asphalt", ROAD)
+    _paint(cls, refl, garden, "grass", GRASS)
+
+
+def _paint_roads(c: _BlockFrame, terrain: TerrainBlock, flood: npt.NDArray[np.bool_],
+                 cls: U8, refl: F32) -> None:
+    """Roads: a valley road beside the river and a network following noise contours."""
+    seed = c.seed
+
     def road_noise(a: F64, b: F64) -> F32:
         return fbm(a, b, seed, _SALT["road"], 1700.0, octaves=2)
 
@@ -199,39 +263,45 @@ def render_landcover(
         gy = road_noise(a, b + 3.0) - road_noise(a, b - 3.0)
         return np.asarray(np.hypot(gx, gy) / 6.0, dtype=np.float32)
 
-    rn = coarse_field(road_noise, x0, y0, res, h, w, 6.0)
-    rg = coarse_field(road_grad, x0, y0, res, h, w, 6.0)
+    rn = coarse_field(road_noise, c.x0, c.y0, c.res, c.h, c.w, 6.0)
+    rg = coarse_field(road_grad, c.x0, c.y0, c.res, c.h, c.w, 6.0)
     rdist = np.abs(rn) / np.maximum(rg, 1e-7)
-    d = terrain.river_distance
-    asphalt = (np.abs(d - 60.0) < 3.0) & flood
+    asphalt = (np.abs(terrain.river_distance - 60.0) < 3.0) & flood
     asphalt |= (rdist < 3.0) & (terrain.valley < 0.5)
     forest_road = (rdist < 2.0) & (terrain.valley >= 0.5) & (terrain.slope_deg < 22.0)
-    refl[:, asphalt] = np.broadcast_to(_spec("asphalt"), refl.shape)[:, asphalt]
-    cls[asphalt] = ROAD
-    refl[:, forest_road] = np.broadcast_to(_spec("gravel"), refl.shape)[:, forest_road]
-    cls[forest_road] = GRAVEL
+    _paint(cls, refl, asphalt, "asphalt", ROAD)
+    _paint(cls, refl, forest_road, "gravel", GRAVEL)
 
-    # --- rivers and gravel bars ------------------------------------------------------------
-    rw = 5.0 + 4.0 * coarse("rw", 500.0)
-    water = d < rw
-    bar = (~water) & (d < rw + 16.0) & (coarse("bar", 140.0, octaves=2, step=6.0) > 0.12)
-    refl[:, bar] = np.broadcast_to(_spec("gravel"), refl.shape)[:, bar]
-    cls[bar] = GRAVEL
-    refl[:, water] = np.broadcast_to(_spec("water"), refl.shape)[:, water]
-    cls[water] = WATER
 
-    # --- landslide scars: bright soil, debris, partly revegetated rims ----------------------
+def _paint_water(c: _BlockFrame, terrain: TerrainBlock, cls: U8,
+                 refl: F32) -> npt.NDArray[np.bool_]:
+    """Rivers and their gravel bars; returns the water mask."""
+    d = terrain.river_distance
+    rw = 5.0 + 4.0 * c.coarse("rw", 500.0)
+    water: npt.NDArray[np.bool_] = d < rw
+    bar = (~water) & (d < rw + 16.0) & (c.coarse("bar", 140.0, octaves=2, step=6.0) > 0.12)
+    _paint(cls, refl, bar, "gravel", GRAVEL)
+    _paint(cls, refl, water, "water", WATER)
+    return water
+
+
+def _paint_landslides(c: _BlockFrame, landslide_id: npt.NDArray[np.int32],
+                      attrs: LandslideAttrs, water: npt.NDArray[np.bool_], cls: U8,
+                      refl: F32) -> None:
+    """Landslide scars: bright soil, debris, partly revegetated rims (not over water)."""
+    from scipy.ndimage import distance_transform_edt
+
     slide = (landslide_id > 0) & ~water
-    if slide.any():
-        ids = landslide_id[slide]
-        inside = distance_transform_edt(landslide_id > 0).astype(np.float32)[slide]
-        rim = np.clip(1.0 - (inside - 0.5) / np.maximum(attrs.reveg_px[ids], 0.5), 0.0, 1.0)
-        veg = attrs.reveg_strength[ids] * rim
-        tex = 1.0 + 0.12 * perlin(X / 3.0, Y / 3.0, seed, _SALT["slide_tex"])[slide]
-        soil = np.array(SPECTRA["soil"], np.float32)[:, None] * (attrs.brightness[ids] * tex)
-        debris = np.clip(perlin(X / 5.0, Y / 5.0, seed, _SALT["debris"])[slide] - 0.35, 0, 1)
-        soil = soil * (1 - debris) + np.array(SPECTRA["debris"], np.float32)[:, None] * debris
-        grass = np.array(SPECTRA["grass"], np.float32)[:, None]
-        refl[:, slide] = soil * (1 - veg) + grass * veg
-        cls[slide] = LANDSLIDE
-    return cls, refl
+    if not slide.any():
+        return
+    ids = landslide_id[slide]
+    inside = distance_transform_edt(landslide_id > 0).astype(np.float32)[slide]
+    rim = np.clip(1.0 - (inside - 0.5) / np.maximum(attrs.reveg_px[ids], 0.5), 0.0, 1.0)
+    veg = attrs.reveg_strength[ids] * rim
+    tex = 1.0 + 0.12 * c.perlin(3.0, "slide_tex")[slide]
+    soil = np.array(SPECTRA["soil"], np.float32)[:, None] * (attrs.brightness[ids] * tex)
+    debris = np.clip(c.perlin(5.0, "debris")[slide] - 0.35, 0, 1)
+    soil = soil * (1 - debris) + np.array(SPECTRA["debris"], np.float32)[:, None] * debris
+    grass = np.array(SPECTRA["grass"], np.float32)[:, None]
+    refl[:, slide] = soil * (1 - veg) + grass * veg
+    cls[slide] = LANDSLIDE

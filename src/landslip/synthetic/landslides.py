@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,30 @@ def _outline(px: F64, py: F64, width: float, rng: np.random.Generator) -> F64:
     return np.vstack([left, right[::-1]])
 
 
+@dataclass
+class _Coverage:
+    """The slides drawn so far and the area they should cover.
+
+    Attributes:
+        footprint: The scene footprint (shapely polygon); slides are clipped to it.
+        target: Area to cover, square metres.
+        cap: Largest sum of slide areas (the union is never larger than the sum).
+        polys: Slides accepted so far (shapely polygons, may overlap).
+        total: Sum of their areas, or the area of their union once merged.
+    """
+
+    footprint: Any
+    target: float
+    cap: float
+    polys: list[Any] = field(default_factory=list)
+    total: float = 0.0
+
+    @property
+    def full(self) -> bool:
+        """True when the slides cover the target with a margin for their overlaps."""
+        return self.total >= self.target * 1.12
+
+
 def generate_landslides(
     terrain: TerrainModel,
     footprint: tuple[float, float, float, float],
@@ -153,68 +177,88 @@ def generate_landslides(
         footprint, sorted north to south then west to east.
     """
     import shapely
-    from shapely.geometry import Polygon, box
+    from shapely.geometry import box
 
-    left, bottom, right, top = footprint
-    fp = box(left, bottom, right, top)
+    fp = box(*footprint)
     area = fp.area
     target = config.target_fraction * area
     # the union is never larger than the sum of the parts: capping the sum caps the union
-    cap = max(0.92 * config.fraction_range[1] * area, target * 1.12)
+    cov = _Coverage(fp, target, max(0.92 * config.fraction_range[1] * area, target * 1.12))
     rng = np.random.default_rng([seed, 4242])
-    polys: list[Any] = []
-    total = 0.0
     min_slope = config.min_slope_deg
     empty_batches = 0
     merged: Any = None
     for _ in range(10_000):
-        n = int(min(max(area / 2000.0, 2048), 65536))  # candidates per batch
-        cx = rng.uniform(left, right, n)
-        cy = rng.uniform(bottom, top, n)
-        u = rng.random(n)
-        gx, gy = terrain.gradient(cx, cy)
-        slope = np.degrees(np.arctan(np.hypot(gx, gy))).astype(np.float64)
-        suit = np.clip((slope - min_slope) / 10.0, 0.0, 1.0)
-        cluster = fbm(cx, cy, seed, 40, 900.0, octaves=2).astype(np.float64)
-        shake = np.exp(-np.hypot(cx - epicentre[0], cy - epicentre[1]) / 20_000.0)
-        p = suit * (0.08 + 0.92 / (1.0 + np.exp(-10.0 * cluster))) * shake
-        acc = np.flatnonzero(u < p)
-        if acc.size == 0:
+        cx, cy = _accepted_crowns(rng, terrain, footprint, area, epicentre, seed, min_slope)
+        if cx.size == 0:
             empty_batches += 1
             if empty_batches >= 3:  # too flat for the slope threshold: relax it
                 min_slope = max(min_slope - 4.0, -10.0)
                 empty_batches = 0
             continue
-        remaining = max(target * 1.12 - total, 0.0)
-        take = acc[: max(8, math.ceil(remaining / 700.0))]
-        lengths = np.exp(rng.normal(math.log(config.median_length_m), 0.55, take.size))
-        lengths = np.clip(lengths, config.min_length_m, config.max_length_m)
-        ratio = rng.uniform(0.25, 0.6, take.size)
-        px, py, run = _trace(terrain, cx[take], cy[take], lengths, 3.0, 8.0)
-        for i in range(take.size):
-            if run[i] < config.min_length_m:
-                continue
-            width = max(ratio[i] * run[i], 6.0)
-            ring = _outline(px[i], py[i], width, rng)
-            poly = shapely.make_valid(Polygon(ring)).intersection(fp)
-            if poly.is_empty or poly.area < 20.0:
-                continue
-            if total + poly.area > cap:  # would overshoot the allowed range: skip this one
-                continue
-            polys.append(poly)
-            total += poly.area
-            if total >= target * 1.12:
+        remaining = max(cov.target * 1.12 - cov.total, 0.0)
+        n_take = max(8, math.ceil(remaining / 700.0))
+        _add_slides(rng, terrain, cx[:n_take], cy[:n_take], config, cov)
+        if cov.full:
+            merged = shapely.union_all(cov.polys)
+            if merged.area >= cov.target:
                 break
-        if total >= target * 1.12:
-            merged = shapely.union_all(polys)
-            if merged.area >= target:
-                break
-            total = merged.area
+            cov.total = merged.area
     if merged is None:
-        merged = shapely.union_all(polys)
+        merged = shapely.union_all(cov.polys)
     parts = [g for g in getattr(merged, "geoms", [merged]) if g.geom_type == "Polygon"]
     parts = [g for g in parts if g.area >= 20.0]
     parts.sort(key=lambda g: (-round(g.centroid.y, 3), round(g.centroid.x, 3)))
     log.debug("%d landslides cover %.2f %% of the footprint", len(parts),
               100 * sum(g.area for g in parts) / area)
     return parts
+
+
+def _accepted_crowns(rng: np.random.Generator, terrain: TerrainModel,
+                     footprint: tuple[float, float, float, float], area: float,
+                     epicentre: tuple[float, float], seed: int,
+                     min_slope: float) -> tuple[F64, F64]:
+    """One batch of candidate crowns, kept by rejection sampling on slope and shaking.
+
+    Returns:
+        (x, y) of the accepted crowns in local metres, in the order they were drawn.
+    """
+    left, bottom, right, top = footprint
+    n = int(min(max(area / 2000.0, 2048), 65536))  # candidates per batch
+    cx = rng.uniform(left, right, n)
+    cy = rng.uniform(bottom, top, n)
+    u = rng.random(n)
+    gx, gy = terrain.gradient(cx, cy)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy))).astype(np.float64)
+    suit = np.clip((slope - min_slope) / 10.0, 0.0, 1.0)
+    cluster = fbm(cx, cy, seed, 40, 900.0, octaves=2).astype(np.float64)
+    shake = np.exp(-np.hypot(cx - epicentre[0], cy - epicentre[1]) / 20_000.0)
+    p = suit * (0.08 + 0.92 / (1.0 + np.exp(-10.0 * cluster))) * shake
+    acc = np.flatnonzero(u < p)
+    return cx[acc], cy[acc]
+
+
+def _add_slides(rng: np.random.Generator, terrain: TerrainModel, cx: F64, cy: F64,
+                config: LandslideConfig, cov: _Coverage) -> None:
+    """Run a slide down from each crown and add its outline to ``cov`` while it fits."""
+    import shapely
+    from shapely.geometry import Polygon
+
+    lengths = np.exp(rng.normal(math.log(config.median_length_m), 0.55, cx.size))
+    lengths = np.clip(lengths, config.min_length_m, config.max_length_m)
+    ratio = rng.uniform(0.25, 0.6, cx.size)
+    px, py, run = _trace(terrain, cx, cy, lengths, 3.0, 8.0)
+    for i in range(cx.size):
+        if run[i] < config.min_length_m:
+            continue
+        width = max(ratio[i] * run[i], 6.0)
+        ring = _outline(px[i], py[i], width, rng)
+        poly = shapely.make_valid(Polygon(ring)).intersection(cov.footprint)
+        if poly.is_empty or poly.area < 20.0:
+            continue
+        if cov.total + poly.area > cov.cap:  # would overshoot the allowed range: skip it
+            continue
+        cov.polys.append(poly)
+        cov.total += poly.area
+        if cov.full:
+            break
