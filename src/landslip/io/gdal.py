@@ -1,7 +1,8 @@
 """GDAL configuration in one place: the block cache size and other options per job.
 
-GDAL's ``GDAL_CACHEMAX`` is read as megabytes when below 100 000 and as bytes above, which is
-easy to get wrong; :func:`gdal_env` takes megabytes only and passes them as bytes.
+rasterio hands ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64`` as a number of bytes, so
+``rasterio.Env(GDAL_CACHEMAX=128)`` sets a 128-byte cache, not 128 MB (the round-1 code did
+that at four call sites). :func:`gdal_env` takes MiB only and passes bytes.
 """
 
 from __future__ import annotations
