@@ -134,7 +134,7 @@ def test_create_engine_picks_and_refuses(
             create_engine(bundle, "onnx", "cuda")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert isinstance(create_engine(bundle, "auto", "cpu"), TorchEngine)
-    with pytest.raises(ModelError, match=r"needs onnxruntime.*--engine torch"):
+    with pytest.raises(ModelError, match=r"onnxruntime package is not installed.*--engine torch"):
         create_engine(bundle, "onnx", "cpu")
 
 

@@ -208,9 +208,9 @@ class OnnxEngine(Engine):
 
     def __init__(self, model: str | Path | bytes, device: torch.device | str | None = None,
                  threads: int | None = None) -> None:
-        from landslip.models.export import parse_onnx_metadata
+        from landslip.models.export import parse_onnx_metadata, require_package
 
-        ort = _import_onnxruntime()
+        ort = require_package("onnxruntime", "for the onnx engine, or use --engine torch")
         dev = torch.device(device) if device is not None else torch.device("cpu")
         _check_threads(threads)
         options = ort.SessionOptions()
@@ -345,14 +345,6 @@ def create_engine(bundle: Bundle, engine: str = "auto", device: torch.device | s
     logger.info("prediction engine: %s", chosen.description)
     return chosen
 
-
-def _import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise ModelError("the onnx engine needs onnxruntime, which is not installed; install "
-                         "it (`pip install onnxruntime`) or use --engine torch") from exc
-    return onnxruntime
 
 
 def _providers(ort: Any, device: torch.device) -> list[Any]:

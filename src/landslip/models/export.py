@@ -68,6 +68,7 @@ __all__ = [
     "onnx_metadata_props",
     "parse_onnx_metadata",
     "read_onnx_metadata",
+    "require_package",
     "weights_sha256",
 ]
 
@@ -324,13 +325,24 @@ def export_onnx(
                       seconds=time.perf_counter() - t0, metadata=meta)
 
 
-def _import_onnx() -> Any:
+def require_package(name: str, advice: str) -> Any:
+    """Import an optional package, or raise a one-line :class:`ModelError` saying what to do.
+
+    Args:
+        name: Module to import (``onnx``, ``onnxscript``, ``onnxruntime``).
+        advice: What to do instead, appended to the message.
+    """
+    import importlib
+
     try:
-        import onnx
+        return importlib.import_module(name)
     except ImportError as exc:
-        raise ModelError("the onnx package is not installed; install it with "
-                         "`pip install onnx onnxscript onnxruntime`") from exc
-    return onnx
+        raise ModelError(f"the {name} package is not installed; install it "
+                         f"(`pip install {name}`) {advice}") from exc
+
+
+def _import_onnx() -> Any:
+    return require_package("onnx", "to export or read ONNX models")
 
 
 @contextmanager
@@ -351,11 +363,7 @@ def _quiet_exporter() -> Iterator[None]:
 
 def _export_proto(bundle: Bundle) -> onnx.ModelProto:
     _import_onnx()
-    try:
-        import onnxscript  # noqa: F401  (torch's exporter needs it)
-    except ImportError as exc:
-        raise ModelError("the onnxscript package (needed by torch's ONNX exporter) is not "
-                         "installed; install it with `pip install onnxscript`") from exc
+    require_package("onnxscript", "(torch's ONNX exporter needs it)")
     from torch.export import Dim
 
     model = bundle.model
@@ -386,11 +394,7 @@ def _export_proto(bundle: Bundle) -> onnx.ModelProto:
 
 def _check_against_torch(bundle: Bundle, data: bytes) -> float:
     """Largest |p_onnx - p_torch| on one random (1, C, 2m, 2m) input, at least 64 x 64."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise ModelError("onnxruntime is not installed, so the export cannot be checked; "
-                         "install it (`pip install onnxruntime`) or skip the check") from exc
+    ort = require_package("onnxruntime", "to check the export, or skip the check")
     m = bundle.required_multiple
     side = max(2 * m, -(-64 // m) * m)
     rng = np.random.default_rng(0)
