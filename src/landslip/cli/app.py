@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "landslip.cli.evaluate:evaluate",
     "study": "landslip.cli.study:study",
     "predict": "landslip.cli.predict:predict",
+    "export": "landslip.cli.export:export",
     "demo": "landslip.cli.demo:demo",
 }
 

@@ -1,0 +1,187 @@
+"""CPU prediction engines: PyTorch default layout vs channels_last vs ONNX Runtime (issue 12).
+
+Measures, in one run, with a width-16 ``unet`` and 4 bands (seeded random weights saved as a
+real model bundle, exported to ONNX in memory as ``landslip predict`` would):
+
+(a) one forward pass over a single 1024 x 1024 window (batch 1) at 1 and 2 threads, for
+    ``torch`` in the default NCHW layout, ``torch`` channels_last (what ``TorchEngine`` does on
+    the CPU) and ONNX Runtime (``OnnxEngine``): median seconds, speed ratio against the
+    default layout, effective GFLOP/s (convolution FLOPs counted by torch's FlopCounterMode),
+    and the largest probability difference from the default layout;
+(b) a per-pixel throughput sweep over window sizes (default 256, 512, 768, 1024, 1536) for
+    each engine at one thread count, printing megapixels per second and the best window per
+    engine.
+
+Engines are interleaved within every repetition (the median over repetitions is reported), so
+the ratios compare runs made side by side. Nothing is asserted: the script prints figures.
+The machine's load average is printed before and after, since a shared machine skews times.
+
+Usage::
+
+    .venv/bin/python benchmarks/cpu_engines.py              # the full measurement
+    .venv/bin/python benchmarks/cpu_engines.py --quick      # small sizes, checks that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+BANDS = ["blue", "green", "red", "nir"]
+Float = npt.NDArray[np.float32]
+
+
+def make_bundle(folder: Path, width: int) -> Any:
+    """A width-``width`` U-Net with seeded random weights, saved and loaded as a bundle."""
+    import torch
+
+    from landslip.models.bundle import BundleMeta, load_bundle, save_bundle
+    from landslip.models.registry import create_model
+
+    torch.manual_seed(0)
+    meta = BundleMeta(model="unet", model_params={"width": width}, in_channels=4,
+                      band_set="bgrn", band_names=BANDS, mean=[0.0] * 4, std=[1.0] * 4)
+    save_bundle(folder / "bundle", create_model("unet", 4, width=width), meta)
+    return load_bundle(folder)
+
+
+def conv_gflop(bundle: Any, size: int) -> float:
+    """GFLOP of one forward pass over a size x size window (counted at 64 px, scaled)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros((1, 4, 64, 64))
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        bundle.model(x)
+    return float(counter.get_total_flops()) * (size / 64) ** 2 / 1e9
+
+
+def make_engines(bundle: Any, onnx_bytes: bytes, threads: int) -> dict[str, Any]:
+    """The three engines at ``threads`` threads, each with its own copy of the network."""
+    import copy
+
+    from landslip.inference.engine import OnnxEngine, TorchEngine
+
+    return {
+        "torch default": TorchEngine(copy.deepcopy(bundle.model), threads=threads,
+                                     channels_last=False),
+        "torch channels_last": TorchEngine(copy.deepcopy(bundle.model), threads=threads),
+        "onnxruntime": OnnxEngine(onnx_bytes, threads=threads),
+    }
+
+
+def timed(engines: dict[str, Any], x: Float, reps: int) -> dict[str, tuple[float, Float]]:
+    """Median seconds of ``probabilities(x)`` per engine (interleaved), with the last output."""
+    import torch
+
+    for e in engines.values():  # warm-up: allocator, ORT's first-run planning, oneDNN kernels
+        e.probabilities(x)
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    outs: dict[str, Float] = {}
+    for _ in range(reps):
+        for name, e in engines.items():
+            if e.threads is not None and name.startswith("torch"):
+                torch.set_num_threads(e.threads)  # process-wide: set again before each run
+            t0 = time.perf_counter()
+            outs[name] = e.probabilities(x)
+            times[name].append(time.perf_counter() - t0)
+    return {k: (statistics.median(v), outs[k]) for k, v in times.items()}
+
+
+def part_a(bundle: Any, onnx_bytes: bytes, size: int, threads: list[int], reps: int,
+           log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Forward pass over one size x size window per engine and thread count."""
+    gflop = conv_gflop(bundle, size)
+    x = np.random.default_rng(0).standard_normal((1, 4, size, size)).astype(np.float32)
+    log(f"\n(a) one {size} x {size} window, batch 1, {gflop:.0f} GFLOP per forward pass, "
+        f"median of {reps}")
+    log("| threads | engine | seconds | vs default layout | GFLOP/s | max |dp| vs default |")
+    log("|---|---|---|---|---|---|")
+    rows = []
+    for n in threads:
+        res = timed(make_engines(bundle, onnx_bytes, n), x, reps)
+        base_t, base_p = res["torch default"]
+        for name, (t, p) in res.items():
+            diff = float(np.abs(p - base_p).max())
+            rows.append({"threads": n, "engine": name, "seconds": t, "ratio": base_t / t,
+                         "gflops": gflop / t, "max_diff": diff})
+            log(f"| {n} | {name} | {t:.3f} | {base_t / t:.2f}x | {gflop / t:.0f} | "
+                f"{diff:.1e} |")
+    return rows
+
+
+def part_b(bundle: Any, onnx_bytes: bytes, sizes: list[int], threads: int, reps: int,
+           log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Megapixels per second against the window size, per engine."""
+    engines = make_engines(bundle, onnx_bytes, threads)
+    log(f"\n(b) throughput against window size, batch 1, {threads} thread(s), median of {reps}")
+    log("| window | " + " | ".join(f"{k} MP/s" for k in engines) + " |")
+    log("|---|" + "---|" * len(engines))
+    rows = []
+    for size in sizes:
+        x = np.random.default_rng(size).standard_normal((1, 4, size, size)).astype(np.float32)
+        res = timed(engines, x, reps)
+        mps = {k: size * size / 1e6 / t for k, (t, _) in res.items()}
+        rows.extend({"window": size, "engine": k, "mp_per_s": v} for k, v in mps.items())
+        log(f"| {size} | " + " | ".join(f"{v:.3f}" for v in mps.values()) + " |")
+    for name in engines:
+        mine = [r for r in rows if r["engine"] == name]
+        best = max(mine, key=lambda r: r["mp_per_s"])
+        worst = min(mine, key=lambda r: r["mp_per_s"])
+        log(f"best window for {name}: {best['window']} ({best['mp_per_s']:.3f} MP/s; "
+            f"{best['mp_per_s'] / worst['mp_per_s']:.2f}x the slowest, {worst['window']})")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small windows and one repetition: checks that the script runs")
+    parser.add_argument("--width", type=int, default=16, help="U-Net base width")
+    parser.add_argument("--size", type=int, default=1024, help="window of part (a), pixels")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="thread counts of part (a)")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[256, 512, 768, 1024, 1536],
+                        help="window sizes of part (b) (none: skip it)")
+    parser.add_argument("--sweep-threads", type=int, default=None,
+                        help="threads of part (b) (default: the largest of --threads)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions (median reported)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.sweep, args.reps = 256, [128, 256], 1
+    import onnxruntime
+    import torch
+
+    from landslip.models.export import export_onnx_bytes
+
+    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start")
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = make_bundle(Path(tmp) / "run", args.width)
+        t0 = time.perf_counter()
+        onnx_bytes = export_onnx_bytes(bundle)
+    print(f"unet width {args.width}, 4 bands; ONNX export in memory {time.perf_counter() - t0:.1f} "
+          f"s ({len(onnx_bytes) / 1e6:.1f} MB)")
+    out: dict[str, Any] = {"a": part_a(bundle, onnx_bytes, args.size, args.threads, args.reps,
+                                       print)}
+    if args.sweep:
+        n = args.sweep_threads or max(args.threads)
+        out["b"] = part_b(bundle, onnx_bytes, args.sweep, n, args.reps, print)
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""Export a model bundle to ONNX: one self-describing file that ONNX Runtime (or any tool) runs.
+
+The graph (``torch.onnx.export`` with the torch.export-based exporter, opset 20) maps
+
+* ``input``: float32 ``(N, C, H, W)``, already normalised (``(band - mean) / std``, 0 at nodata,
+  exactly :meth:`landslip.models.bundle.Bundle.inputs`), N, H and W dynamic, H and W multiples of
+  the model's ``required_multiple``;
+* to ``probability``: float32 ``(N, 1, H, W)`` = ``sigmoid(logits)`` in [0, 1].
+
+The sigmoid is part of the graph (the models themselves return logits): every consumer of an
+exported file wants probabilities (the decision rule is ``p >= threshold`` on the float32
+probability, :func:`landslip.encoding.apply_threshold`), ONNX Runtime fuses the sigmoid for
+free, and a file whose output is already the documented quantity cannot be misread.
+
+The bundle's ``model.json`` travels inside the file as ONNX ``metadata_props``, one key per
+field with a JSON value (``"format": "\\"landslip-onnx\\""``, ``"version": "1"``, ``"model"``,
+``"model_params"``, ``"in_channels"``, ``"band_set"``, ``"band_names"``, ``"mean"``, ``"std"``,
+``"threshold"``, ``"patch_size"``, ``"dataset_fingerprint"``, ``"landslip_version"``,
+``"training"``) plus ``"required_multiple"``, ``"input"`` / ``"output"`` (name, shape, dtype,
+meaning), ``"probability_encoding"``, ``"weights_sha256"`` (of ``model.safetensors``) and
+``"exported_by"``. :func:`read_onnx_metadata` reads it back into a :class:`OnnxMetadata`
+holding the :class:`~landslip.models.bundle.BundleMeta`.
+
+Example:
+    >>> from landslip.models.export import export_onnx, read_onnx_metadata
+    >>> export_onnx("runs/r1", "model.onnx")                      # doctest: +SKIP
+    >>> read_onnx_metadata("model.onnx").bundle.band_set          # doctest: +SKIP
+    'bgrn'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from landslip import __version__
+from landslip.encoding import PROBABILITY_NODATA, PROBABILITY_SCALE
+from landslip.errors import InputError, ModelError
+from landslip.formats import check_format
+from landslip.io.atomic import atomic_path
+from landslip.models.bundle import WEIGHTS_FILE, Bundle, BundleMeta, load_bundle
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = [
+    "INPUT_NAME",
+    "ONNX_FORMAT",
+    "ONNX_OPSET",
+    "ONNX_VERSION",
+    "OUTPUT_NAME",
+    "OnnxExport",
+    "OnnxMetadata",
+    "ProbabilityModel",
+    "export_onnx",
+    "export_onnx_bytes",
+    "onnx_metadata_props",
+    "parse_onnx_metadata",
+    "read_onnx_metadata",
+    "require_package",
+    "weights_sha256",
+]
+
+logger = logging.getLogger(__name__)
+
+ONNX_FORMAT = "landslip-onnx"
+"""``format`` metadata value of an exported landslip model."""
+ONNX_VERSION = 1
+"""Version of the metadata layout (grows when a reader could not follow a change)."""
+ONNX_OPSET = 20
+"""ONNX opset of exported graphs (ONNX Runtime >= 1.17 runs it)."""
+INPUT_NAME = "input"
+"""Name of the graph input: float32 (N, C, H, W), normalised."""
+OUTPUT_NAME = "probability"
+"""Name of the graph output: float32 (N, 1, H, W) probabilities."""
+MAX_CHECK_DIFFERENCE = 1e-4
+"""Largest |p_onnx - p_torch| :func:`export_onnx` accepts when checking an export."""
+
+
+class ProbabilityModel(nn.Module):
+    """Wrap a logit model so that it returns probabilities: ``sigmoid(model(x))``.
+
+    Shapes:
+        input (N, C, H, W) float32 -> (N, 1, H, W) float32 in [0, 1].
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities of ``x`` (see the class docstring)."""
+        return torch.sigmoid(self.model(x))
+
+
+@dataclass(frozen=True)
+class OnnxMetadata:
+    """What an exported file says about itself (:func:`read_onnx_metadata`).
+
+    Attributes:
+        bundle: The bundle's ``model.json`` (band set, band names, mean, std, threshold, ...).
+        required_multiple: Input height and width must be multiples of this.
+        input_name: Graph input name (float32 (N, C, H, W), normalised).
+        output_name: Graph output name (float32 (N, 1, H, W) probabilities).
+        weights_sha256: sha256 of the bundle's ``model.safetensors`` (None if not recorded).
+        exported_by: landslip version that wrote the file.
+        version: Metadata layout version.
+    """
+
+    bundle: BundleMeta
+    required_multiple: int
+    input_name: str = INPUT_NAME
+    output_name: str = OUTPUT_NAME
+    weights_sha256: str | None = None
+    exported_by: str = __version__
+    version: int = ONNX_VERSION
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """Result of :func:`export_onnx`.
+
+    Attributes:
+        path: The written file.
+        bytes: Its size in bytes.
+        opset: ONNX opset of the graph.
+        max_difference: Largest |p_onnx - p_torch| of the check, or None when not checked.
+        seconds: Wall time of the export (and check).
+        metadata: What the file says about itself.
+    """
+
+    path: Path
+    bytes: int
+    opset: int
+    max_difference: float | None
+    seconds: float
+    metadata: OnnxMetadata
+
+
+def weights_sha256(bundle: Bundle) -> str | None:
+    """sha256 of the bundle's ``model.safetensors``, or None when the file is absent."""
+    from landslip.dataset.store import sha256_file
+
+    path = bundle.path / WEIGHTS_FILE
+    return sha256_file(path) if path.is_file() else None
+
+
+def onnx_metadata_props(bundle: Bundle, sha256: str | None = None) -> dict[str, str]:
+    """The ONNX ``metadata_props`` of an export of ``bundle``: keys to JSON-encoded values.
+
+    Args:
+        bundle: The loaded bundle.
+        sha256: sha256 of its weights file (see :func:`weights_sha256`), or None.
+
+    Returns:
+        ``{key: json.dumps(value)}`` (see the module docstring for the keys).
+    """
+    meta = bundle.meta.to_json()
+    multiple = bundle.required_multiple
+    c = bundle.meta.in_channels
+    values: dict[str, Any] = {
+        "format": ONNX_FORMAT,
+        "version": ONNX_VERSION,
+        **{k: v for k, v in meta.items() if k not in ("format", "version")},
+        "required_multiple": multiple,
+        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["N", c, "H", "W"],
+                  "meaning": f"(band - mean) / std of band_names, 0 at nodata; H and W "
+                             f"multiples of {multiple}"},
+        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", 1, "H", "W"],
+                   "meaning": "landslide probability sigmoid(logit) in [0, 1]; landslide "
+                              "where probability >= threshold"},
+        "probability_encoding": {"graph_output": "probability", "uint8_scale": PROBABILITY_SCALE,
+                                 "uint8_nodata": PROBABILITY_NODATA,
+                                 "uint8_rule": "round(p * 254), 255 = nodata"},
+        "weights_sha256": sha256,
+        "exported_by": __version__,
+    }
+    return {k: json.dumps(v) for k, v in values.items()}
+
+
+def parse_onnx_metadata(props: Mapping[str, str], source: str | Path) -> OnnxMetadata:
+    """Decode ``metadata_props`` written by :func:`onnx_metadata_props`.
+
+    Args:
+        props: Key to JSON string (``onnx.ModelProto.metadata_props`` as a dict, or ONNX
+            Runtime's ``get_modelmeta().custom_metadata_map``).
+        source: File named in error messages.
+
+    Returns:
+        The decoded metadata.
+
+    Raises:
+        ModelError: If the file was not exported by landslip, is of a newer layout, or a value
+            is not JSON or is inconsistent.
+    """
+    try:
+        doc = {k: json.loads(v) for k, v in props.items()}
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{source}: ONNX metadata value is not JSON ({exc}); export the "
+                         "model again with `landslip export`") from exc
+    if "format" not in doc:
+        raise ModelError(f"{source} is an ONNX file without landslip metadata; export the "
+                         "model with `landslip export BUNDLE -o FILE.onnx`")
+    doc = check_format(doc, expected=ONNX_FORMAT, supported=ONNX_VERSION, source=source,
+                       error=ModelError)
+    version = int(doc.pop("version"))
+    doc.pop("format")
+    extra = {k: doc.pop(k, None) for k in ("required_multiple", "input", "output",
+                                           "probability_encoding", "weights_sha256",
+                                           "exported_by")}
+    meta = BundleMeta.from_json({"format": "landslip-bundle", "version": 1, **doc}, str(source))
+    multiple = extra["required_multiple"]
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ModelError(f"{source}: bad required_multiple {multiple!r} in the ONNX metadata")
+    io_names = [(extra[k] or {}).get("name") if isinstance(extra[k], dict) else None
+                for k in ("input", "output")]
+    return OnnxMetadata(
+        bundle=meta, required_multiple=multiple,
+        input_name=str(io_names[0] or INPUT_NAME), output_name=str(io_names[1] or OUTPUT_NAME),
+        weights_sha256=extra["weights_sha256"], exported_by=str(extra["exported_by"]),
+        version=version,
+    )
+
+
+def read_onnx_metadata(source: str | Path | bytes) -> OnnxMetadata:
+    """Read the landslip metadata of an exported ONNX model.
+
+    Args:
+        source: Path of the ``.onnx`` file, or its bytes.
+
+    Returns:
+        The decoded metadata (the bundle's ``model.json`` as :class:`BundleMeta`, the required
+        multiple, input/output names, weights checksum, exporting version).
+
+    Raises:
+        ModelError: If the file is missing, not ONNX, or lacks landslip metadata.
+    """
+    onnx = _import_onnx()
+    from google.protobuf.message import DecodeError
+
+    name = "ONNX bytes" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise ModelError(f"ONNX model {source} not found")
+    try:
+        if isinstance(source, bytes):
+            proto = onnx.load_model_from_string(source)
+        else:
+            proto = onnx.load(str(source), load_external_data=False)
+    except OSError as exc:
+        raise ModelError(f"cannot read ONNX model {name}: {exc}") from exc
+    except DecodeError as exc:
+        raise ModelError(f"{name} is not an ONNX model ({exc})") from exc
+    return parse_onnx_metadata({p.key: p.value for p in proto.metadata_props}, name)
+
+
+def export_onnx_bytes(bundle: Bundle, sha256: str | None = None) -> bytes:
+    """Export a loaded bundle to a serialised ONNX model, in memory.
+
+    Args:
+        bundle: The loaded bundle (its model on any device; it is exported from a CPU copy
+            only if it is not already on the CPU).
+        sha256: Checksum of the weights to record (default: computed from the bundle folder).
+
+    Returns:
+        The ONNX model (``ModelProto`` bytes) with the metadata described in the module
+        docstring; graph input float32 (N, C, H, W), output probabilities (N, 1, H, W).
+
+    Raises:
+        ModelError: If ``onnx``/``onnxscript`` are missing or the exporter fails.
+    """
+    proto = _export_proto(bundle)
+    props = onnx_metadata_props(bundle, sha256 if sha256 is not None else weights_sha256(bundle))
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data: bytes = proto.SerializeToString()
+    return data
+
+
+def export_onnx(
+    bundle: Bundle | str | Path, output: str | Path, check: bool = True
+) -> OnnxExport:
+    """Export a bundle to an ONNX file (written atomically).
+
+    Args:
+        bundle: A loaded :class:`Bundle`, or a run folder, bundle folder or ``model.json``.
+        output: The ``.onnx`` file to write (replaced if it exists; parents created).
+        check: Run ONNX Runtime and PyTorch on one random input and refuse the export when
+            their probabilities differ by more than ``1e-4`` (needs ``onnxruntime``).
+
+    Returns:
+        Where and what was written.
+
+    Raises:
+        ModelError: For a missing or bad bundle, missing exporter packages, a failing export
+            or check.
+        InputError: If ``output`` is a folder.
+    """
+    t0 = time.perf_counter()
+    out = Path(output)
+    if out.is_dir():
+        raise InputError(f"output {out} is a folder; give a file name such as "
+                         f"{out / 'model.onnx'}")
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    data = export_onnx_bytes(b)
+    diff = _check_against_torch(b, data) if check else None
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    meta = read_onnx_metadata(data)
+    logger.debug("exported %s to %s (%.1f MB) in %.1f s", b.path, out, len(data) / 1e6,
+                time.perf_counter() - t0)
+    return OnnxExport(path=out, bytes=len(data), opset=ONNX_OPSET, max_difference=diff,
+                      seconds=time.perf_counter() - t0, metadata=meta)
+
+
+def require_package(name: str, advice: str) -> Any:
+    """Import an optional package, or raise a one-line :class:`ModelError` saying what to do.
+
+    Args:
+        name: Module to import (``onnx``, ``onnxscript``, ``onnxruntime``).
+        advice: What to do instead, appended to the message.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ModelError(f"the {name} package is not installed; install it "
+                         f"(`pip install {name}`) {advice}") from exc
+
+
+def _import_onnx() -> Any:
+    return require_package("onnx", "to export or read ONNX models")
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's chatter (torchvision-missing notes, optimiser passes, warnings)."""
+    logs = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+
+
+def _export_proto(bundle: Bundle) -> onnx.ModelProto:
+    _import_onnx()
+    require_package("onnxscript", "(torch's ONNX exporter needs it)")
+    from torch.export import Dim
+
+    model = bundle.model
+    param = next(model.parameters(), None)
+    if param is not None and param.device.type != "cpu":
+        import copy
+
+        model = copy.deepcopy(model).to("cpu")
+    wrapper = ProbabilityModel(model).eval()
+    m = bundle.required_multiple
+    example = torch.zeros((2, bundle.meta.in_channels, 2 * m, 2 * m), dtype=torch.float32)
+    dims = {"x": {0: Dim("batch", min=1), 2: m * Dim("height_blocks", min=1),
+                  3: m * Dim("width_blocks", min=1)}}
+    try:
+        with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+            program = torch.onnx.export(
+                wrapper, (example,), dynamo=True, opset_version=ONNX_OPSET,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=dims, verbose=False, report=False, external_data=False,
+            )
+    except Exception as exc:  # the exporter raises many types; name the model and the cause
+        raise ModelError(f"cannot export model {bundle.meta.model!r} "
+                         f"{bundle.meta.model_params} to ONNX: {exc}".splitlines()[0]) from exc
+    if program is None:  # pragma: no cover - only the legacy exporter returns None
+        raise ModelError("torch.onnx.export returned no program")
+    return program.model_proto
+
+
+def _check_against_torch(bundle: Bundle, data: bytes) -> float:
+    """Largest |p_onnx - p_torch| on one random (1, C, 2m, 2m) input, at least 64 x 64."""
+    ort = require_package("onnxruntime", "to check the export, or skip the check")
+    m = bundle.required_multiple
+    side = max(2 * m, -(-64 // m) * m)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, bundle.meta.in_channels, side, side)).astype(np.float32)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    p_onnx = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0], dtype=np.float32)
+    param = next(bundle.model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    with torch.inference_mode():
+        p_torch = torch.sigmoid(bundle.model(torch.from_numpy(x).to(device))).cpu().numpy()
+    diff = float(np.max(np.abs(p_onnx - p_torch)))
+    if not diff <= MAX_CHECK_DIFFERENCE:
+        raise ModelError(f"the ONNX export of {bundle.path} disagrees with PyTorch (max "
+                         f"probability difference {diff:.2g} > {MAX_CHECK_DIFFERENCE:g}); "
+                         "report this with the bundle's model.json")
+    return diff
