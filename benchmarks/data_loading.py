@@ -21,6 +21,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,7 +31,6 @@ import torch
 from torch import Tensor
 
 from landslip.dataset.imports import import_patches
-from landslip.dataset.store import write_synthetic_dataset
 from landslip.dataset.torch import LandslideDataModule
 from landslip.models.registry import create_model
 
@@ -41,6 +41,10 @@ def _dataset(tmp: Path) -> tuple[Path, str]:
     if SHARED.is_dir():
         ds = import_patches(SHARED, tmp / "l4s", val_fraction=0.1, seed=0).dataset
         return ds.path, f"Landslide4Sense RGB ({ds.counts['train']} training patches of 128 px)"
+    # The synthetic dataset writer is a test helper (tests/helpers), not part of landslip.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from helpers.datasets import write_synthetic_dataset
+
     ds = write_synthetic_dataset(tmp / "synth", n=1200, patch_size=128,
                                  band_names=("red", "green", "blue"), nodata=None)
     return ds.path, f"synthetic ({ds.counts['train']} training patches of 128 px)"

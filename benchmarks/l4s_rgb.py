@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from landslip.dataset.folder import open_dataset
     from landslip.dataset.imports import import_patches
-    from landslip.dataset.store import open_dataset
     from landslip.io.atomic import write_json_atomic, write_text_atomic
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +30,6 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from landslip.dataset.store import write_synthetic_dataset
 from landslip.dataset.torch import LandslideDataModule
 from landslip.models.losses import create_loss
 from landslip.models.registry import create_model
@@ -111,6 +111,10 @@ def main() -> None:
     n_train = args.batch * args.steps
     with tempfile.TemporaryDirectory() as tmp:
         ds = Path(tmp) / "ds"
+        # The synthetic dataset writer is a test helper (tests/helpers), not part of landslip.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from helpers.datasets import write_synthetic_dataset
+
         # Train share 0.5: enough training patches for one epoch of `steps` batches.
         write_synthetic_dataset(ds, n=2 * n_train + 2, patch_size=args.patch,
                                 fractions=(0.5, 0.25, 0.25))

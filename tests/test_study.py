@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.datasets import write_synthetic_dataset
 from landslip.cli.app import main
-from landslip.dataset.store import write_synthetic_dataset
 from landslip.errors import BandError, ConfigError
 from landslip.study import load_study_config, run_study, summarize
 

@@ -430,7 +430,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         DatasetError: A dataset is missing or lacks a test/validation split.
         BandError: A dataset lacks bands a band set needs.
     """
-    from landslip.dataset.store import open_dataset
+    from landslip.dataset.folder import open_dataset
     from landslip.devices import select_device
     from landslip.evaluation.evaluate import evaluate
     from landslip.progress import track

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.datasets import write_synthetic_dataset
 from landslip.cli.app import main
-from landslip.dataset.store import write_synthetic_dataset
 from landslip.models.bundle import BundleMeta, save_bundle
 from landslip.models.registry import create_model
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from rasterio.crs import CRS
 
 from landslip.cli.app import main
+from landslip.dataset.folder import open_dataset
 from landslip.dataset.prepare import prepare_dataset
-from landslip.dataset.store import open_dataset
 from landslip.dataset.tiling import patch_layout
 from landslip.errors import BandError, GridError, LabelError
 from landslip.grid import Grid

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from landslip.dataset.store import open_dataset, write_synthetic_dataset
+from helpers.datasets import write_synthetic_dataset
+from landslip.dataset.folder import open_dataset
 from landslip.dataset.torch import (
     LandslideDataModule,
     PatchDataset,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from landslip.dataset.store import DatasetFolder, write_synthetic_dataset
+from helpers.datasets import write_synthetic_dataset
+from landslip.dataset.folder import DatasetFolder
 from landslip.errors import BandError, DatasetError, InputError, ModelError
 from landslip.evaluation.evaluate import evaluate, parse_threshold
 from landslip.evaluation.metrics import IGNORE

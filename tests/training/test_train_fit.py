@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.datasets import write_synthetic_dataset
 from landslip.cli.app import main
-from landslip.dataset.store import open_dataset, write_synthetic_dataset
+from landslip.dataset.folder import open_dataset
 from landslip.dataset.torch import LandslideDataModule
 from landslip.errors import ConfigError, ModelError
 from landslip.models.bundle import load_bundle

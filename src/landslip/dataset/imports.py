@@ -34,6 +34,7 @@ Splits: train and test (and val) folders are kept; when there is no validation f
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -44,8 +45,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from landslip.dataset.store import SPLITS, DatasetFolder, DatasetWriter
+from landslip.dataset.checksums import sha256_file
+from landslip.dataset.folder import DatasetFolder
+from landslip.dataset.index import SPLITS
+from landslip.dataset.writer import DatasetWriter
+from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
 from landslip.errors import BandError, DatasetError
+from landslip.io.raster import open_raster, raster_info
 from landslip.progress import track
 
 __all__ = [
@@ -195,8 +201,6 @@ def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], str, list[st
             arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
             return arr, mode, []
         if suffix in (".tif", ".tiff"):
-            from landslip.io.raster import open_raster
-
             with open_raster(path) as ds:
                 return ds.read(), "", list(ds.descriptions)
         if suffix == ".npy":
@@ -237,10 +241,10 @@ def _mask_labels(arr: npt.NDArray[Any], mode: str, path: Path) -> npt.NDArray[np
     if m.ndim != 2:
         raise DatasetError(f"mask {path} has shape {arr.shape}; expected (H, W) or (C, H, W)")
     if mode == "auto":
-        mode = "labels" if (m == 1).any() else "threshold"
+        mode = "labels" if (m == LANDSLIDE).any() else "threshold"
     if mode == "threshold":
         return (m > 127).astype(np.uint8)
-    bad = ~np.isin(m, (0, 1, 255))
+    bad = ~np.isin(m, (BACKGROUND, LANDSLIDE, IGNORE))
     if bad.any():
         raise DatasetError(f"mask {path} has values {sorted(np.unique(m[bad]).tolist())[:5]} "
                            "besides 0, 1 and 255; use --mask-mode threshold for 0/255 masks")
@@ -260,11 +264,22 @@ def _default_band_names(layout: str, first: Path, arr: npt.NDArray[Any], mode: s
 
 
 def _digest(files: Sequence[Path], root: Path) -> str:
+    """sha256 over the relative paths and contents of ``files``, in sorted order."""
     h = hashlib.sha256()
     for p in sorted(files):
         h.update(str(p.relative_to(root)).encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+        h.update(bytes.fromhex(sha256_file(p)))
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class _PatchFormat:
+    """What every imported patch must look like: the first patch's bands, size and dtype."""
+
+    names: list[str]
+    size: int
+    dtype: np.dtype[Any]
+    nodata: float | None
 
 
 def import_patches(
@@ -302,64 +317,84 @@ def import_patches(
     root = Path(src)
     layout, pairs = discover_pairs(root, layout)
     items = [(s, img, mask) for s in SPLITS for img, mask in pairs.get(s, [])]
-    first_arr, first_mode, first_desc = _read_array(items[0][1], "img")
-    names = ([b.strip().lower() for b in band_names if b.strip()] if band_names is not None
-             else _default_band_names(layout, items[0][1], first_arr, first_mode, first_desc))
-    first = _to_chw(first_arr, len(names), first_mode, items[0][1])
-    c, h, w = first.shape
-    if h != w:
-        raise DatasetError(f"patches must be square; {items[0][1]} is {h} x {w}")
-    nodata: float | None = None
-    if items[0][1].suffix.lower() in (".tif", ".tiff"):
-        from landslip.io.raster import raster_info
-
-        nodata = raster_info(items[0][1]).nodata
-    splits: list[str] = []
-    files: list[Path] = []
-    with DatasetWriter(out, len(items), names, first.dtype, h, nodata, overwrite) as writer:
-        for split, img_path, mask_path in track(items, description="import"):
-            arr, mode, _ = _read_array(img_path, "img")
-            img = _to_chw(arr, c, mode, img_path)
-            marr, _, _ = _read_array(mask_path if mask_path is not None else img_path, "mask")
-            lab = _mask_labels(marr, mask_mode, mask_path or img_path)
-            if img.shape != (c, h, w) or lab.shape != (h, w):
-                raise DatasetError(f"{img_path} is {img.shape[1]} x {img.shape[2]} px with "
-                                   f"mask {lab.shape}; every patch must be {h} x {w}")
-            if img.dtype != first.dtype:
-                img = img.astype(first.dtype)
-            rel = str(img_path.relative_to(root))
-            writer.add(img, lab, source=rel)
-            splits.append(split)
-            files.append(img_path)
-            if mask_path is not None:
-                files.append(mask_path)
-        carved = 0
-        if "val" not in pairs and val_fraction > 0:
-            train = [i for i, s in enumerate(splits) if s == "train"]
-            carved = round(val_fraction * len(train))
-            pick = np.random.default_rng(seed).permutation(len(train))[:carved]
-            for j in pick:
-                splits[train[int(j)]] = "val"
-        split_meta = {"method": "imported", "source_splits": sorted(pairs, key=SPLITS.index),
-                      "val_from": "folder" if "val" in pairs else "train",
-                      "val_fraction": val_fraction if "val" not in pairs else None,
-                      "seed": seed}
-        leakage: dict[str, Any] = {
-            "definition": "share of a split's patches that touch or overlap a training patch",
-            "note": "imported patches carry no scene position; leakage between them cannot be "
-                    "audited",
-        }
-        for s in SPLITS:
-            leakage[s] = {"patches": splits.count(s), "touching_train": None, "share": None}
-        sources = [{"path": str(root.resolve()), "layout": layout, "files": len(files),
-                    "sha256": _digest(files, root)}]
-        report = {"layout": layout, "split": split_meta, "leakage": leakage, "sources": sources,
-                  "bands": names, "patch_size": h, "carved_val": carved}
-        meta = {"split": split_meta, "leakage": leakage, "sources": sources,
+    fmt = _patch_format(items[0][1], layout, band_names)
+    with DatasetWriter(out, len(items), fmt.names, fmt.dtype, fmt.size, fmt.nodata,
+                       overwrite) as writer:
+        for _, img_path, mask_path in track(items, description="import"):
+            writer.add(*_read_pair(img_path, mask_path, fmt, mask_mode),
+                       source=str(img_path.relative_to(root)))
+        splits = [s for s, _, _ in items]
+        carved = 0 if "val" in pairs else _carve_validation(splits, val_fraction, seed)
+        files = [p for _, img, mask in items for p in (img, mask) if p is not None]
+        report = _report(root, layout, pairs, splits, files, fmt, val_fraction, seed)
+        report["carved_val"] = carved
+        meta = {"split": report["split"], "leakage": report["leakage"],
+                "sources": report["sources"],
                 "import": {"layout": layout, "mask_mode": mask_mode}}
         ds = writer.finish(splits, meta, report=report)
     log.info("imported %d patches from %s into %s", len(ds), root, ds.path)
-    import json
-
     return ImportResult(dataset=ds,
                         report=json.loads((ds.path / "report.json").read_text(encoding="utf-8")))
+
+
+def _patch_format(first: Path, layout: str, band_names: Sequence[str] | None) -> _PatchFormat:
+    """Band names, size, dtype and nodata of the dataset, from the first image and the names."""
+    arr, mode, desc = _read_array(first, "img")
+    names = ([b.strip().lower() for b in band_names if b.strip()] if band_names is not None
+             else _default_band_names(layout, first, arr, mode, desc))
+    img = _to_chw(arr, len(names), mode, first)
+    _, h, w = img.shape
+    if h != w:
+        raise DatasetError(f"patches must be square; {first} is {h} x {w}")
+    nodata: float | None = None
+    if first.suffix.lower() in (".tif", ".tiff"):
+        nodata = raster_info(first).nodata
+    return _PatchFormat(names, h, img.dtype, nodata)
+
+
+def _read_pair(img_path: Path, mask_path: Path | None, fmt: _PatchFormat, mask_mode: str
+               ) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint8]]:
+    """(C, P, P) image in the dataset dtype and (P, P) labels of one patch (checked)."""
+    arr, mode, _ = _read_array(img_path, "img")
+    img = _to_chw(arr, len(fmt.names), mode, img_path)
+    marr, _, _ = _read_array(mask_path if mask_path is not None else img_path, "mask")
+    lab = _mask_labels(marr, mask_mode, mask_path or img_path)
+    p = fmt.size
+    if img.shape[1:] != (p, p) or lab.shape != (p, p):
+        raise DatasetError(f"{img_path} is {img.shape[1]} x {img.shape[2]} px with "
+                           f"mask {lab.shape}; every patch must be {p} x {p}")
+    return img.astype(fmt.dtype, copy=False), lab
+
+
+def _carve_validation(splits: list[str], val_fraction: float, seed: int) -> int:
+    """Turn ``round(val_fraction * n_train)`` seeded training patches into validation ones.
+
+    Returns:
+        The number of patches carved out (``splits`` is changed in place).
+    """
+    train = [i for i, s in enumerate(splits) if s == "train"]
+    carved = round(val_fraction * len(train))
+    for j in np.random.default_rng(seed).permutation(len(train))[:carved]:
+        splits[train[int(j)]] = "val"
+    return carved
+
+
+def _report(root: Path, layout: str, pairs: dict[str, list[tuple[Path, Path | None]]],
+            splits: Sequence[str], files: Sequence[Path], fmt: _PatchFormat,
+            val_fraction: float, seed: int) -> dict[str, Any]:
+    """The JSON report of an import: layout, split, (unauditable) leakage, sources."""
+    has_val = "val" in pairs
+    split_meta = {"method": "imported", "source_splits": sorted(pairs, key=SPLITS.index),
+                  "val_from": "folder" if has_val else "train",
+                  "val_fraction": None if has_val else val_fraction, "seed": seed}
+    leakage: dict[str, Any] = {
+        "definition": "share of a split's patches that touch or overlap a training patch",
+        "note": "imported patches carry no scene position; leakage between them cannot be "
+                "audited",
+    }
+    for s in SPLITS:
+        leakage[s] = {"patches": splits.count(s), "touching_train": None, "share": None}
+    sources = [{"path": str(root.resolve()), "layout": layout, "files": len(files),
+                "sha256": _digest(files, root)}]
+    return {"layout": layout, "split": split_meta, "leakage": leakage, "sources": sources,
+            "bands": fmt.names, "patch_size": fmt.size}

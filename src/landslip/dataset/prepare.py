@@ -1,7 +1,7 @@
 """Cut a scene and its label raster into a dataset folder of patches.
 
 The scene is read patch window by patch window (never whole), patches go straight into
-memory-mapped arrays in a temporary folder (:class:`~landslip.dataset.store.DatasetWriter`),
+memory-mapped arrays in a temporary folder (:class:`~landslip.dataset.writer.DatasetWriter`),
 so scenes far larger than memory prepare in bounded memory.
 
 Rules:
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from landslip.dataset.checksums import sha256_file
+from landslip.dataset.folder import DatasetFolder
+from landslip.dataset.index import SPLITS
 from landslip.dataset.split import (
     PAPER_FRACTIONS,
     block_split,
@@ -35,21 +39,24 @@ from landslip.dataset.split import (
     leakage_audit,
     random_split,
 )
-from landslip.dataset.store import IGNORE, DatasetFolder, DatasetWriter, sha256_file
-from landslip.dataset.tiling import patch_layout
+from landslip.dataset.stats import nodata_free
+from landslip.dataset.tiling import PatchLayout, patch_layout
+from landslip.dataset.writer import DatasetWriter
+from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
 from landslip.errors import BandError, DatasetError, GridError, LabelError
-from landslip.grid import Window
-from landslip.io.raster import open_raster, raster_info, read_window
+from landslip.grid import Grid, Window
+from landslip.io.gdal import gdal_env
+from landslip.io.raster import RasterInfo, open_raster, raster_info, read_window
 from landslip.progress import track
 
-__all__ = ["PrepareResult", "prepare_dataset", "resolve_band_names"]
+__all__ = ["PrepareOptions", "PrepareResult", "prepare_dataset", "resolve_band_names"]
 
 log = logging.getLogger(__name__)
 
 SPLIT_METHODS = ("random", "blocks")
 
 GDAL_CACHE_MB = 128
-"""GDAL block cache while reading the scene (MB), so memory stays bounded for any scene."""
+"""GDAL block cache while reading the scene (MiB), so memory stays bounded for any scene."""
 
 
 @dataclass(frozen=True)
@@ -95,24 +102,62 @@ def resolve_band_names(
     return names
 
 
-def _valid_pixels(ds: Any, img: npt.NDArray[Any], win: Window, nodata: float | None,
-                  masked: bool) -> npt.NDArray[np.bool_]:
-    """(P, P) True where the pixel is inside the scene and no band is nodata."""
-    valid = np.zeros(img.shape[1:], dtype=bool)
-    inside = win.intersection(Window(0, 0, ds.height, ds.width))
-    if inside is None:
-        return valid
-    rs, cs = inside.relative_to(win).slices()
-    valid[rs, cs] = True
-    if nodata is not None:
-        if np.isnan(nodata):
-            valid &= ~np.isnan(img).any(axis=0)
-        else:
-            valid &= ~(img == img.dtype.type(nodata)).any(axis=0)
-    elif masked:
-        m = ds.read_masks(window=inside.to_rasterio())
-        valid[rs, cs] &= (m != 0).all(axis=0)
-    return valid
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How :func:`prepare_dataset` cuts and splits a scene (checked on creation).
+
+    Attributes:
+        patch_size: Patch size P in pixels (at least 8).
+        stride: Step between patches (None: P, no overlap; 1..P).
+        split: ``random`` (the paper's) or ``blocks`` (spatially separate, with buffer).
+        fractions: Train, val, test shares.
+        seed: Seed of the split.
+        block_size: Block side in patches for ``blocks``.
+        max_nodata: Drop patches with more than this share of invalid in-scene pixels (0..1).
+
+    Raises:
+        DatasetError: For a value out of range.
+    """
+
+    patch_size: int = 256
+    stride: int | None = None
+    split: str = "random"
+    fractions: Sequence[float] = PAPER_FRACTIONS
+    seed: int = 0
+    block_size: int = 4
+    max_nodata: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLIT_METHODS:
+            raise DatasetError(f"unknown split method {self.split!r}; use one of "
+                               f"{', '.join(SPLIT_METHODS)}")
+        object.__setattr__(self, "fractions", check_fractions(self.fractions))
+        if self.patch_size < 8:
+            raise DatasetError(f"patch size must be at least 8 pixels, got {self.patch_size}")
+        if not 0 < self.step <= self.patch_size:
+            raise DatasetError(f"stride must be between 1 and the patch size {self.patch_size}, "
+                               f"got {self.step}")
+        if not 0 <= self.max_nodata <= 1:
+            raise DatasetError(f"--max-nodata must be between 0 and 1, got {self.max_nodata}")
+
+    @property
+    def step(self) -> int:
+        """Step between patch starts in pixels."""
+        return self.patch_size if self.stride is None else self.stride
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """The checked inputs: image and label rasters on one grid, and the band names."""
+
+    image: Path
+    labels: Path
+    info: RasterInfo
+    names: list[str]
+
+    @property
+    def grid(self) -> Grid:
+        return self.info.grid
 
 
 def prepare_dataset(
@@ -136,13 +181,8 @@ def prepare_dataset(
         labels: Label raster on exactly the image grid (``landslip rasterize --like IMAGE``):
             uint8 0, 1, 255.
         out: Output dataset folder (must not exist or be empty unless ``overwrite``).
-        patch_size: Patch size P in pixels.
-        stride: Step between patches (P: no overlap).
-        split: ``random`` (the paper's) or ``blocks`` (spatially separate, with buffer).
-        fractions: Train, val, test shares.
-        seed: Seed of the split.
-        block_size: Block side in patches for ``blocks``.
-        max_nodata: Drop patches with more than this share of invalid in-scene pixels (0..1).
+        patch_size, stride, split, fractions, seed, block_size, max_nodata: See
+            :class:`PrepareOptions`.
         band_names: Names of the image bands (else the band descriptions).
         overwrite: Replace an existing output folder.
 
@@ -155,17 +195,32 @@ def prepare_dataset(
         LabelError: Label values other than 0, 1, 255.
         DatasetError: Bad options, or no patch left.
     """
-    if split not in SPLIT_METHODS:
-        raise DatasetError(f"unknown split method {split!r}; use one of {', '.join(SPLIT_METHODS)}")
-    f = check_fractions(fractions)
-    if patch_size < 8:
-        raise DatasetError(f"patch size must be at least 8 pixels, got {patch_size}")
-    step = patch_size if stride is None else stride
-    if not 0 < step <= patch_size:
-        raise DatasetError(f"stride must be between 1 and the patch size {patch_size}, "
-                           f"got {step}")
-    if not 0 <= max_nodata <= 1:
-        raise DatasetError(f"--max-nodata must be between 0 and 1, got {max_nodata}")
+    opts = PrepareOptions(patch_size, stride, split, fractions, seed, block_size, max_nodata)
+    scene = _check_scene(Path(image), Path(labels), band_names)
+    layout = patch_layout(scene.grid.height, scene.grid.width, opts.patch_size, opts.step)
+    with ExitStack() as stack:
+        stack.enter_context(gdal_env(GDAL_CACHE_MB))
+        img_ds = stack.enter_context(open_raster(scene.image))
+        lab_ds = stack.enter_context(open_raster(scene.labels))
+        writer = stack.enter_context(DatasetWriter(
+            out, len(layout), scene.names, scene.info.dtype, opts.patch_size, scene.info.nodata,
+            overwrite))
+        kept = _cut_patches(img_ds, lab_ds, scene, layout, opts.max_nodata, writer)
+        splits, split_meta = _split(layout, kept, opts)
+        report = _report(scene, layout, kept, splits, split_meta, opts)
+        meta = {"stride": opts.step, "split": split_meta, "crs": report["crs"],
+                "res": report["res"], "sources": report["sources"],
+                "leakage": report["leakage"], "scene": report["scene"],
+                "patches": report["patches"]}
+        ds_out = writer.finish(splits, meta, report=report)
+    report = json.loads((ds_out.path / "report.json").read_text(encoding="utf-8"))
+    log.info("prepared %d patches (%s) into %s", len(ds_out),
+             ", ".join(f"{s} {n}" for s, n in report["counts"].items()), ds_out.path)
+    return PrepareResult(dataset=ds_out, report=report)
+
+
+def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None) -> _Scene:
+    """Check that the label raster is one integer band on the image grid; name the bands."""
     info = raster_info(image)
     linfo = raster_info(labels)
     grid = info.grid
@@ -184,84 +239,110 @@ def prepare_dataset(
             "); rasterize the polygons with --like IMAGE"
         )
     names = resolve_band_names(info.descriptions, info.count, band_names)
-    nodata = info.nodata
-    layout = patch_layout(grid.height, grid.width, patch_size, step)
-    fill = nodata if nodata is not None and not np.isnan(nodata) else 0
-    kept: list[int] = []
-    dropped_nodata = 0
-    import rasterio
+    return _Scene(image, labels, info, names)
+
+
+def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
+                 max_nodata: float, writer: DatasetWriter) -> list[int]:
+    """Read every window, drop the mostly-nodata ones, add the others to ``writer``.
+
+    Returns:
+        The layout indices of the patches added, in order.
+    """
     from rasterio.enums import MaskFlags
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(image) as ds, open_raster(
-        labels
-    ) as ls, DatasetWriter(out, len(layout), names, info.dtype, patch_size, nodata,
-                          overwrite) as writer:
+    nodata = scene.info.nodata
+    fill = nodata if nodata is not None and not np.isnan(nodata) else 0
+    masked = nodata is None and any(
+        flags != [MaskFlags.all_valid] for flags in img_ds.mask_flag_enums)
+    scene_window = Window(0, 0, scene.grid.height, scene.grid.width)
+    kept: list[int] = []
+    for k in track(range(len(layout)), total=len(layout), description="prepare"):
+        win = layout.windows[k]
+        img = read_window(img_ds, win, fill=fill)
+        valid = _valid_pixels(img_ds, img, win, nodata, masked)
+        inside = win.intersection(scene_window)
+        n_inside = inside.height * inside.width if inside is not None else 0
+        if n_inside == 0 or 1 - valid.sum() / n_inside > max_nodata + 1e-12:
+            continue
+        lab = _read_labels(lab_ds, win, scene.labels)
+        lab = np.where(valid, lab, IGNORE).astype(np.uint8)
+        writer.add(img, lab, win.row_off, win.col_off, scene.grid.window_grid(win).bounds)
+        kept.append(k)
+    if not kept:
+        raise DatasetError(f"every patch of {scene.image} is more than {max_nodata:.0%} nodata; "
+                           "check the image's nodata value or raise --max-nodata")
+    return kept
 
-        masked = nodata is None and any(
-            flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
-        for k in track(range(len(layout)), total=len(layout), description="prepare"):
-            win = layout.windows[k]
-            img = read_window(ds, win, fill=fill)
-            valid = _valid_pixels(ds, img, win, nodata, masked)
-            inside = win.intersection(Window(0, 0, grid.height, grid.width))
-            n_inside = inside.height * inside.width if inside is not None else 0
-            if n_inside == 0 or 1 - valid.sum() / n_inside > max_nodata + 1e-12:
-                dropped_nodata += 1
-                continue
-            lab = read_window(ls, win, fill=IGNORE)[0]
-            bad = ~np.isin(lab, (0, 1, IGNORE))
-            if bad.any():
-                raise LabelError(
-                    f"label raster {labels} has values {sorted(np.unique(lab[bad]).tolist())[:5]}"
-                    " besides 0, 1 and 255; make it with `landslip rasterize`"
-                )
-            lab = np.where(valid, lab, IGNORE).astype(np.uint8)
-            wg = grid.window_grid(win)
-            writer.add(img, lab, win.row_off, win.col_off, wg.bounds)
-            kept.append(k)
-        if not kept:
-            raise DatasetError(f"every patch of {image} is more than {max_nodata:.0%} nodata; "
-                               "check the image's nodata value or raise --max-nodata")
-        windows = [layout.windows[k] for k in kept]
-        if split == "random":
-            splits: list[str | None] = list(random_split(len(kept), f, seed))
-            split_meta: dict[str, Any] = {"method": "random", "fractions": list(f), "seed": seed}
-        else:
-            splits = block_split(windows, [layout.rows[k] for k in kept],
-                                 [layout.cols[k] for k in kept], f, seed, block_size)
-            split_meta = {"method": "blocks", "fractions": list(f), "seed": seed,
-                          "block_size": block_size, "buffer": "training patches touching a "
-                          "validation or test patch are dropped"}
-        final_windows = [w for w, s in zip(windows, splits, strict=True) if s is not None]
-        final_splits = [s for s in splits if s is not None]
-        dropped_buffer = len(splits) - len(final_splits)
-        if "train" not in final_splits:
-            raise DatasetError("no training patch left after the split; use a smaller "
-                               "--block-size or larger training fraction")
-        audit = leakage_audit(final_windows, final_splits)
-        sources = [{"role": "image", "path": str(Path(image).resolve()),
-                    "sha256": sha256_file(image)},
-                   {"role": "labels", "path": str(Path(labels).resolve()),
-                    "sha256": sha256_file(labels)}]
-        counts = {s: final_splits.count(s) for s in ("train", "val", "test")}
-        report: dict[str, Any] = {
-            "scene": {"height": grid.height, "width": grid.width, "bands": names,
-                      "dtype": info.dtype, "nodata": nodata},
-            "patches": {"windows": len(layout), "dropped_nodata": dropped_nodata,
-                        "dropped_buffer": dropped_buffer, "kept": len(final_splits),
-                        "max_nodata": max_nodata},
-            "split": split_meta,
-            "counts": counts,
-            "leakage": audit,
-            "sources": sources,
-            "crs": grid.crs.to_wkt() if grid.crs is not None else None,
-            "res": list(grid.res),
-        }
-        meta = {"stride": step, "split": split_meta, "crs": report["crs"], "res": report["res"],
-                "sources": sources, "leakage": audit, "scene": report["scene"],
-                "patches": report["patches"]}
-        ds_out = writer.finish(splits, meta, report=report)
-    report = json.loads((ds_out.path / "report.json").read_text(encoding="utf-8"))
-    log.info("prepared %d patches (%s) into %s", len(ds_out),
-             ", ".join(f"{s} {n}" for s, n in counts.items()), ds_out.path)
-    return PrepareResult(dataset=ds_out, report=report)
+
+def _valid_pixels(ds: Any, img: npt.NDArray[Any], win: Window, nodata: float | None,
+                  masked: bool) -> npt.NDArray[np.bool_]:
+    """(P, P) True where the pixel is inside the scene and no band is nodata."""
+    valid = np.zeros(img.shape[1:], dtype=bool)
+    inside = win.intersection(Window(0, 0, ds.height, ds.width))
+    if inside is None:
+        return valid
+    rs, cs = inside.relative_to(win).slices()
+    valid[rs, cs] = True
+    if nodata is not None:
+        valid &= nodata_free(img, nodata)
+    elif masked:
+        m = ds.read_masks(window=inside.to_rasterio())
+        valid[rs, cs] &= (m != 0).all(axis=0)
+    return valid
+
+
+def _read_labels(lab_ds: Any, win: Window, path: Path) -> npt.NDArray[Any]:
+    """(P, P) labels of a window (IGNORE past the edges), checked to hold 0, 1 and 255 only."""
+    lab: npt.NDArray[Any] = read_window(lab_ds, win, fill=IGNORE)[0]
+    bad = ~np.isin(lab, (BACKGROUND, LANDSLIDE, IGNORE))
+    if bad.any():
+        raise LabelError(
+            f"label raster {path} has values {sorted(np.unique(lab[bad]).tolist())[:5]}"
+            " besides 0, 1 and 255; make it with `landslip rasterize`"
+        )
+    return lab
+
+
+def _split(layout: PatchLayout, kept: Sequence[int], opts: PrepareOptions
+           ) -> tuple[list[str | None], dict[str, Any]]:
+    """One split name per kept patch (None: dropped as buffer), and the split's metadata."""
+    f = list(opts.fractions)
+    meta: dict[str, Any] = {"method": opts.split, "fractions": f, "seed": opts.seed}
+    if opts.split == "random":
+        splits: list[str | None] = list(random_split(len(kept), opts.fractions, opts.seed))
+    else:
+        splits = block_split([layout.windows[k] for k in kept], [layout.rows[k] for k in kept],
+                             [layout.cols[k] for k in kept], opts.fractions, opts.seed,
+                             opts.block_size)
+        meta.update(block_size=opts.block_size, buffer="training patches touching a "
+                    "validation or test patch are dropped")
+    if "train" not in splits:
+        raise DatasetError("no training patch left after the split; use a smaller "
+                           "--block-size or larger training fraction")
+    return splits, meta
+
+
+def _report(scene: _Scene, layout: PatchLayout, kept: Sequence[int],
+            splits: Sequence[str | None], split_meta: dict[str, Any], opts: PrepareOptions
+            ) -> dict[str, Any]:
+    """The JSON report of a preparation: scene, patch counts, split, leakage audit, sources."""
+    final = [(layout.windows[k], s) for k, s in zip(kept, splits, strict=True) if s is not None]
+    final_splits = [s for _, s in final]
+    grid = scene.grid
+    return {
+        "scene": {"height": grid.height, "width": grid.width, "bands": scene.names,
+                  "dtype": scene.info.dtype, "nodata": scene.info.nodata},
+        "patches": {"windows": len(layout), "dropped_nodata": len(layout) - len(kept),
+                    "dropped_buffer": len(kept) - len(final), "kept": len(final),
+                    "max_nodata": opts.max_nodata},
+        "split": split_meta,
+        "counts": {s: final_splits.count(s) for s in SPLITS},
+        "leakage": leakage_audit([w for w, _ in final], final_splits),
+        "sources": [{"role": "image", "path": str(scene.image.resolve()),
+                     "sha256": sha256_file(scene.image)},
+                    {"role": "labels", "path": str(scene.labels.resolve()),
+                     "sha256": sha256_file(scene.labels)}],
+        "crs": grid.crs.to_wkt() if grid.crs is not None else None,
+        "res": list(grid.res),
+    }

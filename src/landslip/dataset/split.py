@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from landslip.dataset.store import SPLITS
+from landslip.dataset.index import SPLITS
 from landslip.dataset.tiling import touches_any
 from landslip.errors import DatasetError
 from landslip.grid import Window

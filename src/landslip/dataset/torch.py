@@ -27,7 +27,9 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from landslip.dataset.store import IGNORE, DatasetFolder, open_dataset, valid_mask
+from landslip.dataset.folder import DatasetFolder, open_dataset
+from landslip.dataset.stats import valid_mask
+from landslip.encoding import IGNORE
 from landslip.errors import DatasetError
 from landslip.spectral.bands import BandSet, resolve_band_set
 

@@ -38,7 +38,7 @@ import numpy.typing as npt
 import torch
 
 from landslip import __version__
-from landslip.dataset.store import DatasetFolder, open_dataset
+from landslip.dataset.folder import DatasetFolder, open_dataset
 from landslip.errors import DatasetError, InputError, ModelError
 from landslip.evaluation.figures import plot_area_frequency, plot_patch_panels, plot_pr_curve
 from landslip.evaluation.metrics import (

@@ -43,6 +43,7 @@ from landslip.errors import GridError, InputError
 from landslip.grid import Grid, Window, crs_name, iter_clipped_tiles
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
+from landslip.moments import RunningMoments
 from landslip.progress import track
 from landslip.spectral.pansharpen import (
     Center,
@@ -50,13 +51,11 @@ from landslip.spectral.pansharpen import (
     HPFParams,
     Method,
     Modulation,
-    MomentAccumulator,
     PixelMapping,
     block_samples,
     fuse_block,
     hpf_parameters,
     make_transform,
-    ms_band_stats,
     ms_span,
     nodata_mask,
     pad_reflect,
@@ -347,22 +346,16 @@ def compute_stats(
     """
     halo = params.halo if params is not None else 0
     c = setup.ms.count
-    s, ss = np.zeros(c), np.zeros(c)
-    mn, mx = np.full(c, np.inf), np.full(c, -np.inf)
-    n = 0
+    ms_moments = RunningMoments(c)
     mw = setup.ms_window
     with open_raster(setup.ms.path) as ms_ds, open_raster(setup.pan.path) as pan_ds:
         strip = max(1, (1 << 22) // max(mw.width * c, 1))
         for r in range(mw.row_off, mw.row_end, strip):
             win = Window(r, mw.col_off, min(strip, mw.row_end - r), mw.width)
             arr = ms_ds.read(window=win.to_rasterio())
-            bs, bss, bmn, bmx, bn = ms_band_stats(arr, nodata_mask(arr, setup.ms.nodata))
-            s, ss, n = s + bs, ss + bss, n + bn
-            mn, mx = np.minimum(mn, bmn), np.maximum(mx, bmx)
-        if n == 0:
+            ms_moments.update(arr, nodata_mask(arr, setup.ms.nodata))
+        if ms_moments.count == 0:
             raise InputError(f"the MS image {setup.ms.path} has no valid pixel under the PAN")
-        ms_mean = s / n
-        ms_std = np.sqrt(np.maximum(ss / n - ms_mean**2, 0.0))
         tiles = _tiles(setup.out_grid, tile)
         total = setup.out_grid.height * setup.out_grid.width
         chosen = _sample(tiles, total, max(sample_pixels, total // STATS_SAMPLE_SHARE))
@@ -379,19 +372,17 @@ def compute_stats(
             if pn == 0:
                 raise InputError(f"the PAN image {setup.pan.path} has no valid pixel over the MS")
             pan_mean = psum / pn
-        acc = MomentAccumulator(3 + c)
+        acc = RunningMoments(3 + c, covariance=True)
         steps = track(chosen, len(chosen), "pansharpen: statistics") if progress else chosen
         for win in steps:
             blk = _load_block(pan_ds, ms_ds, setup, win, halo, pan_mean or 0.0,
-                              ms_mean.tolist())
+                              ms_moments.mean.tolist())
             acc.update(block_samples(blk.pan, halo, blk.msup, blk.valid, params))
-    if acc.n == 0:
+    if acc.count == 0:
         raise InputError("no output pixel is valid in both the PAN and the MS image")
     if pan_mean is None:
         pan_mean = float(acc.mean[-1])
-    return FusionStats(tuple(ms_mean.tolist()), tuple(ms_std.tolist()), tuple(mn.tolist()),
-                       tuple(mx.tolist()), pan_mean, acc.n, tuple(acc.mean.tolist()),
-                       tuple(tuple(row) for row in acc.cov.tolist()))
+    return FusionStats.from_moments(ms_moments, pan_mean, acc)
 
 
 # ----------------------------------------------------------------------------- fusion

@@ -1,79 +1,32 @@
 """Global statistics of a fusion and the per-band coefficients derived from them.
 
 The streaming driver accumulates the mean and covariance of z = (HP1, HP2, MSup_1..C, PAN)
-over valid output pixels (:class:`MomentAccumulator`, Chan et al. parallel update); HPF weights,
-the histogram match and the Brovey least-squares weights all follow from these moments, so no
-extra pass over the fused image is needed.
+over valid output pixels, and the mean, SD, min and max of every MS band over valid MS pixels,
+with :class:`landslip.moments.RunningMoments`; HPF weights, the histogram match and the Brovey
+least-squares weights all follow from these moments, so no extra pass over the fused image is
+needed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, get_args
+from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
-import numpy.typing as npt
 
 from landslip.errors import InputError
+from landslip.moments import RunningMoments
 from landslip.spectral.hpf_params import HPFParams, Method
 
 __all__ = [
     "BandTransform",
     "FusionStats",
-    "MomentAccumulator",
     "brovey_weights",
     "hpf_transform",
     "make_transform",
-    "ms_band_stats",
 ]
-
-F64 = npt.NDArray[np.float64]
-Bool = npt.NDArray[np.bool_]
-
-
-@dataclass
-class MomentAccumulator:
-    """Streaming mean and covariance of a D-vector (Chan et al. parallel update, float64).
-
-    Attributes:
-        dim: D.
-        n: Number of samples seen.
-        mean: (D,) running mean.
-        m2: (D, D) running sum of centred cross products.
-    """
-
-    dim: int
-    n: int = 0
-    mean: F64 = field(default_factory=lambda: np.zeros(0))
-    m2: F64 = field(default_factory=lambda: np.zeros((0, 0)))
-
-    def __post_init__(self) -> None:
-        if self.mean.size == 0:
-            self.mean = np.zeros(self.dim)
-            self.m2 = np.zeros((self.dim, self.dim))
-
-    def update(self, z: npt.NDArray[Any]) -> None:
-        """Add samples ``z`` of shape (D, N)."""
-        nb = z.shape[1]
-        if nb == 0:
-            return
-        zf = z.astype(np.float64, copy=False)
-        mb = zf.mean(axis=1)
-        c = zf - mb[:, None]
-        m2b = c @ c.T
-        n = self.n + nb
-        delta = mb - self.mean
-        self.m2 = self.m2 + m2b + np.outer(delta, delta) * (self.n * nb / n)
-        self.mean = self.mean + delta * (nb / n)
-        self.n = n
-
-    @property
-    def cov(self) -> F64:
-        """(D, D) population covariance (divisor n)."""
-        return self.m2 / max(self.n, 1)
-
 
 @dataclass(frozen=True)
 class FusionStats:
@@ -100,6 +53,22 @@ class FusionStats:
     def bands(self) -> int:
         """Number of MS bands C."""
         return len(self.ms_mean)
+
+    @classmethod
+    def from_moments(cls, ms: RunningMoments, pan_mean: float,
+                     z: RunningMoments | None = None) -> FusionStats:
+        """The statistics from the MS band moments and the moments (with covariance) of z.
+
+        Args:
+            ms: Moments of the C MS bands over valid MS pixels.
+            pan_mean: Mean of valid PAN pixels.
+            z: Moments of z = (HP1, HP2, MSup_1..C, PAN) over valid output pixels, kept with
+                ``covariance=True``; None leaves ``n``, ``mean`` and ``cov`` empty.
+        """
+        return cls(tuple(ms.mean.tolist()), tuple(ms.std.tolist()), tuple(ms.min.tolist()),
+                   tuple(ms.max.tolist()), float(pan_mean), 0 if z is None else z.count,
+                   () if z is None else tuple(z.mean.tolist()),
+                   () if z is None else tuple(tuple(row) for row in z.cov.tolist()))
 
 
 @dataclass(frozen=True)
@@ -191,16 +160,6 @@ def brovey_weights(stats: FusionStats, weights: Sequence[float] | None = None) -
     if not np.any(fitted > 0):
         return tuple([1.0 / c] * c)
     return tuple(float(x) for x in fitted)
-
-
-def ms_band_stats(ms: npt.NDArray[Any], valid: Bool) -> tuple[F64, F64, F64, F64, int]:
-    """(sum, sum of squares, min, max, count) per band over valid MS pixels, float64."""
-    v = (ms.reshape(ms.shape[0], -1) if valid.all() else ms[:, valid]).astype(np.float64)
-    if v.shape[1] == 0:
-        c = ms.shape[0]
-        return np.zeros(c), np.zeros(c), np.full(c, np.inf), np.full(c, -np.inf), 0
-    return (v.sum(axis=1), np.einsum("ij,ij->i", v, v), v.min(axis=1), v.max(axis=1),
-            v.shape[1])
 
 
 def make_transform(method: Method, stats: FusionStats, params: HPFParams | None,

@@ -42,13 +42,12 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.errors import InputError
+from landslip.moments import RunningMoments
 from landslip.spectral.fusion_stats import (
     BandTransform,
     FusionStats,
-    MomentAccumulator,
     brovey_weights,
     make_transform,
-    ms_band_stats,
 )
 from landslip.spectral.hpf_params import (
     HPF_TABLE,
@@ -69,7 +68,6 @@ __all__ = [
     "HPFParams",
     "Method",
     "Modulation",
-    "MomentAccumulator",
     "PixelMapping",
     "block_samples",
     "box_sum",
@@ -79,7 +77,6 @@ __all__ = [
     "high_pass",
     "hpf_parameters",
     "make_transform",
-    "ms_band_stats",
     "ms_span",
     "nodata_mask",
     "pad_reflect",
@@ -429,13 +426,12 @@ def fuse_arrays(
     rows, cols = mapping.rows(0, h), mapping.cols(0, w)
     ms_shape = (ms.shape[1], ms.shape[2])
     if stats is None:
-        s, ss, mn, mx, n = ms_band_stats(ms, ms_valid)
-        if n == 0:
+        ms_moments = RunningMoments(ms.shape[0])
+        ms_moments.update(ms, ms_valid)
+        if ms_moments.count == 0:
             raise InputError("the MS image has no valid pixel")
-        m = s / n
-        sd = np.sqrt(np.maximum(ss / n - m * m, 0.0))
         pan_mean = float(pan2[pan_valid].astype(np.float64).mean()) if pan_valid.any() else 0.0
-        partial = FusionStats(tuple(m), tuple(sd), tuple(mn), tuple(mx), pan_mean, 0, (), ())
+        partial = FusionStats.from_moments(ms_moments, pan_mean)
     else:
         partial = stats
     pan_f = pan2.astype(np.float32)
@@ -446,11 +442,9 @@ def fuse_arrays(
     valid = pan_valid & upsample_valid(ms_valid, rows, cols, ms_shape)
     padded = pad_reflect(pan_f, halo, halo, halo, halo)
     if stats is None:
-        acc = MomentAccumulator(3 + ms.shape[0])
+        acc = RunningMoments(3 + ms.shape[0], covariance=True)
         acc.update(block_samples(padded, halo, msup, valid, params))
-        stats = FusionStats(partial.ms_mean, partial.ms_std, partial.ms_min, partial.ms_max,
-                            partial.pan_mean, acc.n, tuple(acc.mean.tolist()),
-                            tuple(tuple(r) for r in acc.cov.tolist()))
+        stats = FusionStats.from_moments(ms_moments, partial.pan_mean, acc)
     transform = make_transform(method, stats, params, histogram_match, weights)
     fused = fuse_block(method, padded, halo, msup, transform, params)
     return fused, valid, stats
