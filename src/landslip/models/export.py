@@ -150,7 +150,7 @@ class OnnxExport:
 
 def weights_sha256(bundle: Bundle) -> str | None:
     """sha256 of the bundle's ``model.safetensors``, or None when the file is absent."""
-    from landslip.dataset.store import sha256_file
+    from landslip.dataset.checksums import sha256_file
 
     path = bundle.path / WEIGHTS_FILE
     return sha256_file(path) if path.is_file() else None
