@@ -47,6 +47,7 @@ import numpy.typing as npt
 from landslip.dataset.store import SPLITS, DatasetFolder, DatasetWriter
 from landslip.errors import BandError, DatasetError
 from landslip.progress import track
+from landslip.spectral.bands import validate_band_names
 
 __all__ = [
     "L4S_BAND_NAMES",
@@ -303,7 +304,7 @@ def import_patches(
     layout, pairs = discover_pairs(root, layout)
     items = [(s, img, mask) for s in SPLITS for img, mask in pairs.get(s, [])]
     first_arr, first_mode, first_desc = _read_array(items[0][1], "img")
-    names = ([b.strip().lower() for b in band_names if b.strip()] if band_names is not None
+    names = (list(validate_band_names(band_names)) if band_names is not None
              else _default_band_names(layout, items[0][1], first_arr, first_mode, first_desc))
     first = _to_chw(first_arr, len(names), first_mode, items[0][1])
     c, h, w = first.shape

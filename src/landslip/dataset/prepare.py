@@ -41,6 +41,7 @@ from landslip.errors import BandError, DatasetError, GridError, LabelError
 from landslip.grid import Window
 from landslip.io.raster import open_raster, raster_info, read_window
 from landslip.progress import track
+from landslip.spectral.bands import validate_band_names
 
 __all__ = ["PrepareResult", "prepare_dataset", "resolve_band_names"]
 
@@ -75,7 +76,7 @@ def resolve_band_names(
         BandError: If neither gives one unique name per band.
     """
     if band_names is not None:
-        names = [b.strip().lower() for b in band_names if b.strip()]
+        names = list(validate_band_names(band_names))
         if len(names) != count:
             raise BandError(f"{len(names)} band names given ({','.join(names)}) but the image "
                             f"has {count} bands")
