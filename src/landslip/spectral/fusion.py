@@ -15,7 +15,7 @@ Streaming design (peak memory independent of the scene size):
    tiles when the output has at most :data:`STATS_SAMPLE_PIXELS` pixels, otherwise tiles spread
    evenly over the scene covering at least that many pixels and at least 1/16 of the output).
    HPF weights, the histogram match and the Brovey least-squares weights all derive from these
-   moments (:func:`landslip.spectral.pansharpen.make_transform`).
+   moments (:func:`landslip.spectral.fusion_stats.make_transform`).
 3. *Fusion pass*: output tiles of ``tile`` x ``tile`` pixels; each reads its PAN window plus a
    halo of ``kernel // 2`` pixels (mirrored at the image edges, as the whole-image reference
    :func:`~landslip.spectral.pansharpen.fuse_arrays` does) and the MS pixels its bilinear taps
@@ -42,19 +42,17 @@ from landslip.errors import GridError, InputError
 from landslip.grid import Grid, Window, crs_name
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.progress import track
-from landslip.spectral.pansharpen import (
-    Center,
+from landslip.spectral.fusion_stats import (
     FusionStats,
-    HPFParams,
-    Method,
-    Modulation,
     MomentAccumulator,
+    make_transform,
+    ms_band_stats,
+)
+from landslip.spectral.hpf_params import Center, HPFParams, Method, Modulation, hpf_parameters
+from landslip.spectral.pansharpen import (
     PixelMapping,
     block_samples,
     fuse_block,
-    hpf_parameters,
-    make_transform,
-    ms_band_stats,
     ms_span,
     nodata_mask,
     pad_reflect,

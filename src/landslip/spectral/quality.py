@@ -33,14 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.errors import InputError
-from landslip.spectral.pansharpen import (
-    Center,
-    Method,
-    Modulation,
-    PixelMapping,
-    fuse_arrays,
-    hpf_parameters,
-)
+from landslip.spectral.hpf_params import Center, Method, Modulation, hpf_parameters
+from landslip.spectral.pansharpen import PixelMapping, fuse_arrays
 
 __all__ = [
     "BLOCK",
