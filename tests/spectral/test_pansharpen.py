@@ -148,7 +148,7 @@ def test_hpf_matches_formula_on_small_array() -> None:
     params = hpf_parameters(4.0)
     fused, valid, _stats = fuse_arrays(pan, ms, m, "hpf", params, histogram_match=False)
     assert valid.all()
-    # Step by step as in REFERENCE.md, in float64.
+    # Step by step as in docs/reference.md, in float64.
     kern = -np.ones((9, 9))
     kern[4, 4] = 80
     hp = ndimage.convolve(pan.astype(np.float64), kern, mode="reflect")

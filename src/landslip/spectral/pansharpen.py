@@ -3,7 +3,7 @@
 The HPF (high-pass filter addition) method is the ERDAS IMAGINE "HPF resolution merge" of
 Gangkofner, Pradhan & Holcomb (2008), *Optimizing the high-pass filter addition technique for
 image fusion*, PE&RS 74(9):1107-1118; the parameter table and the steps are those of
-``../shared/guide/REFERENCE.md``:
+``docs/reference.md`` ("HPF resolution merge"):
 
 1. ``HP = PAN (*) K`` with ``K`` a ``k x k`` kernel of -1 and a centre value ``c``; computed
    exactly as ``HP = (c + 1) * PAN - boxsum_k(PAN)``.
