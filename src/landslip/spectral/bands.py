@@ -93,7 +93,8 @@ BAND_SETS: dict[str, tuple[str, ...]] = {
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _TOKEN = re.compile(
-    r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)|(?P<name>[a-z][a-z0-9_]*)|(?P<op>[-+*/()])"
+    r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)|(?P<name>[a-z][a-z0-9_]*)|(?P<op>[-+*/()])",
+    re.ASCII,
 )
 _SYNTAX = "use band names, numbers, + - * / and parentheses"
 
@@ -171,17 +172,17 @@ class _Parser:
         return fn
 
     def _expression(self) -> _Evaluator:
-        fn = self._term()
-        while self._peek() in ("+", "-"):
-            op = self._next()[1]
-            fn = _binary(op, fn, self._term())
-        return fn
+        return self._chain(("+", "-"), self._term)
 
     def _term(self) -> _Evaluator:
-        fn = self._factor()
-        while self._peek() in ("*", "/"):
+        return self._chain(("*", "/"), self._factor)
+
+    def _chain(self, ops: tuple[str, str], operand: Callable[[], _Evaluator]) -> _Evaluator:
+        """Operands joined by left-associative operators of one precedence level."""
+        fn = operand()
+        while self._peek() in ops:
             op = self._next()[1]
-            fn = _binary(op, fn, self._factor())
+            fn = _binary(op, fn, operand())
         return fn
 
     def _factor(self) -> _Evaluator:
