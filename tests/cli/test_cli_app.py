@@ -19,7 +19,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"landslip {__version__}"
 
 
-# The verbs landslip must offer: a verb lost from the registry fails here.
+# The verbs landslip must offer: a verb lost from the registry (or from --help) fails here.
 EXPECTED_VERBS = {
     "synth", "pansharpen", "pansharpen-assess", "rasterize", "prepare", "import-patches",
     "train", "evaluate", "study", "predict", "demo",
@@ -31,7 +31,7 @@ def _listed(verb: str, text: str) -> bool:
 
 
 def test_help_lists_verbs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(COMMANDS) == EXPECTED_VERBS
+    assert EXPECTED_VERBS <= set(COMMANDS), EXPECTED_VERBS - set(COMMANDS)
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--verbose" in out and "--quiet" in out

@@ -69,9 +69,10 @@ class _LazyGroup(TyperGroup):
     Typer has no public lazy loading; its documented extension point is a ``TyperGroup``
     subclass passed as ``cls``. The methods below override click's ``list_commands``,
     ``get_command`` and ``invoke``, whose ``ctx`` parameter is click's ``Context``, which
-    typer >= 0.20 defines in its private ``typer._click`` package (``typer.Context`` is a
-    subclass, too narrow for an override under mypy --strict). So ``ctx`` is typed ``Any``
-    here, the only place that needs it; everything imported is public.
+    typer >= 0.26 defines in its private ``typer._click`` package (older typer uses click
+    itself). ``typer.Context`` is a subclass, too narrow for an override under mypy --strict,
+    so ``ctx`` is typed ``Any`` here, the only place that needs it; everything imported is
+    public, and the same code runs on typer 0.20 to 0.29 (tests/cli).
     """
 
     def list_commands(self, ctx: Any) -> list[str]:
