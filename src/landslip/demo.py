@@ -110,7 +110,7 @@ PROFILES: dict[str, DemoProfile] = {
                "lr": 0.002, "checkpoint_every_n_steps": 1000},
         batch_size=2, threshold="tuned",
     ),
-    # The paper's configuration (REFERENCE.md): for a GPU.
+    # The paper's configuration (docs/reference.md, "Training settings"): for a GPU.
     "full": DemoProfile(
         name="full", train_size=8192, unseen_size=4096, patch_size=256,
         train={"model": "unet-paper", "epochs": 100, "loss": "dice", "lr": 0.001},

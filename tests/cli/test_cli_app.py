@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -18,10 +19,45 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"landslip {__version__}"
 
 
+# The verbs landslip must offer: a verb lost from the registry (or from --help) fails here.
+EXPECTED_VERBS = {
+    "synth", "pansharpen", "pansharpen-assess", "rasterize", "prepare", "import-patches",
+    "train", "evaluate", "study", "predict", "export", "demo",
+}
+
+
+def _listed(verb: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(verb)}(?![\w-])", text) is not None
+
+
 def test_help_lists_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    lost = EXPECTED_VERBS - set(COMMANDS)
+    assert not lost, f"verbs lost from the registry: {sorted(lost)}"
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--verbose" in out and "--quiet" in out
+    missing = [verb for verb in COMMANDS if not _listed(verb, out)]
+    assert not missing, f"verbs missing from landslip --help: {missing}"
+    # Each verb's own help works too (its module imports and its options parse).
+    for verb in sorted(EXPECTED_VERBS):
+        assert main([verb, "--help"]) == 0, verb
+        assert "Usage" in capsys.readouterr().out
+
+
+def test_verb_modules_load_only_when_listed_or_run() -> None:
+    code = (
+        "import sys; import landslip.cli.app as a; "
+        "mods = {t.split(':')[0] for t in a.COMMANDS.values()}; "
+        "print(sorted(m for m in mods if m in sys.modules)); "
+        "a.main(['rasterize', '--help']); "
+        "print(sorted(m for m in mods if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "[]"
+    assert lines[-1] == "['landslip.cli.rasterize']"
 
 
 def test_unknown_verb_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

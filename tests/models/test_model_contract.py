@@ -79,7 +79,7 @@ def test_model_contract_in_channels_validated(name: str) -> None:
 
 
 def test_paper_unet_exact_parameter_counts() -> None:
-    # REFERENCE.md, "U-Net of Figure 4". Built on the meta device: shapes only, no memory.
+    # docs/reference.md, "U-Net of Figure 4". Built on the meta device: shapes only, no memory.
     with torch.device("meta"):
         paper4 = create_model("unet-paper", 4)
         assert _n_params(paper4) == 36_952_001

@@ -14,13 +14,12 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from typer._click import Command, Context  # typer >= 0.20 vendors click here
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from landslip import __version__
 from landslip.errors import LandslipError
 
-__all__ = ["app", "main", "run"]
+__all__ = ["COMMANDS", "app", "main", "run"]
 
 # (verb, "module:function") for every verb, imported only when listed or run; keep heavy imports
 # inside the functions so that ``landslip --help`` stays fast.
@@ -40,30 +39,50 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class _LazyGroup(TyperGroup):
-    """A click group that imports a verb's module only when the verb is listed or run."""
+def _load_command(verb: str) -> TyperCommand | None:
+    """Build the command of one verb of :data:`COMMANDS`, importing its module now.
 
-    def list_commands(self, ctx: Context) -> list[str]:
+    Returns:
+        The command, or None for an unknown verb or a verb whose module is absent.
+    """
+    target = COMMANDS.get(verb)
+    if target is None:
+        return None
+    module_name, func_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    sub = typer.Typer(add_completion=False)
+    sub.command(name=verb)(getattr(module, func_name))
+    command = typer.main.get_command(sub)
+    if not isinstance(command, TyperCommand):  # a one-command Typer gives its command
+        raise TypeError(f"verb {verb!r} did not build a single command")
+    command.name = verb
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: verbs from :data:`COMMANDS`, imported only when listed or run.
+
+    Typer has no public lazy loading; its documented extension point is a ``TyperGroup``
+    subclass passed as ``cls``. The methods below override click's ``list_commands``,
+    ``get_command`` and ``invoke``, whose ``ctx`` parameter is click's ``Context``, which
+    typer >= 0.26 defines in its private ``typer._click`` package (older typer uses click
+    itself). ``typer.Context`` is a subclass, too narrow for an override under mypy --strict,
+    so ``ctx`` is typed ``Any`` here, the only place that needs it; everything imported is
+    public, and the same code runs on typer 0.20 to 0.29 (tests/cli).
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
         return [v for v in COMMANDS if self.get_command(ctx, v) is not None]
 
-    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, func_name = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                return None
-            raise
-        sub = typer.Typer(add_completion=False)
-        sub.command(name=cmd_name)(getattr(module, func_name))
-        command = typer.main.get_command(sub)
-        command.name = cmd_name
-        return command
+    def get_command(self, ctx: Any, cmd_name: str) -> TyperCommand | None:
+        return _load_command(cmd_name)
 
-    def invoke(self, ctx: Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except LandslipError as exc:

@@ -35,8 +35,9 @@ def import_patches(
 ) -> None:
     """Import image/mask patches (PNG, GeoTIFF, .npy or Landslide4Sense HDF5)."""
     from landslip.dataset.imports import import_patches as run_import
+    from landslip.spectral.bands import parse_band_names
 
-    names = band_names.split(",") if band_names else None
+    names = parse_band_names(band_names) if band_names is not None else None
     res = run_import(src, output, band_names=names, val_fraction=val_fraction, seed=seed,
                      layout=layout, mask_mode=mask_mode, overwrite=overwrite)
     ds = res.dataset

@@ -41,7 +41,7 @@ def _parse_weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(p) for p in text.split(",") if p.strip()]
+        return [float(p) for p in text.split(",")]  # an empty item ("0.5,") is refused too
     except ValueError:
         raise InputError(
             f"--weights must be a comma list of numbers such as 0.3,0.3,0.3,0.1; got {text!r}"

@@ -54,12 +54,13 @@ def predict(
     """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
     from landslip.errors import InputError
     from landslip.inference.predict import predict_scene
+    from landslip.spectral.bands import parse_band_names
 
     if probability_dtype not in ("uint8", "float32"):
         raise InputError(
             f"--probability-dtype must be uint8 or float32, got {probability_dtype!r}"
         )
-    names = [n for n in band_names.split(",")] if band_names is not None else None
+    names = parse_band_names(band_names) if band_names is not None else None
     r = predict_scene(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,

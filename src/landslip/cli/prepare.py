@@ -42,13 +42,14 @@ def prepare(
     """Cut IMAGE and LABELS into patches, split them and write a dataset folder."""
     from landslip.dataset.prepare import prepare_dataset
     from landslip.errors import DatasetError
+    from landslip.spectral.bands import parse_band_names
 
     try:
         fr = [float(x) for x in fractions.split(",")]
     except ValueError as exc:
         raise DatasetError(f"--fractions must be three numbers like 0.64,0.16,0.2, got "
                            f"{fractions!r}") from exc
-    names = band_names.split(",") if band_names else None
+    names = parse_band_names(band_names) if band_names is not None else None
     res = prepare_dataset(image, labels, output, patch_size=patch_size, stride=stride,
                           split=split, fractions=fr, seed=seed, block_size=block_size,
                           max_nodata=max_nodata, band_names=names, overwrite=overwrite)

@@ -53,6 +53,7 @@ from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
 from landslip.errors import BandError, DatasetError
 from landslip.io.raster import open_raster, raster_info
 from landslip.progress import track
+from landslip.spectral.bands import validate_band_names
 
 __all__ = [
     "L4S_BAND_NAMES",
@@ -340,7 +341,7 @@ def import_patches(
 def _patch_format(first: Path, layout: str, band_names: Sequence[str] | None) -> _PatchFormat:
     """Band names, size, dtype and nodata of the dataset, from the first image and the names."""
     arr, mode, desc = _read_array(first, "img")
-    names = ([b.strip().lower() for b in band_names if b.strip()] if band_names is not None
+    names = (list(validate_band_names(band_names)) if band_names is not None
              else _default_band_names(layout, first, arr, mode, desc))
     img = _to_chw(arr, len(names), mode, first)
     _, h, w = img.shape

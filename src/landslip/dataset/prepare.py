@@ -48,6 +48,7 @@ from landslip.grid import Grid, Window
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, open_raster, raster_info, read_window
 from landslip.progress import track
+from landslip.spectral.bands import validate_band_names
 
 __all__ = ["PrepareOptions", "PrepareResult", "prepare_dataset", "resolve_band_names"]
 
@@ -82,7 +83,7 @@ def resolve_band_names(
         BandError: If neither gives one unique name per band.
     """
     if band_names is not None:
-        names = [b.strip().lower() for b in band_names if b.strip()]
+        names = list(validate_band_names(band_names))
         if len(names) != count:
             raise BandError(f"{len(names)} band names given ({','.join(names)}) but the image "
                             f"has {count} bands")

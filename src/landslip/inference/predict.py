@@ -41,7 +41,7 @@ from landslip.inference.stream import (
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
-from landslip.spectral.bands import BandSet
+from landslip.spectral.bands import BandSet, validate_band_names
 
 __all__ = [
     "MASK_NODATA",
@@ -115,7 +115,7 @@ def match_bands(
     """
     needed = ", ".join(band_set.required)
     if band_names is not None:
-        names = [n.strip().lower() for n in band_names]
+        names = list(validate_band_names(band_names, "--band-names"))
         if len(names) != info.count:
             raise BandError(
                 f"--band-names gives {len(names)} name(s) ({', '.join(names)}) but {info.path} "

@@ -8,7 +8,7 @@ network output layer lives here, not in the model (see :mod:`landslip.models.une
 Losses (names for :func:`create_loss`):
 
 * ``dice`` (the paper): ``1 - (2 sum(y p) + s) / (sum(y) + sum(p) + s)`` with the sums over the
-  whole batch and smoothing ``s = 1`` (REFERENCE.md, "Dice coefficient loss").
+  whole batch and smoothing ``s = 1`` (``docs/reference.md``, "Dice coefficient loss").
 * ``bce``: binary cross-entropy, mean over the valid pixels.
 * ``bce-dice``: ``bce_weight * bce + dice_weight * dice``.
 * ``focal``: Lin et al. (2017) ``-alpha_t (1 - p_t)^gamma log p_t``, mean over valid pixels.

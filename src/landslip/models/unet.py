@@ -1,6 +1,6 @@
 """The U-Net of the paper's Figure 4, and the same architecture with a configurable size.
 
-Architecture (``../shared/guide/REFERENCE.md``, "U-Net of Figure 4"):
+Architecture (``docs/reference.md``, "U-Net of Figure 4"):
 
 * encoder: per level two 3x3 convolutions ("same" padding) with ReLU, then 2x2 max pooling;
   widths ``width * 2**i`` for levels ``i = 0 .. depth`` (the paper: 64, 128, 256, 512, 1024);

@@ -24,7 +24,8 @@ from landslip.grid import Window
 from landslip.io.raster import open_raster
 from landslip.progress import track
 from landslip.spectral.fusion import check_pair
-from landslip.spectral.pansharpen import Center, Method, Modulation, nodata_mask
+from landslip.spectral.hpf_params import Center, Method, Modulation
+from landslip.spectral.pansharpen import nodata_mask
 from landslip.spectral.quality import WaldScore, degrade, format_table, wald_protocol
 
 __all__ = ["WaldReport", "assess_pair"]

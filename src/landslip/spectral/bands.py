@@ -1,14 +1,45 @@
-"""The one registry of band names, derived indices and band sets.
+"""The one registry of band names, derived indices and band sets, and the band-set grammar.
 
 Raw bands are addressed by name: ``blue``, ``green``, ``red``, ``nir`` (and any other name a
-dataset declares, such as Sentinel-2 ``b05`` or ``slope``). Derived bands are index expressions
-over raw bands, such as ``ndvi = (nir-red)/(nir+red)``. A band set is an ordered list of band
-names; the paper's four datasets have names (``bgrn``, ``bgr``, ``grn``, ``bg-ndvi``) and any
-comma list such as ``blue,green,ndvi`` or one with an inline expression
-``blue,green,(nir-red)/(nir+red)`` works too.
+dataset declares, such as Sentinel-2 ``b05``, ``slope`` or ``dem``). Derived bands are index
+expressions over raw bands, such as ``ndvi = (nir-red)/(nir+red)``. A band set is an ordered
+list of output bands; the paper's four datasets have names (``bgrn``, ``bgr``, ``grn``,
+``bg-ndvi``), and any comma list of names, named sets and inline expressions works too.
+
+Grammar of a band set (EBNF; case-insensitive, blanks around items and tokens ignored)::
+
+    band_set   = item , { "," , item } ;
+    item       = set_name | index_name | band_name | expression ;
+    set_name   = "bgrn" | "bgr" | "grn" | "bg-ndvi" | "rgb" ;    (* BAND_SETS *)
+    index_name = "ndvi" | "ndwi" | "brightness" ;                 (* DERIVED_BANDS *)
+    band_name  = letter , { letter | digit | "_" } ;              (* a raw band of the data *)
+    expression = term , { ( "+" | "-" ) , term } ;
+    term       = factor , { ( "*" | "/" ) , factor } ;
+    factor     = "-" , factor | number | band_name | index_name | "(" , expression , ")" ;
+    number     = mantissa , [ "e" , [ "+" | "-" ] , digits ] ;
+    mantissa   = digits , [ "." , [ digits ] ] | "." , digits ;
+
+Meaning (every accepted string has exactly one):
+
+* An item is read in this order: an item equal to a set name is that set, expanded in place
+  (``bg-ndvi`` is always the set, never ``bg`` minus ``ndvi``); an index name is that derived
+  band; any other single name is a raw band of the data (``slope``); anything else is an inline
+  expression, whose output band is named by its text (``(nir-red)/(nir+red)``).
+* Inside an expression a name is a raw band, or the derived band when it is an index name
+  (``ndvi*2`` reads nir and red); a set name there is refused.
+* Set and index names are reserved: a raw band cannot be called ``ndvi`` or ``bgrn``
+  (:func:`validate_band_names`).
+* A comma list is the concatenation of its items' bands. The comma is the only way to combine
+  band sets with other inputs, because ``+`` is arithmetic: ``bgrn,slope`` is blue, green, red,
+  nir, slope; ``bg-ndvi,dem`` is blue, green, ndvi, dem.
+* An empty item (``a,,b``, a leading or trailing comma) and a band named twice are errors.
+
+``str(band_set)`` is the canonical spec (the output names joined by commas), which resolves to
+an equal :class:`BandSet`.
 
 Training, evaluation and prediction all resolve band sets here (:func:`resolve_band_set`) and
-compute model inputs with :meth:`BandSet.compute`, so the three can never disagree.
+compute model inputs with :meth:`BandSet.compute`, so the three can never disagree. Lists of
+raw band names (``--band-names``) are parsed by :func:`parse_band_names`.
 
 Defined values:
     * Division by zero in an expression gives 0 (for NDVI: a pixel with nir + red = 0).
@@ -18,10 +49,11 @@ Defined values:
 
 from __future__ import annotations
 
-import ast
+import difflib
+import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +66,10 @@ __all__ = [
     "RAW_BANDS",
     "BandSet",
     "normalize",
+    "parse_band_names",
     "parse_expression",
     "resolve_band_set",
+    "validate_band_names",
 ]
 
 RAW_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir")
@@ -57,7 +91,12 @@ BAND_SETS: dict[str, tuple[str, ...]] = {
 }
 """Named band sets: the paper's datasets (1) to (4), and ``rgb`` for 3-band true-colour data."""
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_TOKEN = re.compile(
+    r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)|(?P<name>[a-z][a-z0-9_]*)|(?P<op>[-+*/()])",
+    re.ASCII,
+)
+_SYNTAX = "use band names, numbers, + - * / and parentheses"
 
 Array = npt.NDArray[np.float32]
 _Evaluator = Callable[[dict[str, Array]], Array]
@@ -69,73 +108,153 @@ def _safe_div(a: Array, b: Array) -> Array:
     return out
 
 
+def _binary(op: str, left: _Evaluator, right: _Evaluator) -> _Evaluator:
+    if op == "+":
+        return lambda b: left(b) + right(b)
+    if op == "-":
+        return lambda b: left(b) - right(b)
+    if op == "*":
+        return lambda b: left(b) * right(b)
+    return lambda b: _safe_div(left(b), right(b))
+
+
+def _read(name: str) -> _Evaluator:
+    return lambda b: b[name]
+
+
+def _tokenize(expr: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens of an expression; kind is number, name or op."""
+    text = expr.lower()
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        match = _TOKEN.match(text, pos)
+        if match is None or match.lastgroup is None:
+            raise BandError(
+                f"cannot parse band expression {expr!r}: unexpected {text[pos]!r} at "
+                f"position {pos + 1}; {_SYNTAX}"
+            )
+        tokens.append((match.lastgroup, match.group()))
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive-descent parser of the ``expression`` rule of the module's grammar."""
+
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+        self.tokens = _tokenize(expr)
+        self.pos = 0
+        self.reads: list[str] = []
+
+    def _error(self, what: str) -> BandError:
+        return BandError(f"cannot parse band expression {self.expr!r}: {what}; {_SYNTAX}")
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.pos][1] if self.pos < len(self.tokens) else None
+
+    def _next(self) -> tuple[str, str]:
+        if self.pos >= len(self.tokens):
+            raise self._error("it ends too early")
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def parse(self) -> _Evaluator:
+        fn = self._expression()
+        if self.pos < len(self.tokens):
+            raise self._error(f"unexpected {self.tokens[self.pos][1]!r}")
+        if not self.reads:
+            raise BandError(f"band expression {self.expr!r} names no band; {_SYNTAX}")
+        return fn
+
+    def _expression(self) -> _Evaluator:
+        return self._chain(("+", "-"), self._term)
+
+    def _term(self) -> _Evaluator:
+        return self._chain(("*", "/"), self._factor)
+
+    def _chain(self, ops: tuple[str, str], operand: Callable[[], _Evaluator]) -> _Evaluator:
+        """Operands joined by left-associative operators of one precedence level."""
+        fn = operand()
+        while self._peek() in ops:
+            op = self._next()[1]
+            fn = _binary(op, fn, operand())
+        return fn
+
+    def _factor(self) -> _Evaluator:
+        kind, text = self._next()
+        if text == "-":
+            inner = self._factor()
+            return lambda b: -inner(b)
+        if text == "(":
+            inner = self._expression()
+            if self._peek() != ")":
+                raise self._error("a parenthesis is not closed")
+            self.pos += 1
+            return inner
+        if kind == "number":
+            value = np.float32(float(text))
+            return lambda b: np.full_like(next(iter(b.values())), value)
+        if kind == "name":
+            return self._name(text)
+        raise self._error(f"unexpected {text!r}")
+
+    def _name(self, name: str) -> _Evaluator:
+        if name in BAND_SETS:
+            raise BandError(
+                f"band expression {self.expr!r} uses the band set {name!r}; expressions combine "
+                "single bands (list sets with commas, e.g. bgrn,slope)"
+            )
+        if name in DERIVED_BANDS:
+            fn, reads = parse_expression(DERIVED_BANDS[name])
+        else:
+            fn, reads = _read(name), (name,)
+        self.reads.extend(r for r in reads if r not in self.reads)
+        return fn
+
+
+@functools.lru_cache(maxsize=256)
 def parse_expression(expr: str) -> tuple[_Evaluator, tuple[str, ...]]:
     """Compile an index expression over band names into an evaluator.
 
-    Supports ``+ - * /``, unary minus, parentheses, numbers and band names; nothing else (the
-    expression is parsed, never ``eval``-ed). Division by zero yields 0.
+    The ``expression`` rule of the module's grammar: ``+ - * /``, unary minus, parentheses,
+    numbers and band names (an index name such as ``ndvi`` stands for its expression); nothing
+    else (the text is parsed, never ``eval``-ed). Division by zero yields 0.
 
     Args:
         expr: For example ``"(nir-red)/(nir+red)"``.
 
     Returns:
-        (function from {band name: float32 array} to a float32 array, band names it reads).
+        (function from {raw band name: float32 array} to a float32 array of the same shape,
+        raw band names it reads in first-use order).
 
     Raises:
-        BandError: If the expression has anything but the allowed syntax.
+        BandError: If the expression has anything but the allowed syntax or names no band.
     """
-    try:
-        tree = ast.parse(expr.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise BandError(f"cannot parse band expression {expr!r}: {exc.msg}") from exc
-    names: list[str] = []
-
-    def build(node: ast.AST) -> _Evaluator:
-        if isinstance(node, ast.BinOp) and isinstance(
-            node.op, ast.Add | ast.Sub | ast.Mult | ast.Div
-        ):
-            left, right, op = build(node.left), build(node.right), node.op
-            if isinstance(op, ast.Add):
-                return lambda b: left(b) + right(b)
-            if isinstance(op, ast.Sub):
-                return lambda b: left(b) - right(b)
-            if isinstance(op, ast.Mult):
-                return lambda b: left(b) * right(b)
-            return lambda b: _safe_div(left(b), right(b))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            inner = build(node.operand)
-            return lambda b: -inner(b)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            value = np.float32(node.value)
-            return lambda b: np.full_like(next(iter(b.values())), value)
-        if isinstance(node, ast.Name):
-            name = node.id.lower()
-            if name not in names:
-                names.append(name)
-            return lambda b: b[name]
-        raise BandError(
-            f"band expression {expr!r} may only use band names, numbers, + - * / and "
-            "parentheses"
-        )
-
-    fn = build(tree.body)
-    if not names:
-        raise BandError(f"band expression {expr!r} names no band")
-    return fn, tuple(names)
+    parser = _Parser(expr)
+    return parser.parse(), tuple(parser.reads)
 
 
 @dataclass(frozen=True)
 class BandSet:
     """An ordered set of model input bands, raw or derived.
 
+    Two band sets are equal when they compute the same bands (``spec`` is not compared), so
+    ``resolve_band_set("bgrn") == resolve_band_set("blue,green,red,nir")``.
+
     Attributes:
         spec: The text it was resolved from (``"bg-ndvi"``, ``"blue,green,ndvi"``, ...).
         names: Output band names, in order (an inline expression is its own name).
-        expressions: For each output band, its expression over raw bands, or None when raw.
+        expressions: For each output band, its expression over raw bands (an index name in it
+            stands for its index), or None when raw.
         required: The raw bands needed to compute the set, in first-use order.
     """
 
-    spec: str
+    spec: str = field(compare=False)
     names: tuple[str, ...]
     expressions: tuple[str | None, ...]
     required: tuple[str, ...]
@@ -143,15 +262,30 @@ class BandSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def __str__(self) -> str:
+        """The canonical spec: output names joined by commas; it resolves to an equal set."""
+        return ",".join(self.names)
+
     def check_available(self, available: Sequence[str]) -> None:
-        """Raise BandError unless every required raw band is in ``available``."""
+        """Raise BandError unless every required raw band is in ``available``.
+
+        A missing name close to a set or index name (a typo such as ``bgnr``) is pointed out,
+        since the grammar reads any unknown single name as a raw band.
+        """
         missing = [b for b in self.required if b not in available]
-        if missing:
-            raise BandError(
-                f"band set {self.spec!r} needs band(s) {', '.join(missing)} but the data has "
-                f"{', '.join(available) or 'no named bands'}; choose another band set or name "
-                "the bands of the input (band descriptions or --band-names)"
-            )
+        if not missing:
+            return
+        known = [*BAND_SETS, *DERIVED_BANDS]
+        hints = [f"{m!r} is read as a raw band (did you mean {' or '.join(close)}?)"
+                 for m in missing
+                 if (close := difflib.get_close_matches(m, known, n=2, cutoff=0.6))]
+        raise BandError(
+            f"band set {self.spec!r} needs band(s) {', '.join(missing)} but the data has "
+            f"{', '.join(available) or 'no named bands'}; "
+            + (f"{'; '.join(hints)}; " if hints else "")
+            + f"choose another band set (named sets: {', '.join(BAND_SETS)}) or name the bands "
+            "of the input (band descriptions or --band-names)"
+        )
 
     def compute(
         self,
@@ -198,51 +332,112 @@ class BandSet:
         return result.astype(np.float32, copy=False), valid
 
 
+def _refuse_empty(items: Sequence[str], what: str) -> None:
+    """Raise BandError naming the first empty (blank) item of a comma list."""
+    for i, item in enumerate(items, start=1):
+        if not item.strip():
+            listed = ",".join(items)
+            raise BandError(
+                f"{what} {listed!r} has an empty item ({i} of {len(items)}); separate the "
+                "items with single commas, with no comma at the start or end"
+            )
+
+
+def _resolve_item(item: str) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """(output name, expression or None, raw bands read) for each band of one list item."""
+    if item in BAND_SETS:
+        return [band for member in BAND_SETS[item] for band in _resolve_item(member)]
+    if item in DERIVED_BANDS:
+        expr = DERIVED_BANDS[item]
+        return [(item, expr, parse_expression(expr)[1])]
+    if _NAME.fullmatch(item):
+        return [(item, None, (item,))]
+    return [(item, item, parse_expression(item)[1])]
+
+
 def resolve_band_set(spec: str) -> BandSet:
-    """Resolve a band set name or comma list into a :class:`BandSet`.
+    """Resolve a band set spec (see the grammar in the module docstring) into a :class:`BandSet`.
 
     Args:
-        spec: A named set (``bgrn``, ``bgr``, ``grn``, ``bg-ndvi``, ``rgb``), or a comma list
-            of band names, derived index names (``ndvi``) and inline expressions.
+        spec: A named set (``bgrn``, ``bgr``, ``grn``, ``bg-ndvi``, ``rgb``), a raw band name
+            (``slope``), an index name (``ndvi``), an inline expression, or a comma list of any
+            of these (``bgrn,slope``; named sets are expanded in place).
 
     Raises:
-        BandError: For an empty spec, an unknown name or a bad expression; the message lists
-            the valid names.
+        BandError: For an empty spec or item, a bad expression, or a band named twice.
     """
     text = spec.strip().lower()
     if not text:
         raise BandError("empty band set; give a name such as bg-ndvi or a list like blue,green,red")
-    items = BAND_SETS.get(text) or tuple(p.strip() for p in text.split(",") if p.strip())
+    items = text.split(",")
+    _refuse_empty(items, "band set")
     names: list[str] = []
     exprs: list[str | None] = []
     required: list[str] = []
     for item in items:
-        if item in DERIVED_BANDS or not _NAME.match(item):
-            expr = DERIVED_BANDS.get(item, item)
-            _, reads = parse_expression(expr)
-            names.append(item)
+        for name, expr, reads in _resolve_item(item.strip()):
+            names.append(name)
             exprs.append(expr)
-            needed = reads
-        elif "-" in item or item in ("",):
-            raise BandError(f"unknown band {item!r}")
-        else:
-            names.append(item)
-            exprs.append(None)
-            needed = (item,)
-        for r in needed:
-            if r not in required:
-                required.append(r)
-    if len(set(names)) != len(names):
-        raise BandError(f"band set {spec!r} names a band twice")
-    if len(items) == 1 and items[0] not in RAW_BANDS and items[0] not in DERIVED_BANDS and (
-        _NAME.match(items[0]) and "," not in text
-    ):
-        raise BandError(
-            f"unknown band set {spec!r}; use one of {', '.join(BAND_SETS)} or a comma list of "
-            f"bands ({', '.join(RAW_BANDS)}, {', '.join(DERIVED_BANDS)}, or an expression)"
-        )
+            required.extend(r for r in reads if r not in required)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BandError(f"band set {spec!r} names band(s) {', '.join(twice)} twice; list each "
+                        "band once (named sets expand to their bands)")
     return BandSet(spec=spec, names=tuple(names), expressions=tuple(exprs),
                    required=tuple(required))
+
+
+def validate_band_names(names: Sequence[str], what: str = "band names") -> tuple[str, ...]:
+    """Check and normalise the names of an image's raw bands, one per band in order.
+
+    Names are stripped and lower-cased. Every name must be a ``band_name`` of the grammar (a
+    letter, then letters, digits or ``_``) and not a reserved set or index name, so that a band
+    set can address it; names must be unique.
+
+    Args:
+        names: One name per band, e.g. ``["Blue", "green", "red", "nir"]``.
+        what: How the names are referred to in error messages (e.g. ``"--band-names"``).
+
+    Returns:
+        The normalised names.
+
+    Raises:
+        BandError: For an empty, invalid, reserved or repeated name.
+    """
+    _refuse_empty(names, what)
+    out = tuple(n.strip().lower() for n in names)
+    for name in out:
+        if not _NAME.fullmatch(name):
+            raise BandError(f"{what}: {name!r} is not a band name; use a letter followed by "
+                            "letters, digits or _ (e.g. blue, b05, pre_nir)")
+        if name in BAND_SETS or name in DERIVED_BANDS:
+            kind = "band set" if name in BAND_SETS else "derived index"
+            raise BandError(f"{what}: {name!r} is reserved for the {kind} of that name; "
+                            "name the raw band differently")
+    twice = sorted({n for n in out if out.count(n) > 1})
+    if twice:
+        raise BandError(f"{what}: {', '.join(twice)} named twice in {','.join(out)!r}; give "
+                        "each band its own name")
+    return out
+
+
+def parse_band_names(text: str, what: str = "--band-names") -> tuple[str, ...]:
+    """Parse a comma list of raw band names, as given to ``--band-names``.
+
+    Args:
+        text: For example ``"blue,green,red,nir"``.
+        what: How the list is referred to in error messages.
+
+    Returns:
+        The names, stripped and lower-cased (:func:`validate_band_names`).
+
+    Raises:
+        BandError: For an empty list, an empty item (``a,,b``, a trailing comma), or an
+            invalid, reserved or repeated name.
+    """
+    if not text.strip():
+        raise BandError(f"{what} is empty; give one name per band, e.g. blue,green,red,nir")
+    return validate_band_names(text.split(","), what)
 
 
 def normalize(

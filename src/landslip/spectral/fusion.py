@@ -15,7 +15,7 @@ Streaming design (peak memory independent of the scene size):
    tiles when the output has at most :data:`STATS_SAMPLE_PIXELS` pixels, otherwise tiles spread
    evenly over the scene covering at least that many pixels and at least 1/16 of the output).
    HPF weights, the histogram match and the Brovey least-squares weights all derive from these
-   moments (:func:`landslip.spectral.pansharpen.make_transform`).
+   moments (:func:`landslip.spectral.fusion_stats.make_transform`).
 3. *Fusion pass*: output tiles of ``tile`` x ``tile`` pixels; each reads its PAN window plus a
    halo of ``kernel // 2`` pixels (mirrored at the image edges, as the whole-image reference
    :func:`~landslip.spectral.pansharpen.fuse_arrays` does) and the MS pixels its bilinear taps
@@ -45,17 +45,12 @@ from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.moments import RunningMoments
 from landslip.progress import track
+from landslip.spectral.fusion_stats import FusionStats, make_transform
+from landslip.spectral.hpf_params import Center, HPFParams, Method, Modulation, hpf_parameters
 from landslip.spectral.pansharpen import (
-    Center,
-    FusionStats,
-    HPFParams,
-    Method,
-    Modulation,
     PixelMapping,
     block_samples,
     fuse_block,
-    hpf_parameters,
-    make_transform,
     ms_span,
     nodata_mask,
     pad_reflect,

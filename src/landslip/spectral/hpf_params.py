@@ -1,8 +1,8 @@
 """The HPF resolution merge parameter table (Gangkofner, Pradhan & Holcomb 2008).
 
 Kernel size, kernel centre value and modulation factor as functions of the resolution ratio
-R = MS pixel size / PAN pixel size, as in ERDAS IMAGINE and ``../shared/guide/REFERENCE.md``;
-lower bounds inclusive, upper bounds exclusive.
+R = MS pixel size / PAN pixel size, as in ERDAS IMAGINE and ``docs/reference.md`` ("HPF
+resolution merge"); lower bounds inclusive, upper bounds exclusive.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Modulation = Literal["min", "mid", "max"]
 Method = Literal["hpf", "brovey", "bilinear"]
 
 
-# Gangkofner et al. 2008, Table 2 / ERDAS IMAGINE HPF resolution merge (REFERENCE.md):
+# Gangkofner et al. 2008 / ERDAS IMAGINE HPF resolution merge (docs/reference.md):
 # (R lower bound inclusive, R upper bound exclusive, kernel size,
 #  centre values low/mid/high, modulation min/mid/max).
 _Row = tuple[float, float, int, tuple[int, int, int], tuple[float, float, float]]

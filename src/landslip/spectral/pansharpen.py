@@ -3,7 +3,7 @@
 The HPF (high-pass filter addition) method is the ERDAS IMAGINE "HPF resolution merge" of
 Gangkofner, Pradhan & Holcomb (2008), *Optimizing the high-pass filter addition technique for
 image fusion*, PE&RS 74(9):1107-1118; the parameter table and the steps are those of
-``../shared/guide/REFERENCE.md``:
+``docs/reference.md`` ("HPF resolution merge"):
 
 1. ``HP = PAN (*) K`` with ``K`` a ``k x k`` kernel of -1 and a centre value ``c``; computed
    exactly as ``HP = (c + 1) * PAN - boxsum_k(PAN)``.
@@ -46,37 +46,17 @@ from landslip.moments import RunningMoments
 from landslip.spectral.fusion_stats import (
     BandTransform,
     FusionStats,
-    brovey_weights,
     make_transform,
 )
-from landslip.spectral.hpf_params import (
-    HPF_TABLE,
-    SECOND_PASS,
-    Center,
-    HPFParams,
-    Method,
-    Modulation,
-    hpf_parameters,
-)
+from landslip.spectral.hpf_params import HPFParams, Method, hpf_parameters
 
 __all__ = [
-    "HPF_TABLE",
-    "SECOND_PASS",
-    "BandTransform",
-    "Center",
-    "FusionStats",
-    "HPFParams",
-    "Method",
-    "Modulation",
     "PixelMapping",
     "block_samples",
     "box_sum",
-    "brovey_weights",
     "fuse_arrays",
     "fuse_block",
     "high_pass",
-    "hpf_parameters",
-    "make_transform",
     "ms_span",
     "nodata_mask",
     "pad_reflect",

@@ -1,6 +1,6 @@
 """Pan-sharpening quality: ERGAS, SAM, Q (UIQI), Q4, and Wald's protocol.
 
-Definitions (``../shared/guide/REFERENCE.md``):
+Definitions (``docs/reference.md``, "Pan-sharpening quality"):
 
 * ERGAS = (100 / R) * sqrt(mean_b(MSE_b / mu_b^2)), mu_b the mean of reference band b
   (Wald 2002). Ideal 0.
@@ -33,14 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.errors import InputError
-from landslip.spectral.pansharpen import (
-    Center,
-    Method,
-    Modulation,
-    PixelMapping,
-    fuse_arrays,
-    hpf_parameters,
-)
+from landslip.spectral.hpf_params import Center, Method, Modulation, hpf_parameters
+from landslip.spectral.pansharpen import PixelMapping, fuse_arrays
 
 __all__ = [
     "BLOCK",

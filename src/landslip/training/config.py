@@ -1,6 +1,6 @@
 """The training configuration: one validated object, from YAML and command-line options.
 
-Defaults follow the paper (REFERENCE.md, "training"): the Figure 4 U-Net (``unet-paper``),
+Defaults follow the paper (docs/reference.md): the Figure 4 U-Net (``unet-paper``),
 dice loss, Adam with learning rate 0.001, 100 epochs, batch size 40. Unknown keys are refused
 (``extra="forbid"``), so a typo in a config file is an error, not a silently ignored option.
 Precedence: command-line options > YAML file > defaults. The resolved configuration is saved in
