@@ -11,8 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from landslip.dataset.store import sha256_file
 
+from landslip.dataset.checksums import sha256_file
 from landslip.errors import InputError, ModelError
 from landslip.models import export as export_mod
 from landslip.models.bundle import WEIGHTS_FILE, Bundle, BundleMeta, load_bundle, save_bundle
