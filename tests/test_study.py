@@ -127,7 +127,7 @@ def test_config_errors(datasets: dict[str, Path], tmp_path: Path,
                        capsys: pytest.CaptureFixture[str]) -> None:
     bad = _write_yaml(tmp_path / "bad.yaml", {"dataset": "x", "band_set": ["bgr"]})
     assert main(["-q", "study", str(bad), "-o", str(tmp_path / "o")]) == 2
-    assert "unknown key 'band_set'" in capsys.readouterr().err
+    assert f"{bad}: band_set: unknown key. Valid keys: dataset" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="either 'dataset'"):
         load_study_config(band_sets=["bgr"])
     with pytest.raises(ConfigError, match=r"train\.bogus"):
