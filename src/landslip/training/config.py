@@ -169,20 +169,23 @@ def _validation_message(
 
     Args:
         exc: The pydantic error.
-        model: The model that was validated (its fields are listed after an unknown key).
+        model: The model that was validated (its fields are listed after an unknown top-level
+            key).
         source: Where the values came from (a file name).
         explicit: Top-level keys given as explicit options, reported as ``options: key``.
     """
     parts = []
     unknown = False
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
         origin = "options" if err["loc"] and err["loc"][0] in explicit else source
+        where = ": ".join([origin, *([".".join(str(p) for p in err["loc"])] if err["loc"] else [])])
         if err["type"] == "extra_forbidden":
-            unknown = True
-            parts.append(f"{origin}: {loc}: unknown key")
-        else:
-            parts.append(f"{origin}: {loc}: {' '.join(str(err['msg']).split())}")
+            unknown = unknown or len(err["loc"]) == 1  # a top-level key: list the valid ones
+            parts.append(f"{where}: unknown key")
+            continue
+        # A ValueError raised by a validator: its own message, without pydantic's prefix.
+        reason = str(err.get("ctx", {}).get("error", err["msg"]))
+        parts.append(f"{where}: {' '.join(reason.split())}")
     valid = f". Valid keys: {', '.join(model.model_fields)}" if unknown else ""
     return "; ".join(parts) + valid
 
