@@ -127,7 +127,16 @@ def test_config_errors(datasets: dict[str, Path], tmp_path: Path,
                        capsys: pytest.CaptureFixture[str]) -> None:
     bad = _write_yaml(tmp_path / "bad.yaml", {"dataset": "x", "band_set": ["bgr"]})
     assert main(["-q", "study", str(bad), "-o", str(tmp_path / "o")]) == 2
-    assert "unknown key 'band_set'" in capsys.readouterr().err
+    assert f"{bad}: band_set: unknown key. Valid keys: dataset" in capsys.readouterr().err
+    # The study file goes through the same loader as the training config: one-line errors.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("dataset: x\nband_sets: [bgr\nseeds: [0]\n")
+    assert main(["-q", "study", str(broken), "-o", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == (f"Error: {broken}:3:6: expected ',' or ']', but got ':' "
+                                       "(not valid YAML; fix the file)\n")
+    zero = _write_yaml(tmp_path / "zero.yaml", {"dataset": "x", "batch_sizes": [4, 0]})
+    with pytest.raises(ConfigError, match=rf"^{zero}: batch_sizes: .*at least 1$"):
+        load_study_config(zero)
     with pytest.raises(ConfigError, match="either 'dataset'"):
         load_study_config(band_sets=["bgr"])
     with pytest.raises(ConfigError, match=r"train\.bogus"):

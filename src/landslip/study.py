@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import re
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from landslip.errors import ConfigError, DatasetError
 from landslip.evaluation.figures import plot_study
@@ -181,48 +180,21 @@ class StudyConfig(BaseModel):
                 * len(self.seeds))
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key {loc!r}")
-        else:
-            parts.append(f"{loc}: {err['msg']}")
-    return (f"invalid study configuration ({source}): {'; '.join(parts)}. Valid keys: "
-            f"{', '.join(StudyConfig.model_fields)}")
-
-
 def load_study_config(path: str | Path | None = None, **data: Any) -> StudyConfig:
     """Read and validate a study YAML file (or keyword data when ``path`` is None).
 
-    Relative dataset paths are resolved against the YAML file's folder.
+    Keyword data win over the file. Relative dataset paths are resolved against the YAML
+    file's folder.
 
     Raises:
-        ConfigError: Unreadable file, not a mapping, unknown keys or bad values.
+        ConfigError: One line naming the file, line and column of malformed YAML, or the file
+            and key of an unknown key or a bad value (see
+            :func:`landslip.training.config.load_yaml_config`).
     """
-    import yaml
+    from landslip.training.config import load_yaml_config
 
-    source = "options"
-    base = Path.cwd()
-    if path is not None:
-        source = str(path)
-        p = Path(path)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read study file {path}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"study file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"study file {path} must hold a mapping (dataset, band_sets, "
-                              f"batch_sizes, ...), found {type(loaded).__name__}")
-        data = {**{str(k).replace("-", "_"): v for k, v in loaded.items()}, **data}
-        base = p.resolve().parent
-    try:
-        cfg = StudyConfig(**data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+    cfg = load_yaml_config(path, StudyConfig, data)
+    base = Path.cwd() if path is None else Path(path).resolve().parent
     if cfg.dataset is not None:
         cfg.dataset = (base / cfg.dataset).resolve()
     if cfg.datasets is not None:
@@ -281,7 +253,10 @@ class StudyResult:
 
 
 def _run_record(run: _Run) -> dict[str, Any]:
-    rep = json.loads(run.report.read_text(encoding="utf-8"))
+    from landslip.evaluation.report import read_report
+    from landslip.models.bundle import META_FILE, read_bundle_meta
+
+    rep = read_report(run.report)
     px, obj = rep["pixel"], rep.get("objects", {})
     rec: dict[str, Any] = {"dataset": run.dataset, "band_set": run.band_set,
                            "batch_size": run.batch_size, "seed": run.seed}
@@ -290,9 +265,8 @@ def _run_record(run: _Run) -> dict[str, Any]:
     rec["false_alarm_rate"] = obj.get("false_alarm_rate")
     rec["threshold"] = rep["threshold"]["value"]
     training: dict[str, Any] = {}
-    meta_path = run.folder / "bundle" / "model.json"
-    if meta_path.is_file():
-        training = json.loads(meta_path.read_text(encoding="utf-8")).get("training", {})
+    if (run.folder / "bundle" / META_FILE).is_file():
+        training = read_bundle_meta(run.folder).training
     rec["best_val_f1"] = training.get("best_val", {}).get("f1")
     rec["epochs"] = training.get("epochs_completed")
     rec["run"] = str(run.folder)
@@ -412,6 +386,51 @@ def _save_config(cfg: StudyConfig, out: Path) -> None:
                       + yaml.safe_dump(data, sort_keys=False))
 
 
+def _check_inputs(cfg: StudyConfig) -> None:
+    """Check every dataset and band set before training anything."""
+    from landslip.dataset.folder import open_dataset
+
+    for name, path in cfg.named_datasets().items():
+        ds = open_dataset(path)
+        for spec in cfg.band_sets:
+            resolve_band_set(spec).check_available(ds.band_names)
+        if ds.split_indices(cfg.evaluation.split).size == 0:
+            raise DatasetError(f"dataset {name!r} ({path}) has no {cfg.evaluation.split} "
+                               "patches to evaluate")
+
+
+def _open_folder(cfg: StudyConfig, out: Path) -> Path:
+    """Create or reuse the study folder (refusing other options) and save ``study.yaml``."""
+    saved = out / "study.yaml"
+    if saved.is_file():
+        previous = load_study_config(saved)
+        for key in ("train", "evaluation"):
+            if getattr(previous, key) != getattr(cfg, key):
+                raise ConfigError(
+                    f"{out} holds a study made with other '{key}' options "
+                    f"({getattr(previous, key)}); finished runs would not be comparable. Use "
+                    "another output folder"
+                )
+    out.mkdir(parents=True, exist_ok=True)
+    _save_config(cfg, out)
+    return saved
+
+
+def _train_run(run: _Run, cfg: StudyConfig) -> bool:
+    """Train (or continue) ``run`` unless its bundle exists; True when it trained."""
+    from landslip.training.config import TrainConfig
+    from landslip.training.fit import train
+
+    if (run.folder / "bundle" / "model.json").is_file():
+        return False
+    resume = (run.folder / "checkpoints" / "last.ckpt").is_file()
+    log.info("training %s / %s / batch %d / seed %d%s", run.dataset, run.band_set,
+             run.batch_size, run.seed, " (resuming)" if resume else "")
+    train(TrainConfig(dataset=run.dataset_path, output=run.folder, bands=run.band_set,
+                      batch_size=run.batch_size, seed=run.seed, resume=resume, **cfg.train))
+    return True
+
+
 def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
               max_runs: int | None = None) -> StudyResult:
     """Train and evaluate every run of a study (resuming), then write Table 1.
@@ -430,35 +449,14 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         DatasetError: A dataset is missing or lacks a test/validation split.
         BandError: A dataset lacks bands a band set needs.
     """
-    from landslip.dataset.folder import open_dataset
     from landslip.devices import select_device
     from landslip.evaluation.evaluate import evaluate
     from landslip.progress import track
-    from landslip.training.config import TrainConfig
-    from landslip.training.fit import train
 
     cfg = config if isinstance(config, StudyConfig) else load_study_config(config)
     out = Path(out_dir)
-    # Check every dataset and band set before training anything.
-    for name, path in cfg.named_datasets().items():
-        ds = open_dataset(path)
-        for spec in cfg.band_sets:
-            resolve_band_set(spec).check_available(ds.band_names)
-        if ds.split_indices(cfg.evaluation.split).size == 0:
-            raise DatasetError(f"dataset {name!r} ({path}) has no {cfg.evaluation.split} "
-                               "patches to evaluate")
-    saved = out / "study.yaml"
-    if saved.is_file():
-        previous = load_study_config(saved)
-        for key in ("train", "evaluation"):
-            if getattr(previous, key) != getattr(cfg, key):
-                raise ConfigError(
-                    f"{out} holds a study made with other '{key}' options "
-                    f"({getattr(previous, key)}); finished runs would not be comparable. Use "
-                    "another output folder"
-                )
-    out.mkdir(parents=True, exist_ok=True)
-    _save_config(cfg, out)
+    _check_inputs(cfg)
+    saved = _open_folder(cfg, out)
 
     runs = _plan(cfg, out)
     todo = [r for r in runs if not r.report.is_file()]
@@ -472,15 +470,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
     rows, files = _write_outputs(cfg, out, records, len(runs))
     for run in track(todo, total=len(todo), description="study"):
         t0 = time.perf_counter()
-        bundle = run.folder / "bundle" / "model.json"
-        if not bundle.is_file():
-            resume = (run.folder / "checkpoints" / "last.ckpt").is_file()
-            log.info("training %s / %s / batch %d / seed %d%s", run.dataset, run.band_set,
-                     run.batch_size, run.seed, " (resuming)" if resume else "")
-            train(TrainConfig(dataset=run.dataset_path, output=run.folder, bands=run.band_set,
-                              batch_size=run.batch_size, seed=run.seed, resume=resume,
-                              **cfg.train))
-            trained += 1
+        trained += _train_run(run, cfg)
         ev = cfg.evaluation
         evaluate(run.folder, run.dataset_path, split=ev.split, threshold=ev.threshold,
                  out_dir=run.folder / "evaluation", figure_patches=ev.figure_patches,

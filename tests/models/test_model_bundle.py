@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from landslip.errors import BandError, ModelError
-from landslip.models.bundle import BundleMeta, find_bundle, load_bundle, save_bundle
+from landslip.models.bundle import (
+    BUNDLE_VERSION,
+    BundleMeta,
+    find_bundle,
+    load_bundle,
+    read_bundle_meta,
+    save_bundle,
+)
 from landslip.models.registry import create_model
 from landslip.spectral.bands import normalize, resolve_band_set
 
 
-def _meta(**kw: object) -> BundleMeta:
-    base = BundleMeta(model="unet", model_params={"width": 4, "depth": 2}, in_channels=3,
-                      band_set="bg-ndvi", band_names=["blue", "green", "ndvi"],
-                      mean=[400.0, 600.0, 0.5], std=[50.0, 60.0, 0.2], threshold=0.4,
-                      patch_size=32, dataset_fingerprint="abc123",
-                      training={"epochs": 2})
-    return replace(base, **kw)  # type: ignore[arg-type]
+def _meta(**kw: Any) -> BundleMeta:
+    fields: dict[str, Any] = dict(
+        model="unet", model_params={"width": 4, "depth": 2}, in_channels=3, band_set="bg-ndvi",
+        band_names=["blue", "green", "ndvi"], mean=[400.0, 600.0, 0.5], std=[50.0, 60.0, 0.2],
+        threshold=0.4, patch_size=32, dataset_fingerprint="abc123", training={"epochs": 2})
+    return BundleMeta(**{**fields, **kw})
 
 
 @pytest.fixture
@@ -95,15 +102,29 @@ def test_refuses_other_format_newer_version_and_bad_weights(
     run, _ = saved
     meta_path = run / "bundle" / "model.json"
     good = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps({**good, "format": "other"}))
-    with pytest.raises(ModelError, match="not a landslip model bundle"):
+    meta_path.write_text(json.dumps({**good, "format": "landslip-dataset"}))
+    with pytest.raises(ModelError, match=r"is not a landslip-bundle document \(format is "
+                       r"'landslip-dataset'"):
         load_bundle(run)
-    meta_path.write_text(json.dumps({**good, "version": 2}))
-    with pytest.raises(ModelError, match="version 2 is not supported"):
+    meta_path.write_text(json.dumps({**good, "version": BUNDLE_VERSION + 1}))
+    with pytest.raises(ModelError, match=rf"landslip-bundle version {BUNDLE_VERSION + 1}, newer "
+                       r"than landslip .* reads \(1\); upgrade landslip"):
         load_bundle(run)
+    meta_path.write_text(json.dumps({k: v for k, v in good.items() if k != "version"}))
+    with pytest.raises(ModelError, match="no valid format version"):
+        read_bundle_meta(run)
     meta_path.write_text(json.dumps({k: v for k, v in good.items() if k != "mean"}))
-    with pytest.raises(ModelError, match="missing field"):
+    with pytest.raises(ModelError, match=r"model\.json: mean: missing field; the bundle is "):
         load_bundle(run)
+    meta_path.write_text(json.dumps({**good, "std": [1.0, 0.0, 2.0], "in_channels": "three"}))
+    with pytest.raises(ModelError) as err:
+        read_bundle_meta(run)
+    assert "in_channels: Input should be a valid integer" in str(err.value)
+    assert "std.1: Input should be greater than 0" in str(err.value)
+    assert "\n" not in str(err.value)
+    meta_path.write_text("{not json")
+    with pytest.raises(ModelError, match="cannot read"):
+        read_bundle_meta(run)
     meta_path.write_text(json.dumps({**good, "model_params": {"width": 8, "depth": 2}}))
     with pytest.raises(ModelError, match="do not fit"):
         load_bundle(run)
@@ -111,10 +132,26 @@ def test_refuses_other_format_newer_version_and_bad_weights(
         find_bundle(tmp_path / "nowhere")
 
 
-def test_save_validates_meta(tmp_path: Path) -> None:
+def test_unknown_fields_are_ignored_with_a_warning(
+    saved: tuple[Path, torch.nn.Module], caplog: pytest.LogCaptureFixture
+) -> None:
+    run, _ = saved
+    meta_path = run / "bundle" / "model.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "colour": "red"}))
+    assert read_bundle_meta(run) == _meta()
+    assert "ignoring unknown field(s) colour" in caplog.text
+
+
+def test_meta_is_validated_when_built(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="mean must list 3 values"):
+        _meta(mean=[1.0])
+    with pytest.raises(ValidationError, match="threshold"):
+        _meta(threshold=1.0)
+    with pytest.raises(ValidationError, match="format"):
+        _meta(format="other")
+    with pytest.raises(ValidationError, match="version"):
+        _meta(version=BUNDLE_VERSION + 1)
     model = create_model("unet", 3, width=4, depth=2)
-    with pytest.raises(ModelError, match="mean must list 3"):
-        save_bundle(tmp_path / "b", model, _meta(mean=[1.0]))
     with pytest.raises(ModelError, match="model takes 3"):
         save_bundle(tmp_path / "b", model, _meta(in_channels=4, band_set="bgrn",
                                                  band_names=["blue", "green", "red", "nir"],

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from landslip.errors import ModelError
+from landslip.models.losses import create_loss
 from landslip.models.registry import create_model, list_models, model_info, register_model
 
 # Small settings for models whose size is configurable, so the contract runs in seconds.
@@ -49,11 +50,53 @@ def test_model_contract_forward_backward(name: str, in_channels: int) -> None:
     assert out.shape == (n, 1, size, size)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
-    # Logits, not probabilities: values are not confined to [0, 1] by a final sigmoid.
     out.float().pow(2).mean().backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def _last_layer(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """The last module with weights that the forward pass runs."""
+    ran: list[torch.nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: ran.append(m))
+             for m in model.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return ran[-1]
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in LARGE else []) for n in list_models()]
+)
+def test_models_return_logits_that_the_losses_map_with_a_sigmoid(name: str) -> None:
+    model = _build(name, 3).eval()
+    m = int(getattr(model, "required_multiple", 1))
+    x = torch.randn(1, 3, 2 * m, 2 * m, generator=torch.Generator().manual_seed(1))
+    last = _last_layer(model, x)
+    # Scale and shift the final layer so that its outputs span [-4, 4]: a final sigmoid (or
+    # any squashing to probabilities) after it would still keep the outputs inside [0, 1].
+    weight, bias = last.weight, last.bias
+    assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
+    with torch.no_grad():
+        bias.zero_()
+        out = model(x)
+        scale = 8.0 / float(out.max() - out.min())
+        weight.mul_(scale)
+        bias.fill_(-4.0 - scale * float(out.min()))
+        out = model(x)
+    assert out.min() < 0 and out.max() > 1, (out.min(), out.max())
+    # The losses apply the sigmoid: their value on the logits is the one on sigmoid(logits).
+    y = (torch.rand(out.shape[0], *out.shape[2:], generator=torch.Generator().manual_seed(2))
+         > 0.5).to(torch.uint8)
+    p = torch.sigmoid(out[:, 0])
+    t = y.float()
+    bce = torch.nn.functional.binary_cross_entropy(p, t)
+    assert torch.allclose(create_loss("bce")(out, y), bce, atol=1e-6)
+    dice = 1 - (2 * (p * t).sum() + 1) / (t.sum() + p.sum() + 1)
+    assert torch.allclose(create_loss("dice")(out, y), dice, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -85,6 +86,52 @@ def test_train_writes_run_folder_and_bundle_then_resume_extends(
     assert int(rows2[2]["step"]) == 3 * int(rows[0]["step"])
 
 
+class _CheckpointSteps(pl.Callback):
+    """Records the global step stored in last.ckpt when each batch and validation starts."""
+
+    def __init__(self, last: Path) -> None:
+        self.last = last
+        self.seen: list[tuple[str, int, int | None]] = []
+
+    def _stored(self) -> int | None:
+        if not self.last.is_file():
+            return None
+        return int(torch.load(self.last, weights_only=True)["global_step"])
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: object, batch_idx: int) -> None:
+        self.seen.append(("batch", trainer.global_step, self._stored()))
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.seen.append(("val", trainer.global_step, self._stored()))
+
+
+def test_last_checkpoint_every_step_and_after_each_validation(
+    dataset: Path, tmp_path: Path
+) -> None:
+    # lr 1e-12: validation F1 never improves after epoch 0, so best.ckpt stays at epoch 0
+    # while last.ckpt must still follow every step and every epoch end.
+    run = tmp_path / "run"
+    cfg = load_config(None, dataset=dataset, output=run, epochs=2, lr=1e-12,
+                      checkpoint_every_n_steps=1, **{**TINY, "batch_size": 2})
+    rec = _CheckpointSteps(run / "checkpoints" / "last.ckpt")
+    train(cfg, progress=False, callbacks=[rec])
+    steps = int(torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"])
+    per_epoch = steps // 2
+    assert per_epoch >= 2
+    batches = [(g, s) for kind, g, s in rec.seen if kind == "batch"]
+    # Mid-epoch saves from the first step on, in epoch 0 too (before any val_f1 exists) ...
+    assert batches[:per_epoch] == [(0, None)] + [(g, g) for g in range(1, per_epoch)]
+    # ... never between an epoch's last batch and its validation ...
+    vals = [(g, s) for kind, g, s in rec.seen if kind == "val"]
+    assert vals == [(per_epoch, per_epoch - 1), (2 * per_epoch, 2 * per_epoch - 1)]
+    # ... and after each validation, whether or not F1 improved.
+    assert batches[per_epoch] == (per_epoch, per_epoch)
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["global_step"] == per_epoch and steps == 2 * per_epoch
+
+
 def test_early_stopping_stops_when_f1_stalls(dataset: Path, tmp_path: Path) -> None:
     # A learning rate of 1e-12 leaves the predictions, hence val F1, unchanged.
     cfg = load_config(None, dataset=dataset, output=tmp_path / "run", epochs=6, lr=1e-12,
@@ -133,7 +180,7 @@ def test_cli_train_and_errors(dataset: Path, tmp_path: Path,
     bad.write_text("epochs: 2\nlearning_rate: 0.1\n")
     assert main(["-q", "train", str(dataset), "-o", str(tmp_path / "r2"), "--config",
                  str(bad)]) == 2
-    assert "unknown option 'learning_rate'" in capsys.readouterr().err
+    assert f"{bad}: learning_rate: unknown key" in capsys.readouterr().err
 
     rgb_only = tmp_path / "rgb"
     write_synthetic_dataset(rgb_only, n=6, patch_size=32, band_names=("blue", "green", "red"))

@@ -1,86 +1,69 @@
-"""``landslip train``: train a U-Net on a dataset folder; writes a run folder and model bundle."""
+"""``landslip train``: train a U-Net on a dataset folder; writes a run folder and model bundle.
+
+Every option is a :class:`~landslip.training.config.TrainConfig` field of the same name: its
+help text and its default come from that field, and an option not given is None here, so the
+``--config`` file (or the run's saved ``config.yaml`` with ``--resume``) or TrainConfig's default
+decides it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from landslip.training.config import TrainConfig
+
 __all__ = ["train"]
+
+
+def _help(name: str) -> str:
+    """The help text of option ``name``: its TrainConfig description and default."""
+    field = TrainConfig.model_fields[name]
+    default = None if field.is_required() else field.get_default(call_default_factory=True)
+    # Parentheses, not brackets: typer renders help as rich markup, where "[...]" is a style tag.
+    shown = "" if default is None or isinstance(default, bool) else f" (default: {default})"
+    return f"{field.description}{shown}"
+
+
+def _opt(name: str, *flags: str) -> Any:
+    """A typer option for TrainConfig field ``name`` (flag ``--name-with-dashes`` unless given)."""
+    return typer.Option(*(flags or (f"--{name.replace('_', '-')}",)), help=_help(name))
 
 
 def train(
     dataset: Annotated[
         Path | None,
-        typer.Argument(help="Dataset folder from `landslip prepare` (optional with --resume "
-                       "or --config)."),
+        typer.Argument(help=f"{_help('dataset')} Optional with --resume or --config."),
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Run folder to write (or resume).")
-    ] = None,
-    bands: Annotated[
-        str | None,
-        typer.Option("--bands", help="Band set: bgrn, bgr, grn, bg-ndvi, rgb or a comma list "
-                     "such as blue,green,ndvi. [default: bgrn]"),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="unet-paper (Figure 4) or unet. [default: unet-paper]"),
-    ] = None,
-    width: Annotated[
-        int | None, typer.Option("--width", help="Base width of unet (paper 64; 16 is ~10x "
-                                 "faster).")
-    ] = None,
-    depth: Annotated[
-        int | None, typer.Option("--depth", help="Poolings of unet (paper 4).")
-    ] = None,
-    upsampling: Annotated[
-        str | None,
-        typer.Option("--upsampling", help="transpose (paper), bilinear or nearest."),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="[default: 100]")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Per device. [default: 40]")
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option("--lr", help="Learning rate. [default: 0.001]")
-    ] = None,
-    loss: Annotated[
-        str | None,
-        typer.Option("--loss", help="dice (paper), bce, bce-dice, focal, tversky. "
-                     "[default: dice]"),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="[default: 0]")] = None,
-    devices: Annotated[
-        int | None,
-        typer.Option("--devices", help="Devices/processes; > 1 trains with DDP (gloo on CPU)."),
-    ] = None,
-    accelerator: Annotated[
-        str | None, typer.Option("--accelerator", help="auto (CUDA if present), cpu, gpu.")
-    ] = None,
-    num_workers: Annotated[
-        int | None, typer.Option("--num-workers", help="DataLoader workers per device.")
-    ] = None,
-    early_stopping: Annotated[
-        int | None,
-        typer.Option("--early-stopping", help="Stop after N epochs without a better val F1."),
-    ] = None,
-    max_train_batches: Annotated[
-        int | None,
-        typer.Option("--max-train-batches", help="At most N training batches per epoch."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in -o from checkpoints/last.ckpt.")
-    ] = False,
+    output: Annotated[Path | None, _opt("output", "--output", "-o")] = None,
+    bands: Annotated[str | None, _opt("bands")] = None,
+    model: Annotated[str | None, _opt("model")] = None,
+    width: Annotated[int | None, _opt("width")] = None,
+    depth: Annotated[int | None, _opt("depth")] = None,
+    upsampling: Annotated[str | None, _opt("upsampling")] = None,
+    epochs: Annotated[int | None, _opt("epochs")] = None,
+    batch_size: Annotated[int | None, _opt("batch_size")] = None,
+    lr: Annotated[float | None, _opt("lr")] = None,
+    loss: Annotated[str | None, _opt("loss")] = None,
+    seed: Annotated[int | None, _opt("seed")] = None,
+    devices: Annotated[int | None, _opt("devices")] = None,
+    accelerator: Annotated[str | None, _opt("accelerator")] = None,
+    num_workers: Annotated[int | None, _opt("num_workers")] = None,
+    early_stopping: Annotated[int | None, _opt("early_stopping")] = None,
+    max_train_batches: Annotated[int | None, _opt("max_train_batches")] = None,
+    resume: Annotated[bool, _opt("resume")] = False,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="YAML file of options; command-line options win."),
     ] = None,
 ) -> None:
-    """Train a landslide segmentation model (paper defaults: unet-paper, dice, Adam 0.001,
-    100 epochs, batch 40) and write RUN/ with checkpoints, metrics.csv, training_curve.png and
-    the model bundle RUN/bundle/."""
+    """Train a landslide segmentation model (by default the paper's U-Net, loss and schedule)
+    and write RUN/ with checkpoints, metrics.csv, training_curve.png and the model bundle
+    RUN/bundle/."""
+    # Every parameter but --config and --resume is a TrainConfig option of the same name.
+    options = {k: v for k, v in locals().items() if k not in ("config", "resume")}
     import logging
 
     from landslip.training.config import resolve_config
@@ -89,14 +72,7 @@ def train(
     if not logging.getLogger("landslip").isEnabledFor(logging.DEBUG):
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    cfg = resolve_config(
-        config, resume=resume, dataset=dataset, output=output, bands=bands, model=model,
-        width=width, depth=depth, upsampling=upsampling, epochs=epochs, batch_size=batch_size,
-        lr=lr, loss=loss, seed=seed, devices=devices, accelerator=accelerator,
-        num_workers=num_workers, early_stopping=early_stopping,
-        max_train_batches=max_train_batches,
-    )
-    result = fit(cfg)
+    result = fit(resolve_config(config, resume=resume, **options))
     if not result.is_global_zero:
         return
     best = result.best_val

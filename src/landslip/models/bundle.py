@@ -9,7 +9,10 @@ A bundle is a folder (``RUN/bundle/`` after training)::
                         "landslip_version", "training"}
 
 ``model.json`` is written last, so a folder holding it is complete; both files are written
-atomically. :func:`load_bundle` refuses another format or a newer version, rebuilds the model
+atomically. :class:`BundleMeta` is a pydantic model (types, ranges, one value per band);
+:func:`read_bundle_meta` checks format and version with :func:`landslip.formats.check_format`
+(a :class:`~landslip.errors.ModelError` for another format or a newer version) and validates the
+rest. :func:`load_bundle` reads the metadata that way, rebuilds the model
 from the registry by name and parameters, and loads the weights strictly. Training writes the
 bundle; evaluation and prediction load it, check the data's bands with
 :meth:`Bundle.check_bands` and compute inputs with :meth:`Bundle.inputs`, so all three use the
@@ -18,19 +21,19 @@ same band set and normalisation.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 from torch import nn
 
 from landslip import __version__
 from landslip.errors import BandError, ModelError
+from landslip.formats import check_format, read_document
 from landslip.io.atomic import atomic_path, write_json_atomic
 from landslip.models.registry import create_model
 from landslip.spectral.bands import BandSet, normalize, resolve_band_set
@@ -44,113 +47,97 @@ __all__ = [
     "BundleMeta",
     "find_bundle",
     "load_bundle",
+    "read_bundle_meta",
     "save_bundle",
 ]
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "landslip-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_FORMAT: Final = "landslip-bundle"
+BUNDLE_VERSION: Final = 1
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-@dataclass(frozen=True)
-class BundleMeta:
+class BundleMeta(BaseModel):
     """Everything about a trained model except its weights (``model.json``).
 
+    A pydantic model: constructing one validates the types, ranges and lengths below (a
+    ``pydantic.ValidationError`` for bad values); :meth:`from_json` turns the problems of a file
+    into one-line :class:`~landslip.errors.ModelError` messages.
+
     Attributes:
+        format: Always ``"landslip-bundle"``.
+        version: Format version (:data:`BUNDLE_VERSION`).
         model: Registry name (see ``landslip.models.registry.list_models``).
         model_params: Keyword parameters given to ``create_model`` (e.g. ``{"width": 16}``).
-        in_channels: Number of input bands C.
+        in_channels: Number of input bands C (>= 1).
         band_set: Band set spec the model was trained on (``"bg-ndvi"``, ``"blue,green,red"``).
         band_names: Resolved band names, in input order (length C).
         mean: Per-band means used for normalisation (length C, units of the bands).
-        std: Per-band standard deviations (length C).
-        threshold: Decision threshold on the probability sigmoid(logit).
+        std: Per-band standard deviations (length C, each > 0).
+        threshold: Decision threshold on the probability sigmoid(logit), in (0, 1).
         patch_size: Patch size in pixels the model was trained on, or None.
         dataset_fingerprint: sha256 fingerprint of the training dataset, or None.
         landslip_version: Package version that wrote the bundle.
         training: Free-form training record (config, epochs, best validation scores, ...).
-        format: Always ``"landslip-bundle"``.
-        version: Format version (1).
     """
 
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    format: Literal["landslip-bundle"] = BUNDLE_FORMAT
+    version: int = Field(BUNDLE_VERSION, ge=1, le=BUNDLE_VERSION)
     model: str
     model_params: dict[str, Any]
-    in_channels: int
+    in_channels: int = Field(ge=1)
     band_set: str
     band_names: list[str]
     mean: list[float]
-    std: list[float]
-    threshold: float = 0.5
-    patch_size: int | None = None
+    std: list[PositiveFloat]
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    patch_size: int | None = Field(None, ge=1)
     dataset_fingerprint: str | None = None
     landslip_version: str = __version__
-    training: dict[str, Any] = field(default_factory=dict)
-    format: str = BUNDLE_FORMAT
-    version: int = BUNDLE_VERSION
+    training: dict[str, Any] = Field(default_factory=dict)
 
-    def validate(self) -> None:
-        """Check internal consistency.
-
-        Raises:
-            ModelError: If a field has the wrong type or the lengths disagree.
-        """
-        if self.format != BUNDLE_FORMAT:
-            raise ModelError(f"not a landslip model bundle: format is {self.format!r}, "
-                             f"expected {BUNDLE_FORMAT!r}")
-        if not isinstance(self.version, int) or self.version > BUNDLE_VERSION or self.version < 1:
-            raise ModelError(
-                f"model bundle version {self.version!r} is not supported by landslip "
-                f"{__version__} (it reads version {BUNDLE_VERSION}); upgrade landslip"
-            )
-        if not isinstance(self.model, str) or not isinstance(self.model_params, dict):
-            raise ModelError("model bundle: 'model' must be a string and 'model_params' a dict")
-        if not isinstance(self.in_channels, int) or self.in_channels < 1:
-            raise ModelError(f"model bundle: bad in_channels {self.in_channels!r}")
+    @model_validator(mode="after")
+    def _one_value_per_band(self) -> BundleMeta:
         for name in ("band_names", "mean", "std"):
-            value = getattr(self, name)
-            if not isinstance(value, list) or len(value) != self.in_channels:
-                raise ModelError(
-                    f"model bundle: {name} must list {self.in_channels} values (in_channels), "
-                    f"got {value!r}"
-                )
-        if any(not isinstance(s, int | float) or s <= 0 for s in self.std):
-            raise ModelError(f"model bundle: std must be positive numbers, got {self.std}")
-        if not isinstance(self.threshold, int | float) or not 0.0 < self.threshold < 1.0:
-            raise ModelError(f"model bundle: threshold must be in (0, 1), got {self.threshold!r}")
+            n = len(getattr(self, name))
+            if n != self.in_channels:
+                raise ValueError(f"{name} must list {self.in_channels} values (in_channels), "
+                                 f"got {n}")
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written to ``model.json`` (format and version first)."""
-        d = asdict(self)
-        return {"format": d.pop("format"), "version": d.pop("version"), **d}
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, obj: Any, source: str = "model.json") -> BundleMeta:
+    def from_json(cls, obj: Any, source: str | Path = META_FILE) -> BundleMeta:
         """Parse and validate a ``model.json`` object.
 
+        Args:
+            obj: The decoded JSON value.
+            source: The file, named in messages.
+
         Raises:
-            ModelError: For another format, an unsupported version, or missing/bad fields.
+            ModelError: For another format, a newer version, or missing or bad fields.
         """
-        if not isinstance(obj, dict):
-            raise ModelError(f"{source}: expected a JSON object, found {type(obj).__name__}")
-        if obj.get("format") != BUNDLE_FORMAT:
-            raise ModelError(
-                f"{source} is not a landslip model bundle (format {obj.get('format')!r}, "
-                f"expected {BUNDLE_FORMAT!r})"
-            )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(obj) - known)
+        doc = check_format(obj, expected=BUNDLE_FORMAT, supported=BUNDLE_VERSION,
+                           source=source, error=ModelError)
+        unknown = sorted(set(doc) - set(cls.model_fields))
         if unknown:
             logger.warning("%s: ignoring unknown field(s) %s", source, ", ".join(unknown))
-        missing = [f.name for f in fields(cls)
-                   if f.name not in obj and f.default is MISSING and f.default_factory is MISSING]
-        if missing:
-            raise ModelError(f"{source}: missing field(s) {', '.join(missing)}")
-        meta = cls(**{k: v for k, v in obj.items() if k in known})
-        meta.validate()
-        return meta
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'model.json'}: "
+                f"{'missing field' if e['type'] == 'missing' else e['msg']}"
+                for e in exc.errors())
+            raise ModelError(f"{source}: {problems}; the bundle is damaged or was not written "
+                             "by landslip: train the model again") from None
 
 
 class Bundle:
@@ -243,17 +230,16 @@ def save_bundle(directory: str | Path, model: nn.Module, meta: BundleMeta) -> Pa
     Args:
         directory: Bundle folder (created when missing).
         model: The trained network; its state dict is saved (moved to CPU).
-        meta: Description of the model; validated before anything is written.
+        meta: Description of the model (validated when it was built).
 
     Returns:
         The bundle folder.
 
     Raises:
-        ModelError: If ``meta`` is inconsistent or does not match ``model``.
+        ModelError: If ``meta`` does not match ``model``.
     """
     from safetensors.torch import save_file
 
-    meta.validate()
     model_channels = getattr(model, "in_channels", meta.in_channels)
     if model_channels != meta.in_channels:
         raise ModelError(
@@ -287,6 +273,22 @@ def find_bundle(path: str | Path) -> Path:
     )
 
 
+def read_bundle_meta(path: str | Path) -> BundleMeta:
+    """Read and check a bundle's ``model.json`` without loading the weights.
+
+    Args:
+        path: Run folder, bundle folder, or the ``model.json`` file.
+
+    Raises:
+        ModelError: If no bundle is there, the file is unreadable, of another format or a newer
+            version, or a field is missing or bad.
+    """
+    meta_path = find_bundle(path) / META_FILE
+    doc = read_document(meta_path, expected=BUNDLE_FORMAT, supported=BUNDLE_VERSION,
+                        error=ModelError)
+    return BundleMeta.from_json(doc, meta_path)
+
+
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
     """Load a model bundle without unpickling anything.
 
@@ -305,12 +307,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
     from safetensors.torch import load_file
 
     folder = find_bundle(path)
-    meta_path = folder / META_FILE
-    try:
-        obj = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {meta_path}: {exc}") from exc
-    meta = BundleMeta.from_json(obj, str(meta_path))
+    meta = read_bundle_meta(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"model bundle {folder} has no {WEIGHTS_FILE}")

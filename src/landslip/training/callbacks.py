@@ -1,13 +1,17 @@
-"""Lightning plug-ins of a landslip run: atomic checkpoints, last.ckpt, per-epoch CSV and curve.
+"""Lightning plug-ins of a landslip run: atomic checkpoints, last/best checkpoints, CSV and curve.
 
 * :class:`AtomicCheckpointIO` writes every checkpoint to a temporary name and renames it, so a
   run killed while saving (kill -9) still has the previous, complete ``last.ckpt``.
-* :class:`LastCheckpoint` saves ``RUN/checkpoints/last.ckpt`` every N training steps and at the
-  end of every epoch (after validation), so ``--resume`` loses at most N steps.
+* :func:`best_checkpoint` and :func:`last_checkpoints` are Lightning ``ModelCheckpoint`` callbacks:
+  ``RUN/checkpoints/best.ckpt`` (best validation F1) and ``RUN/checkpoints/last.ckpt`` (every N
+  training steps and at the end of every epoch, after validation), so ``--resume`` loses at
+  most N steps.
 * :class:`MetricsHistory` keeps ``RUN/metrics.csv`` (one row per finished epoch) and
-  ``RUN/training_curve.png`` (losses and validation F1 per epoch), rewritten atomically after
-  each epoch on the global-zero process. On resume, rows of epochs at or after the checkpoint's
-  epoch are dropped, so the file never holds an epoch twice.
+  ``RUN/training_curve.png`` (losses and validation scores per epoch), rewritten atomically
+  after each epoch on the global-zero process. On resume, rows of epochs at or after the
+  checkpoint's epoch are dropped, so the file never holds an epoch twice. Lightning's
+  ``CSVLogger`` cannot keep this file: it writes one sparse row per logging call, appends
+  in place, and (Lightning 2.6) deletes an existing ``metrics.csv`` when a run resumes.
 """
 
 from __future__ import annotations
@@ -17,20 +21,27 @@ import io
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from landslip.io.atomic import atomic_path, write_text_atomic
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "METRIC_COLUMNS",
     "AtomicCheckpointIO",
-    "LastCheckpoint",
     "MetricsHistory",
+    "StepCheckpoint",
+    "best_checkpoint",
+    "last_checkpoints",
     "plot_training_curve",
     "read_metrics",
+    "training_curve_figure",
 ]
 
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_precision", "val_recall",
@@ -48,30 +59,51 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
-class LastCheckpoint(pl.Callback):
-    """Save ``last.ckpt`` every ``every_n_steps`` training steps and after every epoch.
+def best_checkpoint(dirpath: str | Path) -> ModelCheckpoint:
+    """Lightning's ``ModelCheckpoint`` keeping ``best.ckpt``: the best validation F1 so far.
 
     Args:
-        path: The checkpoint file (``RUN/checkpoints/last.ckpt``).
-        every_n_steps: Step interval of mid-epoch saves.
+        dirpath: ``RUN/checkpoints``.
     """
+    return ModelCheckpoint(dirpath=dirpath, filename="best", monitor="val_f1", mode="max",
+                           save_top_k=1, save_on_train_epoch_end=True,
+                           auto_insert_metric_name=False, enable_version_counter=False)
 
-    def __init__(self, path: str | Path, every_n_steps: int) -> None:
-        self.path = Path(path)
-        self.every_n_steps = every_n_steps
+
+class StepCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` every N training steps that skips the step after an epoch's last batch.
+
+    A checkpoint between an epoch's last batch and its validation would make a resumed run skip
+    that validation; the end-of-epoch checkpoint follows the validation instead.
+    """
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Mid-epoch save every N optimizer steps (not after the epoch's last batch: the
-        end-of-epoch save follows, and a checkpoint between the two would skip validation)."""
-        step = trainer.global_step
-        last_batch = batch_idx + 1 >= trainer.num_training_batches
-        if step > 0 and step % self.every_n_steps == 0 and not last_batch:
-            trainer.save_checkpoint(self.path, weights_only=False)
+        """Save every N steps, except after the epoch's last batch."""
+        if batch_idx + 1 >= trainer.num_training_batches:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """End-of-epoch save (after validation); resuming from it starts the next epoch."""
-        trainer.save_checkpoint(self.path, weights_only=False)
+
+def last_checkpoints(dirpath: str | Path, every_n_steps: int) -> list[ModelCheckpoint]:
+    """Two ``ModelCheckpoint`` callbacks keeping ``last.ckpt``, the latest training state.
+
+    One saves every ``every_n_steps`` optimizer steps (:class:`StepCheckpoint`), the other at
+    the end of every epoch, after its validation. Both keep one file without a monitor
+    (``save_top_k=1``: the newest state). Lightning cannot do this with one callback: its step
+    and epoch triggers are mutually exclusive, and with ``save_last=True`` and a monitor it
+    writes ``last`` at an epoch end only when a better top-k file was written there, and
+    defers step saves while the monitored metric is missing (epoch 0, the epoch after a resume).
+
+    Args:
+        dirpath: ``RUN/checkpoints``.
+        every_n_steps: Step interval of mid-epoch saves.
+    """
+    common: dict[str, Any] = {"dirpath": dirpath, "filename": "last", "monitor": None,
+                              "save_top_k": 1, "save_on_train_epoch_end": True,
+                              "auto_insert_metric_name": False, "enable_version_counter": False}
+    return [StepCheckpoint(every_n_train_steps=every_n_steps, **common),
+            ModelCheckpoint(every_n_epochs=1, **common)]
 
 
 def _as_float(value: Any) -> float:
@@ -90,13 +122,16 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{k: _as_float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
-def plot_training_curve(rows: list[dict[str, float]], out: str | Path, title: str = "") -> Path:
-    """Plot training/validation loss and validation F1 per epoch to a PNG (atomically).
+def training_curve_figure(rows: list[dict[str, float]], title: str = "") -> Figure:
+    """The training curve: loss per epoch (left) and validation scores per epoch (right).
 
     Args:
-        rows: ``metrics.csv`` rows (see :data:`METRIC_COLUMNS`).
-        out: PNG path.
+        rows: ``metrics.csv`` rows (see :data:`METRIC_COLUMNS`); epochs are drawn 1-based.
         title: Figure title.
+
+    Returns:
+        A matplotlib Figure (not attached to pyplot) with two axes: "train" and "validation"
+        loss; "F1", "precision" and "recall" of the landslide class on the validation split.
     """
     from matplotlib.figure import Figure
 
@@ -121,6 +156,18 @@ def plot_training_curve(rows: list[dict[str, float]], out: str | Path, title: st
     ax_f1.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_training_curve(rows: list[dict[str, float]], out: str | Path, title: str = "") -> Path:
+    """Write :func:`training_curve_figure` to a PNG (atomically) and return its path.
+
+    Args:
+        rows: ``metrics.csv`` rows (see :data:`METRIC_COLUMNS`).
+        out: PNG path.
+        title: Figure title.
+    """
+    fig = training_curve_figure(rows, title)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=100)
     return Path(out)

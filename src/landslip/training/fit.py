@@ -30,16 +30,23 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landslip import __version__
 from landslip.errors import ConfigError, DatasetError, ModelError
 from landslip.models.bundle import BundleMeta, save_bundle
 from landslip.models.losses import create_loss
 from landslip.models.registry import check_input_size, create_model
-from landslip.spectral.bands import resolve_band_set
+from landslip.spectral.bands import BandSet, resolve_band_set
 from landslip.training.callbacks import read_metrics
 from landslip.training.config import TrainConfig, load_config, save_config
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch import nn
+
+    from landslip.dataset.torch import LandslideDataModule
 
 __all__ = ["TrainResult", "run_paths", "train"]
 
@@ -132,46 +139,28 @@ def _best_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
     return max(scored, key=lambda r: r["val_f1"]) if scored else None
 
 
-def train(
-    config: TrainConfig,
-    progress: bool | None = None,
-    callbacks: Sequence[Any] = (),
-) -> TrainResult:
-    """Train a segmentation model and write the run folder and its model bundle.
+@dataclass
+class _Setup:
+    """What a run trains: inputs, data, model (built once, before the Trainer)."""
 
-    Args:
-        config: The validated configuration (see :class:`TrainConfig`).
-        progress: Show a rich progress bar; None follows ``landslip.progress.is_enabled()``.
-        callbacks: Extra Lightning callbacks (e.g. a throughput meter or a custom logger).
+    band_set: BandSet
+    datamodule: LandslideDataModule
+    counts: dict[str, int]
+    name: str
+    params: dict[str, Any]
+    net: nn.Module
 
-    Returns:
-        A :class:`TrainResult` describing the run folder.
+    @property
+    def title(self) -> str:
+        shown = ", ".join(f"{k} {v}" for k, v in self.params.items())
+        return f"{self.name}{f' ({shown})' if shown else ''}, bands {self.band_set.spec}"
 
-    Raises:
-        ConfigError: For a bad combination of options or a run folder conflict.
-        DatasetError: If the dataset is missing or has no training or validation patches.
-        BandError: If the dataset lacks bands the band set needs.
-        ModelError: If the patch size does not fit the model (it says how to pad).
-    """
+
+def _setup(config: TrainConfig) -> _Setup:
+    """Open the dataset, check its splits and patch size, seed and build the model."""
     import lightning.pytorch as pl
-    import torch
-    from lightning import __version__ as lightning_version
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.utilities import rank_zero_only
 
     from landslip.dataset.torch import LandslideDataModule
-    from landslip.progress import is_enabled
-    from landslip.training.callbacks import (
-        AtomicCheckpointIO,
-        LastCheckpoint,
-        MetricsHistory,
-    )
-    from landslip.training.module import SegmentationModule
-
-    t0 = time.perf_counter()
-    show_progress = is_enabled() if progress is None else progress
-    paths = run_paths(config.output)
-    _check_run_folder(config, paths)
 
     band_set = resolve_band_set(config.bands)
     dm = LandslideDataModule(config.dataset, band_set, batch_size=config.batch_size,
@@ -194,95 +183,152 @@ def train(
         raise ModelError(f"the dataset's {ds.patch_size} px patches do not fit the model: {exc}; "
                          f"re-run `landslip prepare` with --patch-size {fit} or use a smaller "
                          "--depth") from None
-    loss = create_loss(config.loss, **config.loss_params)
-    module = SegmentationModule(net, loss, lr=config.lr, optimizer=config.optimizer,
-                                weight_decay=config.weight_decay, threshold=config.threshold)
-    n_params = sum(p.numel() for p in net.parameters())
+    return _Setup(band_set, dm, counts, name, params, net)
 
-    if int(getattr(rank_zero_only, "rank", 0)) == 0:
-        save_config(config, paths["config"])
-    best_cb = ModelCheckpoint(dirpath=paths["ckpt_dir"], filename="best", monitor="val_f1",
-                              mode="max", save_top_k=1, save_last=False,
-                              auto_insert_metric_name=False, enable_version_counter=False)
-    shown = ", ".join(f"{k} {v}" for k, v in params.items())
-    title = f"{name}{f' ({shown})' if shown else ''}, bands {config.bands}, loss {config.loss}"
+
+def _trainer(config: TrainConfig, paths: dict[str, Path], title: str,
+             callbacks: Sequence[Any], show_progress: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """The Trainer with landslip's callbacks (metrics, last and best checkpoints) and plug-ins."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
+
+    from landslip.training.callbacks import (
+        AtomicCheckpointIO,
+        MetricsHistory,
+        best_checkpoint,
+        last_checkpoints,
+    )
+
+    best = best_checkpoint(paths["ckpt_dir"])
     all_callbacks: list[pl.Callback] = [
-        MetricsHistory(paths["metrics"], paths["curve"], title=title),
-        LastCheckpoint(paths["last"], config.checkpoint_every_n_steps),
-        best_cb,
+        MetricsHistory(paths["metrics"], paths["curve"], title=f"{title}, loss {config.loss}"),
+        best,
+        *last_checkpoints(paths["ckpt_dir"], config.checkpoint_every_n_steps),
         *callbacks,
     ]
     if config.early_stopping is not None:
         all_callbacks.append(EarlyStopping(monitor="val_f1", mode="max",
-                                       patience=config.early_stopping))
+                                           patience=config.early_stopping))
     if show_progress:
         all_callbacks.append(RichProgressBar(leave=True))
     trainer = pl.Trainer(
-        max_epochs=config.epochs,
-        logger=False,
-        callbacks=all_callbacks,
-        plugins=[AtomicCheckpointIO()],
-        default_root_dir=str(config.output),
-        limit_train_batches=config.max_train_batches,
-        limit_val_batches=config.max_val_batches,
-        enable_progress_bar=show_progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0 if config.resume else 1,
-        **_trainer_kwargs(config),
+        max_epochs=config.epochs, logger=False, callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()], default_root_dir=str(config.output),
+        limit_train_batches=config.max_train_batches, limit_val_batches=config.max_val_batches,
+        enable_progress_bar=show_progress, enable_model_summary=False,
+        num_sanity_val_steps=0 if config.resume else 1, **_trainer_kwargs(config),
     )
+    return trainer, best
+
+
+def _fit(trainer: pl.Trainer, module: pl.LightningModule, setup: _Setup,
+         config: TrainConfig, last: Path) -> None:
+    """Run ``trainer.fit`` (from ``last`` when resuming), without Lightning's known chatter."""
     if trainer.is_global_zero:
+        n_params = sum(p.numel() for p in setup.net.parameters())
         logger.info(
             "training %s %s (%s parameters) on %s %s x%d: %d train / %d val patches of %d px, "
-            "bands %s, batch %d, %d epochs", name, params, f"{n_params:,}",
+            "bands %s, batch %d, %d epochs", setup.name, setup.params, f"{n_params:,}",
             type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
-            trainer.strategy.__class__.__name__, config.devices, counts["train"],
-            counts["val"], ds.patch_size, ",".join(band_set.names), config.batch_size,
-            config.epochs)
+            trainer.strategy.__class__.__name__, config.devices, setup.counts["train"],
+            setup.counts["val"], setup.datamodule.dataset.patch_size,
+            ",".join(setup.band_set.names), config.batch_size, config.epochs)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*ended before the epoch ended.*")
-        warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
-        trainer.fit(module, datamodule=dm,
-                    ckpt_path=str(paths["last"]) if config.resume else None, weights_only=True)
+        for message in ("does not have many workers", "ended before the epoch ended",
+                        "is smaller than the logging interval", "LeafSpec",
+                        "exists and is not empty"):
+            warnings.filterwarnings("ignore", f".*{message}.*")
+        trainer.fit(module, datamodule=setup.datamodule,
+                    ckpt_path=str(last) if config.resume else None, weights_only=True)
 
-    epochs_done = int(trainer.current_epoch)
+
+def _write_bundle(setup: _Setup, config: TrainConfig, source: Path,
+                  training: dict[str, Any], directory: Path) -> Path:
+    """Load the weights of checkpoint ``source`` into the net and save the model bundle."""
+    import torch
+    from lightning import __version__ as lightning_version
+
+    ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("model.")}
+    setup.net.load_state_dict(state)
+    ds, dm = setup.datamodule.dataset, setup.datamodule
+    meta = BundleMeta(
+        model=setup.name, model_params=dict(getattr(setup.net, "params", setup.params)),
+        in_channels=len(setup.band_set), band_set=setup.band_set.spec,
+        band_names=list(setup.band_set.names), mean=list(dm.mean), std=list(dm.std),
+        threshold=config.threshold, patch_size=ds.patch_size,
+        dataset_fingerprint=ds.fingerprint, landslip_version=__version__,
+        training={
+            "config": config.to_yaml_dict(), **training, "weights_from": source.name,
+            "parameters": sum(p.numel() for p in setup.net.parameters()),
+            "torch": torch.__version__, "lightning": lightning_version,
+            "devices": config.devices, "train_patches": setup.counts["train"],
+            "val_patches": setup.counts["val"],
+        },
+    )
+    return save_bundle(directory, setup.net, meta)
+
+
+def train(
+    config: TrainConfig,
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Train a segmentation model and write the run folder and its model bundle.
+
+    Args:
+        config: The validated configuration (see :class:`TrainConfig`).
+        progress: Show a rich progress bar; None follows ``landslip.progress.is_enabled()``.
+        callbacks: Extra Lightning callbacks (e.g. a throughput meter or a custom logger).
+
+    Returns:
+        A :class:`TrainResult` describing the run folder.
+
+    Raises:
+        ConfigError: For a bad combination of options or a run folder conflict.
+        DatasetError: If the dataset is missing or has no training or validation patches.
+        BandError: If the dataset lacks bands the band set needs.
+        ModelError: If the patch size does not fit the model (it says how to pad).
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from landslip.progress import is_enabled
+    from landslip.training.module import SegmentationModule
+
+    t0 = time.perf_counter()
+    show_progress = is_enabled() if progress is None else progress
+    paths = run_paths(config.output)
+    _check_run_folder(config, paths)
+    setup = _setup(config)
+    module = SegmentationModule(setup.net, create_loss(config.loss, **config.loss_params),
+                                lr=config.lr, optimizer=config.optimizer,
+                                weight_decay=config.weight_decay, threshold=config.threshold)
+    if int(getattr(rank_zero_only, "rank", 0)) == 0:
+        save_config(config, paths["config"])
+    trainer, best_cb = _trainer(config, paths, setup.title, callbacks, show_progress)
+    _fit(trainer, module, setup, config, paths["last"])
+
     best_ckpt = Path(best_cb.best_model_path) if best_cb.best_model_path else None
-    rows = read_metrics(paths["metrics"])
-    best = _best_row(rows)
+    best = _best_row(read_metrics(paths["metrics"]))
     best_val = {} if best is None else {k.removeprefix("val_"): best[k] for k in
                                         ("val_precision", "val_recall", "val_f1", "val_iou",
                                          "val_loss")}
     best_epoch = None if best is None else int(best["epoch"])
+    epochs_done = int(trainer.current_epoch)
+    training = {"epochs_completed": epochs_done,
+                "global_step": int(trainer.global_step), "best_epoch": best_epoch,
+                "best_val": best_val, "accelerator": type(trainer.accelerator).__name__}
     bundle_dir: Path | None = None
     if trainer.is_global_zero:
         source = best_ckpt if best_ckpt is not None and best_ckpt.is_file() else paths["last"]
-        ckpt = torch.load(source, map_location="cpu", weights_only=True)
-        state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
-                 if k.startswith("model.")}
-        net.load_state_dict(state)
-        meta = BundleMeta(
-            model=name, model_params=dict(getattr(net, "params", params)),
-            in_channels=len(band_set), band_set=band_set.spec, band_names=list(band_set.names),
-            mean=list(dm.mean), std=list(dm.std), threshold=config.threshold,
-            patch_size=ds.patch_size, dataset_fingerprint=ds.fingerprint,
-            landslip_version=__version__,
-            training={
-                "config": config.to_yaml_dict(), "epochs_completed": epochs_done,
-                "global_step": int(trainer.global_step), "best_epoch": best_epoch,
-                "best_val": best_val, "weights_from": str(source.name),
-                "parameters": n_params, "torch": torch.__version__, "lightning": lightning_version,
-                "devices": config.devices, "accelerator": type(trainer.accelerator).__name__,
-                "train_patches": counts["train"], "val_patches": counts["val"],
-            },
-        )
-        bundle_dir = save_bundle(paths["bundle"], net, meta)
+        bundle_dir = _write_bundle(setup, config, source, training, paths["bundle"])
         logger.info("best validation F1 %.4f at epoch %s; bundle %s",
                     best_val.get("f1", float("nan")), best_epoch, bundle_dir)
     return TrainResult(
         run_dir=Path(config.output), bundle_dir=bundle_dir, best_checkpoint=best_ckpt,
         last_checkpoint=paths["last"], metrics_csv=paths["metrics"], curve_png=paths["curve"],
-        epochs_completed=epochs_done, best_epoch=best_epoch, best_val=best_val,
-        seconds=time.perf_counter() - t0, is_global_zero=bool(trainer.is_global_zero),
+        epochs_completed=epochs_done, best_epoch=best_epoch,
+        best_val=best_val, seconds=time.perf_counter() - t0,
+        is_global_zero=bool(trainer.is_global_zero),
     )

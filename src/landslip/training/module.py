@@ -1,10 +1,16 @@
 """The LightningModule that trains a segmentation model on landslide patches.
 
 Training minimises the configured loss (dice by default) on logits, skipping pixels labelled
-255. Validation accumulates the landslide-class confusion counts (tp, fp, fn, tn) over the whole
-validation split, summed across DDP processes, and reports precision, recall, F1 and IoU through
-:class:`landslip.evaluation.metrics.Confusion`, so training and ``landslip evaluate`` compute
-the same figures. A pixel is predicted as landslide when ``sigmoid(logit) >= threshold``.
+255. Validation counts the landslide-class confusion (tp, fp, fn, tn) over the whole validation
+split with ``torchmetrics`` (``BinaryStatScores``, ``ignore_index=255``), whose ``compute()``
+sums the counts of every DDP process, and reports precision, recall, F1 and IoU through
+:class:`landslip.evaluation.metrics.Confusion`, so training and ``landslip evaluate`` compute the
+same figures from the same pixels.
+
+The decision rule is :func:`landslip.encoding.apply_threshold`: landslide where ``p >=
+threshold``, with ``p`` the float32 ``sigmoid(logit)`` and the comparison made as in float64.
+:func:`landslide_pixels` is its exact on-device form; torchmetrics only receives the resulting
+0/1 labels (its own binarisation is ``p > threshold``, a different rule at the threshold).
 
 Logged metrics (epoch level): ``train_loss``, ``val_loss``, ``val_precision``, ``val_recall``,
 ``val_f1``, ``val_iou``; ``loss`` per step for the progress bar.
@@ -12,42 +18,53 @@ Logged metrics (epoch level): ``train_loss``, ``val_loss``, ``val_precision``, `
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch import nn
+from torchmetrics.classification import BinaryStatScores
 
-from landslip.evaluation.metrics import IGNORE, Confusion
+from landslip.encoding import IGNORE
+from landslip.evaluation.metrics import Confusion
 
-__all__ = ["SegmentationModule", "confusion_counts"]
+__all__ = ["SegmentationModule", "float32_threshold", "landslide_pixels"]
 
 
-def confusion_counts(
-    logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5
-) -> torch.Tensor:
-    """Landslide-class confusion counts of a batch, on the logits' device.
+def float32_threshold(threshold: float) -> float:
+    """The smallest float32 value that is ``>= threshold`` (as a Python float).
+
+    For a float32 ``p``, ``p >= float32_threshold(t)`` holds exactly when ``float64(p) >= t``:
+    both say that ``p`` is a float32 at or above ``t``. So the float64 decision of
+    :func:`landslip.encoding.apply_threshold` can be made in float32 on any device (MPS has no
+    float64), without the rounding of ``t`` to the nearest float32 (``0.41`` rounds up to
+    0.4100000083, and ``p = 0.41000000`` would then be background in training only).
 
     Args:
-        logits: (N, 1, H, W) or (N, H, W) float logits.
-        target: (N, H, W) uint8 labels 0/1/255 (255 skipped).
-        threshold: Probability threshold; ``sigmoid(logit) >= threshold`` is landslide.
+        threshold: Probability threshold.
 
     Returns:
-        int64 tensor [tp, fp, fn, tn].
+        The threshold to compare float32 probabilities with.
     """
-    if logits.ndim == 4:
-        logits = logits[:, 0]
-    # sigmoid(z) >= t  <=>  z >= log(t / (1 - t)); avoids a sigmoid over the whole batch.
-    pred = logits >= math.log(threshold / (1.0 - threshold))
-    keep = target != IGNORE
-    truth = target == 1
-    tp = (pred & truth & keep).sum()
-    fp = (pred & ~truth & keep).sum()
-    fn = (~pred & truth & keep).sum()
-    tn = keep.sum() - tp - fp - fn
-    return torch.stack([tp, fp, fn, tn]).to(torch.int64)
+    t32 = np.float32(threshold)
+    if float(t32) < threshold:
+        t32 = np.nextafter(t32, np.float32(np.inf))
+    return float(t32)
+
+
+def landslide_pixels(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The landslide decision of logits, on their device: ``sigmoid(logit) >= threshold``.
+
+    Args:
+        logits: Logits of any shape and float dtype (computed in float32).
+        threshold: Probability threshold.
+
+    Returns:
+        bool tensor of the same shape, equal to
+        ``landslip.encoding.apply_threshold(torch.sigmoid(logits.float()), threshold)``.
+    """
+    return torch.sigmoid(logits.float()) >= float32_threshold(threshold)
 
 
 class SegmentationModule(pl.LightningModule):
@@ -60,6 +77,10 @@ class SegmentationModule(pl.LightningModule):
         optimizer: ``adam`` (the paper) or ``adamw``.
         weight_decay: Weight decay of the optimizer.
         threshold: Probability threshold of the validation metrics.
+
+    Attributes:
+        val_counts: The torchmetrics accumulator of validation counts (tp, fp, tn, fn, support).
+        last_val: Counts of the last finished validation epoch, summed over processes.
     """
 
     def __init__(
@@ -78,7 +99,9 @@ class SegmentationModule(pl.LightningModule):
         self.optimizer_name = optimizer
         self.weight_decay = weight_decay
         self.threshold = threshold
-        self._val_counts = torch.zeros(4, dtype=torch.int64)
+        # Predictions arrive as 0/1 labels, so the metric's own threshold is never used.
+        # validate_args=False: no per-batch torch.unique (a device sync) over trusted labels.
+        self.val_counts = BinaryStatScores(ignore_index=IGNORE, validate_args=False)
         self.last_val: Confusion | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,27 +120,31 @@ class SegmentationModule(pl.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        """Reset the accumulated confusion counts."""
-        self._val_counts = torch.zeros(4, dtype=torch.int64, device=self.device)
+        """Start the validation counts from zero."""
+        self.val_counts.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate confusion counts and log the validation loss."""
+        """Accumulate confusion counts and log the validation loss.
+
+        Args:
+            batch: Inputs (N, C, H, W) float32 and labels (N, H, W) uint8 0/1/255.
+            batch_idx: Index of the batch.
+        """
         x, y = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
-        self._val_counts += confusion_counts(logits.detach(), y, self.threshold)
+        pred = landslide_pixels(logits.detach()[:, 0], self.threshold)
+        self.val_counts.update(pred.long(), y.long())
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=int(x.shape[0]),
                  sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         """Sum counts over processes and log precision, recall, F1 and IoU."""
-        counts = self._val_counts
-        if self.trainer.world_size > 1:
-            counts = self.trainer.strategy.reduce(counts.clone(), reduce_op="sum")
-        tp, fp, fn, tn = (int(v) for v in counts.tolist())
+        tp, fp, tn, fn, _ = (int(v) for v in self.val_counts.compute().tolist())
+        self.val_counts.reset()
         conf = Confusion(tp, fp, fn, tn)
         self.last_val = conf
-        # Counts are already summed over processes: no further sync.
+        # compute() has already summed the counts over processes: no further sync.
         self.log_dict({"val_precision": conf.precision, "val_recall": conf.recall,
                        "val_iou": conf.iou}, sync_dist=False)
         self.log("val_f1", conf.f1, prog_bar=True, sync_dist=False)
