@@ -432,7 +432,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
     """
     from landslip.dataset.store import open_dataset
     from landslip.devices import select_device
-    from landslip.evaluation.evaluate import evaluate
+    from landslip.evaluation.evaluate import EvaluateOptions, evaluate
     from landslip.progress import track
     from landslip.training.config import TrainConfig
     from landslip.training.fit import train
@@ -482,10 +482,11 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
                               **cfg.train))
             trained += 1
         ev = cfg.evaluation
-        evaluate(run.folder, run.dataset_path, split=ev.split, threshold=ev.threshold,
+        evaluate(run.folder, run.dataset_path, EvaluateOptions(
+                 split=ev.split, threshold=ev.threshold,
                  out_dir=run.folder / "evaluation", figure_patches=ev.figure_patches,
                  save_predictions=ev.save_predictions, batch_size=ev.batch_size,
-                 device=select_device(None if ev.device == "auto" else ev.device))
+                 device=select_device(None if ev.device == "auto" else ev.device)))
         records = [_run_record(r) for r in runs if r.report.is_file()]
         rows, files = _write_outputs(cfg, out, records, len(runs))
         rec = _run_record(run)

@@ -54,6 +54,9 @@ def test_evaluate_writes_report_and_prints_summary(
         (["{root}/norun", "{ds}"], "no model bundle"),
         (["{run}", "{ds}", "--threshold", "best"], "threshold"),
         (["{run}", "{ds}", "--match", "dice"], "--match"),
+        (["{run}", "{ds}", "--split", "val", "--threshold", "tuned"],
+         "would tune on the val split it scores"),
+        (["{run}", "{ds}", "--device", "tpu"], "unknown device"),
     ],
 )
 def test_bad_input_exits_2(
@@ -66,3 +69,30 @@ def test_bad_input_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("Error:") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_exits_2(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "--device", "cuda",
+               "-o", str(tmp_path / "x")])
+    assert rc == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_device_defaults_to_auto(setup: dict[str, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI passes --device auto (CUDA when present), which select_device resolves."""
+    import landslip.evaluation.evaluate as ev
+
+    asked: list[object] = []
+
+    def spy(device: object = None) -> torch.device:
+        asked.append(device)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(ev, "select_device", spy)
+    assert main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "-o",
+                 str(tmp_path / "e"), "--figure-patches", "0"]) == 0
+    assert asked and asked[0] == "auto"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from landslip.encoding import IGNORE, apply_threshold
 from landslip.errors import InputError
 from landslip.evaluation.metrics import (
-    IGNORE,
     Confusion,
     ThresholdSweep,
-    apply_threshold,
     confusion,
     threshold_bins,
     threshold_grid,

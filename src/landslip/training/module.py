@@ -19,7 +19,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from landslip.evaluation.metrics import IGNORE, Confusion
+from landslip.encoding import IGNORE
+from landslip.evaluation.metrics import Confusion
 
 __all__ = ["SegmentationModule", "confusion_counts"]
 
