@@ -190,8 +190,8 @@ def test_evaluate_and_predict_agree_on_a_patch(trained: dict[str, Path], tmp_pat
     grid = Grid.from_bounds(CRS.from_epsg(32654), 500000.0, 4740000.0, 1.5, p, p)
     write_raster(tmp_path / "patch.tif", np.asarray(ds.images[int(ids[row])]), grid,
                  nodata=ds.nodata, descriptions=list(ds.band_names))
-    r = predict_scene(trained["run"], tmp_path / "patch.tif", tmp_path / "pred", window=p, overlap=0,
-                      threshold=res.threshold, polygons=False)
+    r = predict_scene(trained["run"], tmp_path / "patch.tif", tmp_path / "pred", window=p,
+                      overlap=0, threshold=res.threshold, polygons=False)
     tif_codes, tif_mask = read_raster(r.probability)[0][0], read_raster(r.mask)[0][0]
     scored = masks[row] != IGNORE
     assert scored.sum() > p * p // 2 and (masks[row][scored] == 1).any()

@@ -18,7 +18,6 @@ from landslip.encoding import (
     IGNORE,
     STRUCTURE_8,
     apply_threshold,
-    decode_probability,
     encode_probability,
 )
 from landslip.errors import BandError, InputError
