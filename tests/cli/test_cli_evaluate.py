@@ -82,17 +82,20 @@ def test_device_cuda_without_cuda_exits_2(
 
 
 def test_device_defaults_to_auto(setup: dict[str, Path], tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI passes --device auto (CUDA when present), which select_device resolves."""
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI asks for --device auto (CUDA when present; evaluate resolves it with
+    select_device, see tests/evaluation/test_evaluate.py)."""
     import landslip.evaluation.evaluate as ev
+    from landslip.errors import InputError
 
-    asked: list[object] = []
+    seen: list[ev.EvaluateOptions] = []
 
-    def spy(device: object = None) -> torch.device:
-        asked.append(device)
-        return torch.device("cpu")
+    def fake(run: object, dataset: object, options: ev.EvaluateOptions) -> None:
+        seen.append(options)
+        raise InputError("stopped by the test")
 
-    monkeypatch.setattr(ev, "select_device", spy)
-    assert main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "-o",
-                 str(tmp_path / "e"), "--figure-patches", "0"]) == 0
-    assert asked and asked[0] == "auto"
+    monkeypatch.setattr(ev, "evaluate", fake)
+    assert main(["-q", "evaluate", str(setup["run"]), str(setup["ds"])]) == 2
+    assert "stopped by the test" in capsys.readouterr().err
+    assert [o.device for o in seen] == ["auto"]
