@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from landslip.evaluation.metrics import ThresholdSweep, apply_threshold, confusion
+from landslip.encoding import apply_threshold
+from landslip.evaluation.metrics import ThresholdSweep, confusion
 from landslip.evaluation.objects import match_objects
 
 

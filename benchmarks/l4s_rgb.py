@@ -80,7 +80,7 @@ DEFAULT_CONFIGS = ("w8-bcedice-e10", "w8-dice-e10", "w16-bcedice-e5")
 def run_config(cfg: BenchConfig, dataset: Path, work: Path, seed: int,
                max_train_batches: int | None) -> dict[str, Any]:
     """Train and evaluate one configuration; returns its result row."""
-    from landslip.evaluation.evaluate import evaluate
+    from landslip.evaluation.evaluate import EvaluateOptions, evaluate
     from landslip.training.config import TrainConfig
     from landslip.training.fit import train
 
@@ -94,8 +94,9 @@ def run_config(cfg: BenchConfig, dataset: Path, work: Path, seed: int,
     tr = train(tc)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    ev = evaluate(run, dataset, split="test", threshold="tuned", out_dir=run / "evaluation",
-                  figure_patches=4, save_predictions=False)
+    ev = evaluate(run, dataset, EvaluateOptions(split="test", threshold="tuned",
+                                                out_dir=run / "evaluation", figure_patches=4,
+                                                save_predictions=False))
     eval_s = time.perf_counter() - t1
     rep = ev.report
     at05 = rep["pixel_at"].get("0.5 (paper)", {})

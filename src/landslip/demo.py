@@ -16,7 +16,8 @@
 
 Profiles (:data:`PROFILES`) set the sizes and the training settings; ``quick`` (default) fits in
 10 minutes on a 2-core CPU, ``full`` is the paper's configuration (``unet-paper``, 100 epochs,
-batch 40, threshold 0.5; for a GPU), ``tiny`` is for tests. All run the same code.
+batch 40, threshold 0.5; for a GPU). Any other :class:`DemoProfile` (the tests use a small one)
+runs the same code.
 
 Layout of ``out_dir``::
 
@@ -38,7 +39,8 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +49,9 @@ from typing import Any
 import numpy as np
 
 from landslip import __version__
+from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
 from landslip.errors import ConfigError, InputError
-from landslip.evaluation.metrics import IGNORE, Confusion, confusion
+from landslip.evaluation.metrics import Confusion, confusion
 from landslip.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -115,13 +118,6 @@ PROFILES: dict[str, DemoProfile] = {
         name="full", train_size=8192, unseen_size=4096, patch_size=256,
         train={"model": "unet-paper", "epochs": 100, "loss": "dice", "lr": 0.001},
         batch_size=40, threshold=0.5, figure_patches=4,
-    ),
-    # For tests: seconds, not minutes; the numbers mean nothing.
-    "tiny": DemoProfile(
-        name="tiny", train_size=512, unseen_size=256, patch_size=64,
-        train={"model": "unet", "width": 4, "depth": 2, "epochs": 1, "loss": "bce-dice",
-               "max_train_batches": 2},
-        batch_size=4, threshold="tuned", figure_patches=0, window=256,
     ),
 }
 """The demo profiles by name."""
@@ -219,7 +215,7 @@ def score_mask(mask_path: str | Path, truth_path: str | Path,
             pred = read_window(pds, win, [1])[0]
             truth = read_window(tds, win, [1], fill=IGNORE)[0].copy()
             truth[pred == IGNORE] = IGNORE
-            total = total + confusion(pred == 1, truth)
+            total = total + confusion(pred == LANDSLIDE, truth)
     return total
 
 
@@ -250,16 +246,17 @@ def _comparison_figure(image: Path, truth: Path, mask: Path, out: Path, title: s
         p = ds.read(1, out_shape=(oh, ow), resampling=Resampling.nearest)
     lo, hi = np.percentile(rgb, 2), np.percentile(rgb, 98)
     rgb = np.clip((rgb - lo) / max(float(hi - lo), 1e-6), 0, 1).transpose(1, 2, 0)
+    p_ls, t_ls = p == LANDSLIDE, t == LANDSLIDE
     err = np.zeros((oh, ow), np.uint8)  # 0 TN, 1 TP, 2 FP, 3 FN
-    err[(p == 1) & (t == 1)] = 1
-    err[(p == 1) & (t == 0)] = 2
-    err[(p == 0) & (t == 1)] = 3
+    err[p_ls & t_ls] = 1
+    err[p_ls & (t == BACKGROUND)] = 2
+    err[(p == BACKGROUND) & t_ls] = 3
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     axes[0].imshow(rgb)
     axes[0].set_title("true colour (fused R, G, B)")
-    axes[1].imshow(t == 1, cmap="gray", vmin=0, vmax=1)
+    axes[1].imshow(t_ls, cmap="gray", vmin=0, vmax=1)
     axes[1].set_title("truth (truth.tif)")
-    axes[2].imshow(p == 1, cmap="gray", vmin=0, vmax=1)
+    axes[2].imshow(p_ls, cmap="gray", vmin=0, vmax=1)
     axes[2].set_title("prediction (landslides.tif)")
     axes[3].imshow(err, cmap=ListedColormap(["black", "white", "red", "deepskyblue"]),
                    vmin=0, vmax=3, interpolation="nearest")
@@ -286,7 +283,9 @@ def _select_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _row_from_report(band_set: str, run: Path) -> dict[str, Any]:
     import json
 
-    rep = json.loads((run / "evaluation" / "report.json").read_text(encoding="utf-8"))
+    from landslip.evaluation.report import read_report
+
+    rep = read_report(run / "evaluation")
     px, thr = rep["pixel"], rep["threshold"]
     val_f1 = thr.get("tuned_f1") if thr.get("mode") == "tuned" else None
     if val_f1 is None:
@@ -449,63 +448,46 @@ def cpu_threads() -> int:
     return max(1, min(n, n - round(load)))
 
 
-def _run(out: Path, prof: DemoProfile, sets: list[str], seed: int, n_threads: int,
-         on_stage: StageCallback | None, t_start: float) -> DemoResult:
-    """The stages of :func:`run_demo` (arguments checked, folder ready, threads set)."""
-    from landslip.dataset.prepare import prepare_dataset
-    from landslip.inference.predict import predict_scene
-    from landslip.labels.rasterize import rasterize_labels
-    from landslip.spectral.fusion import pansharpen
-    from landslip.study import load_study_config, run_study
-    from landslip.synthetic.scene import make_scene
+class _StageClock:
+    """Times the numbered stages of the demo and reports them to the callback."""
 
-    unseen_seed = seed + UNSEEN_SEED_OFFSET
-    settings: dict[str, Any] = {
+    def __init__(self, on_stage: StageCallback | None) -> None:
+        self.on_stage = on_stage
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, i: int) -> Iterator[None]:
+        """Run stage ``i`` (0-based) in the ``with`` block; its time is kept when it succeeds."""
+        n, name = len(_STAGES), _STAGES[i]
+        log.debug("[%d/%d] %s", i + 1, n, name)
+        if self.on_stage is not None:
+            self.on_stage(i + 1, n, name, "start")
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - t0
+        if self.on_stage is not None:
+            self.on_stage(i + 1, n, name, f"done {self.seconds[name]:.1f} s")
+
+
+def _settings(prof: DemoProfile, sets: list[str], seed: int, n_threads: int) -> dict[str, Any]:
+    """The ``demo.json`` document: what this demo runs with."""
+    return {
         "format": DEMO_FORMAT, "version": 1, "landslip_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "profile": asdict(prof), "seed": seed, "unseen_seed": unseen_seed,
+        "profile": asdict(prof), "seed": seed, "unseen_seed": seed + UNSEEN_SEED_OFFSET,
         "band_sets": sets, "train": {**prof.train, "batch_size": prof.batch_size},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), {_device_name()}",
         "threads": n_threads,
     }
-    write_json_atomic(out / "demo.json", settings)
-    stage_seconds: dict[str, float] = {}
-    n = len(_STAGES)
 
-    def begin(i: int) -> float:
-        log.debug("[%d/%d] %s", i + 1, n, _STAGES[i])
-        if on_stage is not None:
-            on_stage(i + 1, n, _STAGES[i], "start")
-        return time.perf_counter()
 
-    def end(i: int, t0: float) -> None:
-        s = time.perf_counter() - t0
-        stage_seconds[_STAGES[i]] = s
-        if on_stage is not None:
-            on_stage(i + 1, n, _STAGES[i], f"done {s:.1f} s")
+def _study(out: Path, dataset: Path, prof: DemoProfile, sets: list[str], seed: int
+           ) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+    """Train and evaluate every band set: (Table 1 rows, the best row, the StudyResult)."""
+    from landslip.study import load_study_config, run_study
 
-    train_dir = out / "scene-train"
-    t0 = begin(0)
-    scene = make_scene(train_dir, size=prof.train_size, seed=seed)
-    end(0, t0)
-
-    t0 = begin(1)
-    fused = pansharpen(scene.pan, scene.ms, train_dir / "fused.tif", method="hpf")
-    end(1, t0)
-
-    t0 = begin(2)
-    labels = rasterize_labels(scene.landslides, fused.path, train_dir / "labels.tif")
-    end(2, t0)
-
-    t0 = begin(3)
-    prepared = prepare_dataset(fused.path, labels.path, out / "dataset",
-                               patch_size=prof.patch_size, split="random", seed=seed,
-                               overwrite=True)
-    end(3, t0)
-
-    t0 = begin(4)
     study_cfg = load_study_config(
-        dataset=str(prepared.dataset.path), band_sets=sets, batch_sizes=[prof.batch_size],
+        dataset=str(dataset), band_sets=sets, batch_sizes=[prof.batch_size],
         seeds=[seed], train=dict(prof.train),
         evaluation={"threshold": prof.threshold, "figure_patches": prof.figure_patches,
                     "save_predictions": False},
@@ -516,59 +498,83 @@ def _run(out: Path, prof: DemoProfile, sets: list[str], seed: int, n_threads: in
     if missing:
         raise ConfigError(f"the study finished without runs for {', '.join(missing)}")
     rows = [_row_from_report(s, by_set[s]) for s in sets]
-    best = _select_best(rows)
-    end(4, t0)
+    return rows, _select_best(rows), study
 
-    unseen_dir = out / "scene-unseen"
-    t0 = begin(5)
-    unseen_scene = make_scene(unseen_dir, size=prof.unseen_size, seed=unseen_seed)
-    unseen_fused = pansharpen(unseen_scene.pan, unseen_scene.ms, unseen_dir / "fused.tif",
-                              method="hpf")
-    end(5, t0)
 
-    t0 = begin(6)
-    pred = predict_scene(Path(best["run"]), unseen_fused.path, out / "prediction",
-                         window=prof.window, threshold=best["threshold"], device=None)
-    end(6, t0)
-
-    t0 = begin(7)
-    conf = score_mask(pred.mask, unseen_scene.truth)
+def _unseen_scores(conf: Confusion, threshold: float, n_polygons: int) -> dict[str, float]:
+    """The out-of-scene scores of the prediction (see :attr:`DemoResult.unseen`)."""
     valid = conf.tp + conf.fp + conf.fn + conf.tn
-    unseen = {"precision": conf.precision, "recall": conf.recall, "f1": conf.f1,
-              "iou": conf.iou, "tp": float(conf.tp), "fp": float(conf.fp),
-              "fn": float(conf.fn), "tn": float(conf.tn), "threshold": float(best["threshold"]),
-              "truth_fraction": (conf.tp + conf.fn) / valid if valid else 0.0,
-              "predicted_fraction": (conf.tp + conf.fp) / valid if valid else 0.0,
-              "polygons": float(pred.n_polygons)}
-    end(7, t0)
+    return {"precision": conf.precision, "recall": conf.recall, "f1": conf.f1,
+            "iou": conf.iou, "tp": float(conf.tp), "fp": float(conf.fp),
+            "fn": float(conf.fn), "tn": float(conf.tn), "threshold": float(threshold),
+            "truth_fraction": (conf.tp + conf.fn) / valid if valid else 0.0,
+            "predicted_fraction": (conf.tp + conf.fp) / valid if valid else 0.0,
+            "polygons": float(n_polygons)}
 
-    t0 = begin(8)
-    figure = _comparison_figure(
-        unseen_fused.path, unseen_scene.truth, pred.mask, out / "unseen_comparison.png",
-        title=f"Unseen scene (seed {unseen_seed}), {best['band_set']} model: "
-              f"P {conf.precision:.3f} R {conf.recall:.3f} F1 {conf.f1:.3f}")
-    files: dict[str, Path] = {
-        "training scene (PAN, MS, truth, polygons, preview)": train_dir,
-        "fused training image (B, G, R, NIR, 1.5 m)": fused.path,
-        "label raster": labels.path,
-        "patch dataset": prepared.dataset.path,
-        "Table 1 (markdown)": study.files["table_md"],
-        "Table 1 (CSV)": study.files["table_csv"],
-        "runs (bundles, training curves, evaluation reports and figures)": out / "study" / "runs",
-        "best model bundle": Path(best["run"]) / "bundle",
-        "unseen scene (with truth.tif)": unseen_dir,
-        "fused unseen image": unseen_fused.path,
-        "probability GeoTIFF": pred.probability,
-        "landslide mask GeoTIFF": pred.mask,
-        "landslide polygons GeoPackage": pred.polygons,
-        "unseen-scene comparison figure": figure,
-    }
+
+def _run(out: Path, prof: DemoProfile, sets: list[str], seed: int, n_threads: int,
+         on_stage: StageCallback | None, t_start: float) -> DemoResult:
+    """The stages of :func:`run_demo` (arguments checked, folder ready, threads set)."""
+    from landslip.dataset.prepare import prepare_dataset
+    from landslip.inference.predict import predict_scene
+    from landslip.labels.rasterize import rasterize_labels
+    from landslip.spectral.fusion import pansharpen
+    from landslip.synthetic.scene import make_scene
+
+    settings = _settings(prof, sets, seed, n_threads)
+    write_json_atomic(out / "demo.json", settings)
+    stage = _StageClock(on_stage)
+    train_dir, unseen_dir = out / "scene-train", out / "scene-unseen"
+    with stage(0):
+        scene = make_scene(train_dir, size=prof.train_size, seed=seed)
+    with stage(1):
+        fused = pansharpen(scene.pan, scene.ms, train_dir / "fused.tif", method="hpf")
+    with stage(2):
+        labels = rasterize_labels(scene.landslides, fused.path, train_dir / "labels.tif")
+    with stage(3):
+        prepared = prepare_dataset(fused.path, labels.path, out / "dataset",
+                                   patch_size=prof.patch_size, split="random", seed=seed,
+                                   overwrite=True)
+    with stage(4):
+        rows, best, study = _study(out, prepared.dataset.path, prof, sets, seed)
+    with stage(5):
+        unseen_scene = make_scene(unseen_dir, size=prof.unseen_size,
+                                  seed=settings["unseen_seed"])
+        unseen_fused = pansharpen(unseen_scene.pan, unseen_scene.ms, unseen_dir / "fused.tif",
+                                  method="hpf")
+    with stage(6):
+        pred = predict_scene(Path(best["run"]), unseen_fused.path, out / "prediction",
+                             window=prof.window, threshold=best["threshold"], device=None)
+    with stage(7):
+        conf = score_mask(pred.mask, unseen_scene.truth)
+        unseen = _unseen_scores(conf, best["threshold"], pred.n_polygons)
+    with stage(8):
+        figure = _comparison_figure(
+            unseen_fused.path, unseen_scene.truth, pred.mask, out / "unseen_comparison.png",
+            title=f"Unseen scene (seed {settings['unseen_seed']}), {best['band_set']} model: "
+                  f"P {conf.precision:.3f} R {conf.recall:.3f} F1 {conf.f1:.3f}")
+        files: dict[str, Path] = {
+            "training scene (PAN, MS, truth, polygons, preview)": train_dir,
+            "fused training image (B, G, R, NIR, 1.5 m)": fused.path,
+            "label raster": labels.path,
+            "patch dataset": prepared.dataset.path,
+            "Table 1 (markdown)": study.files["table_md"],
+            "Table 1 (CSV)": study.files["table_csv"],
+            "runs (bundles, training curves, evaluation reports and figures)":
+                out / "study" / "runs",
+            "best model bundle": Path(best["run"]) / "bundle",
+            "unseen scene (with truth.tif)": unseen_dir,
+            "fused unseen image": unseen_fused.path,
+            "probability GeoTIFF": pred.probability,
+            "landslide mask GeoTIFF": pred.mask,
+            "landslide polygons GeoPackage": pred.polygons,
+            "unseen-scene comparison figure": figure,
+        }
     result = DemoResult(out_dir=out, profile=prof, rows=rows,
                         best_band_set=str(best["band_set"]), unseen=unseen,
                         summary_md=out / "SUMMARY.md", summary_json=out / "summary.json",
-                        files=files, stage_seconds=stage_seconds)
-    end(8, t0)
-    result.seconds = time.perf_counter() - t_start
+                        files=files, stage_seconds=stage.seconds,
+                        seconds=time.perf_counter() - t_start)
     _write_summary(result, settings)
     return result
 

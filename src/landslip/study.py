@@ -450,7 +450,7 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         BandError: A dataset lacks bands a band set needs.
     """
     from landslip.devices import select_device
-    from landslip.evaluation.evaluate import evaluate
+    from landslip.evaluation.evaluate import EvaluateOptions, evaluate
     from landslip.progress import track
 
     cfg = config if isinstance(config, StudyConfig) else load_study_config(config)
@@ -472,10 +472,11 @@ def run_study(config: StudyConfig | str | Path, out_dir: str | Path,
         t0 = time.perf_counter()
         trained += _train_run(run, cfg)
         ev = cfg.evaluation
-        evaluate(run.folder, run.dataset_path, split=ev.split, threshold=ev.threshold,
+        evaluate(run.folder, run.dataset_path, EvaluateOptions(
+                 split=ev.split, threshold=ev.threshold,
                  out_dir=run.folder / "evaluation", figure_patches=ev.figure_patches,
                  save_predictions=ev.save_predictions, batch_size=ev.batch_size,
-                 device=select_device(None if ev.device == "auto" else ev.device))
+                 device=select_device(None if ev.device == "auto" else ev.device)))
         records = [_run_record(r) for r in runs if r.report.is_file()]
         rows, files = _write_outputs(cfg, out, records, len(runs))
         rec = _run_record(run)

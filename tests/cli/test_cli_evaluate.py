@@ -54,6 +54,9 @@ def test_evaluate_writes_report_and_prints_summary(
         (["{root}/norun", "{ds}"], "no model bundle"),
         (["{run}", "{ds}", "--threshold", "best"], "threshold"),
         (["{run}", "{ds}", "--match", "dice"], "--match"),
+        (["{run}", "{ds}", "--split", "val", "--threshold", "tuned"],
+         "would tune on the val split it scores"),
+        (["{run}", "{ds}", "--device", "tpu"], "unknown device"),
     ],
 )
 def test_bad_input_exits_2(
@@ -66,3 +69,33 @@ def test_bad_input_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("Error:") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_exits_2(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "--device", "cuda",
+               "-o", str(tmp_path / "x")])
+    assert rc == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_device_defaults_to_auto(setup: dict[str, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI asks for --device auto (CUDA when present; evaluate resolves it with
+    select_device, see tests/evaluation/test_evaluate.py)."""
+    import landslip.evaluation.evaluate as ev
+    from landslip.errors import InputError
+
+    seen: list[ev.EvaluateOptions] = []
+
+    def fake(run: object, dataset: object, options: ev.EvaluateOptions) -> None:
+        seen.append(options)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(ev, "evaluate", fake)
+    assert main(["-q", "evaluate", str(setup["run"]), str(setup["ds"])]) == 2
+    assert "stopped by the test" in capsys.readouterr().err
+    assert [o.device for o in seen] == ["auto"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from landslip.encoding import IGNORE, apply_threshold
 from landslip.errors import InputError
 from landslip.evaluation.metrics import (
-    IGNORE,
     Confusion,
     ThresholdSweep,
-    apply_threshold,
     confusion,
     threshold_bins,
     threshold_grid,
@@ -166,3 +165,19 @@ def test_curve_rejects_threshold_off_grid_and_bad_merge() -> None:
     other.update(np.array([0.9], dtype=np.float32), np.array([0], dtype=np.uint8))
     sweep += other
     assert sweep.curve().confusion_at(0.5) == Confusion(tp=0, fp=1, fn=1, tn=0)
+
+
+@pytest.mark.parametrize("threshold", [0.41, 0.45])
+def test_sweep_agrees_with_apply_threshold_at_float32_threshold_values(threshold: float) -> None:
+    """float32(t) lies just below t: the sweep, like apply_threshold (the rule of predict and
+    evaluate), counts it as background at threshold t and as landslide one grid step lower."""
+    f = np.float32(threshold)
+    prob = np.array([f, f, np.nextafter(f, np.float32(1)), 0.2, 0.9], dtype=np.float32)
+    truth = np.array([1, 0, 1, 0, 1], dtype=np.uint8)
+    sweep = ThresholdSweep(101)
+    sweep.update(prob, truth)
+    curve = sweep.curve()
+    assert float(f) < threshold
+    for t in (threshold, curve.thresholds[curve.index_of(threshold) - 1]):
+        assert curve.confusion_at(float(t)) == confusion(apply_threshold(prob, float(t)), truth)
+    assert curve.confusion_at(threshold) == Confusion(tp=2, fp=0, fn=1, tn=2)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from landslip.encoding import IGNORE
 from landslip.errors import InputError
-from landslip.evaluation.metrics import IGNORE
 from landslip.evaluation.objects import (
     ObjectCounter,
     area_frequency,

@@ -11,9 +11,9 @@ import torch
 
 from helpers.datasets import write_synthetic_dataset
 from landslip.dataset.folder import DatasetFolder
+from landslip.encoding import IGNORE
 from landslip.errors import BandError, DatasetError, InputError, ModelError
-from landslip.evaluation.evaluate import evaluate, parse_threshold
-from landslip.evaluation.metrics import IGNORE
+from landslip.evaluation.evaluate import EvaluateOptions, evaluate, parse_threshold
 from landslip.models.bundle import BundleMeta, save_bundle
 from landslip.models.registry import create_model
 
@@ -83,8 +83,8 @@ def _independent_probabilities(run: Path, ds: DatasetFolder, ids: np.ndarray) ->
 def test_unseen_data_numbers_match_independent_computation(trained: dict[str, Path],
                                                            tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    res = evaluate(trained["run"], trained["b"], split="test", threshold=0.5, out_dir=out,
-                   figure_patches=2)
+    res = evaluate(trained["run"], trained["b"], EvaluateOptions(split="test", threshold=0.5,
+                                                                 out_dir=out, figure_patches=2))
     ds = DatasetFolder(trained["b"])
     ids = np.load(out / "patch_ids.npy")
     assert np.array_equal(ids, ds.split_indices("test"))
@@ -106,7 +106,11 @@ def test_unseen_data_numbers_match_independent_computation(trained: dict[str, Pa
     assert report["pixel"]["f1"] > 0.5
     # The saved probabilities agree with a forward pass computed by hand.
     p_ind = _independent_probabilities(trained["run"], ds, ids)
-    assert np.abs(probs.astype(np.int16) - np.rint(p_ind * 255).astype(np.int16)).max() <= 1
+    # uint8 codes round(p * 254) as in probability.tif; 255 exactly where not evaluated.
+    np.testing.assert_array_equal(probs == 255, masks == IGNORE)
+    scored = probs != 255
+    assert np.abs(probs[scored].astype(np.int16)
+                  - np.rint(p_ind[scored] * 254).astype(np.int16)).max() <= 1
     decided = keep & (np.abs(p_ind - 0.5) > 1e-4)
     assert np.array_equal(masks[decided], (p_ind[decided] >= 0.5).astype(np.uint8))
     # Figures and the patch table exist.
@@ -118,13 +122,17 @@ def test_unseen_data_numbers_match_independent_computation(trained: dict[str, Pa
 
 
 def test_tuned_threshold_comes_from_validation(trained: dict[str, Path], tmp_path: Path) -> None:
-    res = evaluate(trained["run"], trained["b"], threshold="tuned", out_dir=tmp_path / "t",
-                   figure_patches=0, save_predictions=False)
+    res = evaluate(trained["run"], trained["b"], EvaluateOptions(threshold="tuned",
+                                                                 out_dir=tmp_path / "t",
+                                                                 figure_patches=0,
+                                                                 save_predictions=False))
     thr = res.report["threshold"]
     assert thr["mode"] == "tuned" and thr["tuned_on"] == "val"
     # Independently: best F1 on the validation split at grid thresholds.
-    val = evaluate(trained["run"], trained["b"], split="val", threshold=0.5,
-                   out_dir=tmp_path / "v", figure_patches=0, save_predictions=False)
+    val = evaluate(trained["run"], trained["b"], EvaluateOptions(split="val", threshold=0.5,
+                                                                 out_dir=tmp_path / "v",
+                                                                 figure_patches=0,
+                                                                 save_predictions=False))
     f1 = val.curve.f1
     assert val.curve.f1[val.curve.index_of(thr["value"])] == pytest.approx(f1.max())
     assert res.threshold == thr["value"]
@@ -134,9 +142,67 @@ def test_tuned_threshold_comes_from_validation(trained: dict[str, Path], tmp_pat
     assert set(res.report["pixel_at"]) == {"0.5 (paper)", "tuned on val"}
 
 
+def test_tuning_on_the_evaluated_split_is_refused(trained: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    for split in ("val", "validation"):
+        with pytest.raises(InputError, match="would tune on the val split it scores"):
+            evaluate(trained["run"], trained["b"], EvaluateOptions(
+                split=split, threshold="tuned", out_dir=tmp_path / "x"))
+    with pytest.raises(InputError, match="tune on the test split"):
+        evaluate(trained["run"], trained["b"], EvaluateOptions(
+            threshold="tuned", tune_split="test", out_dir=tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
+
+
+def test_default_device_is_select_device(trained: dict[str, Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like predict and the study, evaluate runs on CUDA when present (select_device)."""
+    import landslip.evaluation.evaluate as ev
+
+    asked: list[object] = []
+
+    def spy(device: object = None) -> torch.device:
+        asked.append(device)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(ev, "select_device", spy)
+    evaluate(trained["run"], trained["b"], EvaluateOptions(
+        out_dir=tmp_path / "e", figure_patches=0, save_predictions=False))
+    assert asked and asked[0] is None
+
+
+def test_evaluate_and_predict_agree_on_a_patch(trained: dict[str, Path], tmp_path: Path) -> None:
+    """A test patch written as a GeoTIFF and mapped by predict gets the same uint8 probability
+    codes and the same mask as evaluate saves for it (one encoding, one decision rule)."""
+    from rasterio.crs import CRS
+
+    from landslip.grid import Grid
+    from landslip.inference.predict import predict_scene
+    from landslip.io.raster import read_raster, write_raster
+
+    ds = DatasetFolder(trained["b"])
+    res = evaluate(trained["run"], ds, EvaluateOptions(
+        threshold=0.45, out_dir=tmp_path / "e", figure_patches=0, batch_size=1))
+    ids = np.load(tmp_path / "e" / "patch_ids.npy")
+    codes, masks = np.load(tmp_path / "e" / "probabilities.npy"), np.load(tmp_path / "e" /
+                                                                          "masks.npy")
+    row = int(np.argmax((masks == 1).sum(axis=(1, 2))))  # a patch with landslide pixels
+    p = ds.patch_size
+    grid = Grid.from_bounds(CRS.from_epsg(32654), 500000.0, 4740000.0, 1.5, p, p)
+    write_raster(tmp_path / "patch.tif", np.asarray(ds.images[int(ids[row])]), grid,
+                 nodata=ds.nodata, descriptions=list(ds.band_names))
+    r = predict_scene(trained["run"], tmp_path / "patch.tif", tmp_path / "pred", window=p,
+                      overlap=0, threshold=res.threshold, polygons=False)
+    tif_codes, tif_mask = read_raster(r.probability)[0][0], read_raster(r.mask)[0][0]
+    scored = masks[row] != IGNORE
+    assert scored.sum() > p * p // 2 and (masks[row][scored] == 1).any()
+    np.testing.assert_array_equal(tif_codes[scored], codes[row][scored])
+    np.testing.assert_array_equal(tif_mask[scored], masks[row][scored])
+
+
 def test_default_output_folder_in_run(trained: dict[str, Path]) -> None:
-    res = evaluate(trained["run"], trained["a"], split="val", figure_patches=0,
-                   save_predictions=False)
+    res = evaluate(trained["run"], trained["a"], EvaluateOptions(split="val", figure_patches=0,
+                                                                 save_predictions=False))
     assert res.out_dir == trained["run"] / "evaluation" / "a" / "val"
     assert res.report["dataset"]["trained_on_this_dataset"] is True
     assert (res.out_dir / "report.md").read_text().count("landslide class") >= 1
@@ -144,13 +210,14 @@ def test_default_output_folder_in_run(trained: dict[str, Path]) -> None:
 
 def test_bad_inputs(trained: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(DatasetError):
-        evaluate(trained["run"], tmp_path / "missing", out_dir=tmp_path / "x")
+        evaluate(trained["run"], tmp_path / "missing", EvaluateOptions(out_dir=tmp_path / "x"))
     with pytest.raises(DatasetError, match="unknown split"):
-        evaluate(trained["run"], trained["b"], split="testing", out_dir=tmp_path / "x")
+        evaluate(trained["run"], trained["b"], EvaluateOptions(split="testing", out_dir=tmp_path /
+                                                               "x"))
     with pytest.raises(BandError, match="nir"):
-        evaluate(trained["run"], trained["rgb"], out_dir=tmp_path / "x")
+        evaluate(trained["run"], trained["rgb"], EvaluateOptions(out_dir=tmp_path / "x"))
     with pytest.raises(ModelError):
-        evaluate(tmp_path, trained["b"], out_dir=tmp_path / "x")
+        evaluate(tmp_path, trained["b"], EvaluateOptions(out_dir=tmp_path / "x"))
     with pytest.raises(InputError):
         parse_threshold("high")
     with pytest.raises(InputError):
@@ -168,7 +235,7 @@ def test_patch_size_not_a_multiple_is_padded(tmp_path: Path) -> None:
                 BundleMeta(model="unet", model_params={"width": 4, "depth": 3}, in_channels=3,
                            band_set="bgr", band_names=["blue", "green", "red"], mean=mean,
                            std=std))
-    res = evaluate(tmp_path / "run", ds, out_dir=tmp_path / "e", figure_patches=0)
+    res = evaluate(tmp_path / "run", ds, EvaluateOptions(out_dir=tmp_path / "e", figure_patches=0))
     probs = np.load(tmp_path / "e" / "probabilities.npy")
     assert probs.shape == (ds.split_indices("test").size, 20, 20)
     assert res.confusion.tp + res.confusion.fp + res.confusion.fn + res.confusion.tn > 0
@@ -199,7 +266,7 @@ def test_real_rgb_patches_without_georeferencing(shared_data: Path, tmp_path: Pa
                            band_set="rgb", band_names=["red", "green", "blue"], mean=mean,
                            std=std))
     out = tmp_path / "e"
-    res = evaluate(tmp_path / "run", ds, out_dir=out, figure_patches=1)
+    res = evaluate(tmp_path / "run", ds, EvaluateOptions(out_dir=out, figure_patches=1))
     assert res.report["objects"]["unit"] == "px"
     assert res.report["dataset"]["pixel_area_m2"] is None
     labels = np.asarray(ds.labels[np.load(out / "patch_ids.npy")])

@@ -14,10 +14,16 @@ import torch
 from rasterio.crs import CRS
 from torch import nn
 
+from landslip.encoding import (
+    IGNORE,
+    STRUCTURE_8,
+    apply_threshold,
+    encode_probability,
+)
 from landslip.errors import BandError, InputError
 from landslip.grid import Grid
-from landslip.inference.predict import match_bands, predict_image
-from landslip.inference.sliding import blend_in_memory, make_plan
+from landslip.inference.predict import MapWriter, PredictOptions, match_bands, predict_image
+from landslip.inference.sliding import RowBand, blend_in_memory, make_plan
 from landslip.inference.stream import InputSpec, predict_window
 from landslip.inference.vectorize import polygonize_mask
 from landslip.io.raster import open_raster, raster_info, read_raster, write_raster
@@ -74,26 +80,27 @@ def test_stand_in_output_reproduced_through_files(
     tmp_path: Path, h: int, w: int, window: int, overlap: int
 ) -> None:
     img = _scene(tmp_path / "img.tif", h, w)
-    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
-                      window=window, overlap=overlap, probability_dtype="float32",
-                      polygons=False)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=window, overlap=overlap,
+                                     probability_dtype="float32", polygons=False))
     prob, grid = read_raster(r.probability)
     assert grid.aligned_with(_grid(h, w))
     np.testing.assert_allclose(prob[0], _sigmoid(img[0]), rtol=0, atol=1e-6)
     mask, _ = read_raster(r.mask)
     np.testing.assert_array_equal(mask[0], (_sigmoid(img[0]) >= 0.5).astype(np.uint8))
     with pytest.raises(AssertionError):  # the test would see a one-pixel shift
-        r2 = predict_image(Shifted(), _spec(), tmp_path / "img.tif", tmp_path / "o2", 0.5,
-                           window=window, overlap=overlap, probability_dtype="float32",
-                           polygons=False)
+        r2 = predict_image(Shifted(), _spec(), tmp_path / "img.tif", tmp_path / "o2",
+                           PredictOptions(threshold=0.5, window=window, overlap=overlap,
+                                          probability_dtype="float32", polygons=False))
         np.testing.assert_allclose(read_raster(r2.probability)[0][0], _sigmoid(img[0]),
                                    rtol=0, atol=1e-3)
 
 
 def test_uint8_probability_and_tta(tmp_path: Path) -> None:
     img = _scene(tmp_path / "img.tif", 150, 230)
-    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
-                      window=64, overlap=32, tta=True, polygons=False)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=64, overlap=32, tta=True,
+                                     polygons=False))
     prob, _ = read_raster(r.probability)
     assert prob.dtype == np.uint8 and prob.max() <= 254
     expected = np.rint(_sigmoid(img[0]).astype(np.float64) * 254)
@@ -114,8 +121,9 @@ def test_streamed_files_match_in_memory_blend(tmp_path: Path) -> None:
     with open_raster(tmp_path / "img.tif") as ds:
         preds = [(win, *predict_window(ds, win, _spec(), model)) for win in plan.windows()]
     ref, valid = blend_in_memory(plan, iter(preds))
-    r = predict_image(model, _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5, window=64,
-                      overlap=32, batch_size=3, probability_dtype="float32", polygons=False)
+    r = predict_image(model, _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=64, overlap=32, batch_size=3,
+                                     probability_dtype="float32", polygons=False))
     prob, _ = read_raster(r.probability)
     np.testing.assert_array_equal(np.isnan(prob[0]), ~valid)
     np.testing.assert_allclose(prob[0][valid], ref[valid], rtol=0, atol=1e-6)
@@ -126,8 +134,8 @@ def test_nodata_is_nodata_in_every_output(tmp_path: Path) -> None:
     img = _scene(tmp_path / "img.tif", 128, 160, nodata_box=box)
     img[0][box] = 10.0  # would be a sure landslide if it were not nodata
     write_raster(tmp_path / "img.tif", img, _grid(128, 160), nodata=NODATA, descriptions=BANDS)
-    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
-                      window=64, overlap=32)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=64, overlap=32))
     prob, _ = read_raster(r.probability)
     mask, _ = read_raster(r.mask)
     assert (prob[0][box] == 255).all() and (mask[0][box] == 255).all()
@@ -170,7 +178,7 @@ def test_polygons_crossing_band_borders_are_whole(tmp_path: Path, band_rows: int
     prob = np.where(m == 1, 200, 0).astype(np.uint8)
     write_raster(tmp_path / "prob.tif", prob, _grid(200, 200), nodata=255)
     polys = polygonize_mask(tmp_path / "mask.tif", tmp_path / "prob.tif", band_rows=band_rows)
-    labels, n = ndimage.label(m == 1)
+    labels, n = ndimage.label(m == 1, structure=STRUCTURE_8)
     frame = polys.frame
     assert len(frame) == n == 6
     assert (frame.geom_type == "Polygon").all() and frame.is_valid.all()
@@ -190,8 +198,8 @@ def test_polygons_crossing_window_borders_are_whole(tmp_path: Path) -> None:
     img = np.full((4, h, w), -5.0, np.float32)
     img[0][_snake_mask(h, w)[:h, :w] == 1] = 5.0
     write_raster(tmp_path / "img.tif", img, _grid(h, w), nodata=NODATA, descriptions=BANDS)
-    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
-                      window=64, overlap=32, geojson=True)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=64, overlap=32, geojson=True))
     assert r.plan.n_windows > 20
     import geopandas as gpd
 
@@ -228,10 +236,11 @@ def test_bad_options_write_nothing(tmp_path: Path) -> None:
     _scene(tmp_path / "img.tif", 40, 40)
     for kwargs in ({"overlap": 1024}, {"batch_size": 0}):
         with pytest.raises(InputError):
-            predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
-                          **kwargs)  # type: ignore[arg-type]
+            predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                          PredictOptions(**kwargs))  # type: ignore[arg-type]
     with pytest.raises(InputError, match="threshold"):
-        predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 1.5)
+        predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=1.5))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -242,8 +251,8 @@ def test_gdal_tools_read_outputs(tmp_path: Path) -> None:
     img = np.full((4, h, w), -5.0, np.float32)
     img[0][_snake_mask(h, w) == 1] = 5.0
     write_raster(tmp_path / "img.tif", img, _grid(h, w), nodata=NODATA, descriptions=BANDS)
-    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out", 0.5,
-                      window=128, overlap=64)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=128, overlap=64))
     for path in (r.probability, r.mask):
         info = json.loads(subprocess.run(["gdalinfo", "-json", str(path)], check=True,
                                          capture_output=True, text=True).stdout)
@@ -255,3 +264,111 @@ def test_gdal_tools_read_outputs(tmp_path: Path) -> None:
                          capture_output=True, text=True).stdout
     assert "Feature Count: 6" in out
     assert "UTM zone 54N" in out and "area_m2: Real" in out and "mean_probability" in out
+
+
+# -- one decision rule and one encoding in predict and evaluate ---------------------------------
+
+def _threshold_probabilities() -> np.ndarray:
+    """float32 probabilities around 0.41 and 0.45: exactly float32(t), its neighbours, others."""
+    vals = [0.0, 1.0, 0.2, 0.9, 0.5]
+    for t in (0.41, 0.45):
+        f = np.float32(t)
+        vals += [f, np.nextafter(f, np.float32(0)), np.nextafter(f, np.float32(1)), t]
+    rng = np.random.default_rng(3)
+    p = np.array(vals + list(rng.random(64 - len(vals))), dtype=np.float32)
+    return p.reshape(4, 16)
+
+
+@pytest.mark.parametrize("threshold", [0.41, 0.45])
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_predict_writer_and_evaluate_give_the_same_mask_and_codes(
+    tmp_path: Path, threshold: float, dtype: str
+) -> None:
+    """The same float32 probabilities make the same mask in landslides.tif (predict) and
+    masks.npy (evaluate), values exactly at the threshold included, and the same uint8 codes
+    in probability.tif and probabilities.npy."""
+    from landslip.evaluation.evaluate import encode_predictions
+    from landslip.grid import Window
+
+    prob = _threshold_probabilities()
+    valid = np.ones(prob.shape, dtype=bool)
+    valid[3, 12:] = False  # nodata in predict, label 255 (not evaluated) in evaluate
+    grid = _grid(*prob.shape)
+    with MapWriter(tmp_path / "p.tif", tmp_path / "m.tif", grid, threshold,
+                   dtype) as writer:  # type: ignore[arg-type]
+        writer.write(RowBand(Window(0, 0, *prob.shape), np.where(valid, prob, 0), valid))
+    tif_mask = read_raster(tmp_path / "m.tif")[0][0]
+    tif_prob = read_raster(tmp_path / "p.tif")[0][0]
+    truth = np.where(valid, 0, IGNORE).astype(np.uint8)
+    codes, masks = encode_predictions(prob, truth, threshold)
+    np.testing.assert_array_equal(tif_mask, masks)
+    # The rule is p >= threshold in float64: float32(0.41) < 0.41 is background.
+    expected = np.where(valid, apply_threshold(prob, threshold), IGNORE).astype(np.uint8)
+    np.testing.assert_array_equal(masks, expected)
+    assert masks[prob == np.float32(threshold)].tolist() == [0] * int(
+        np.count_nonzero(prob == np.float32(threshold)))
+    if dtype == "uint8":
+        np.testing.assert_array_equal(tif_prob, codes)
+        np.testing.assert_array_equal(codes, encode_probability(prob, valid))
+        assert codes[~valid].tolist() == [255] * 4 and codes.max() == 255
+        assert int(codes[prob == 1.0][0]) == 254
+    else:
+        np.testing.assert_array_equal(tif_prob[valid], prob[valid])
+        np.testing.assert_array_equal(codes, encode_probability(tif_prob, valid))
+
+
+@pytest.mark.parametrize("threshold", [0.41, 0.45])
+def test_predicted_mask_follows_the_float64_rule_at_the_threshold(
+    tmp_path: Path, threshold: float
+) -> None:
+    """Pixels whose float32 probability is exactly float32(threshold) (below the threshold the
+    user gave) are background in landslides.tif, as in evaluate's report."""
+    f = np.float32(threshold)
+    x0 = np.float32(np.log(threshold / (1 - threshold)))
+    cand = x0 + np.arange(-300, 300, dtype=np.float32) * np.spacing(x0)
+    exact = cand[torch.sigmoid(torch.from_numpy(cand)).numpy() == f]
+    assert exact.size
+    img = np.zeros((4, 32, 64), np.float32)
+    img[0] = np.resize(np.concatenate([exact, [x0 - 1, x0 + 1]]), (32, 64))
+    write_raster(tmp_path / "img.tif", img, _grid(32, 64), nodata=NODATA, descriptions=BANDS)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=threshold, window=64, overlap=0,
+                                     probability_dtype="float32", polygons=False))
+    prob = read_raster(r.probability)[0][0]
+    mask = read_raster(r.mask)[0][0]
+    assert np.count_nonzero(prob == f) > 100  # the case at stake is present
+    np.testing.assert_array_equal(mask, apply_threshold(prob, threshold).astype(np.uint8))
+    assert (mask[prob == f] == 0).all() and (mask[prob > threshold] == 1).all()
+
+
+# -- one connectivity in evaluate and predict ----------------------------------------------------
+
+def _corner_cases() -> np.ndarray:
+    m = np.zeros((24, 24), np.uint8)
+    m[2:5, 2:5] = 1  # two blobs touching at a corner ...
+    m[5:8, 5:8] = 1
+    m[6:8, 14:16] = 1  # ... a blob crossing the row-8 strip border diagonally only ...
+    m[8:10, 16:18] = 1
+    m[15, 3] = m[16, 4] = m[17, 3] = 1  # ... a zigzag of corner-touching pixels
+    m[12:14, 20:22] = 1  # ... and a separate blob
+    m[20:22, 10:12] = 1
+    return m
+
+
+@pytest.mark.parametrize("band_rows", [8, 5, 256])
+def test_polygon_count_equals_evaluation_object_count(tmp_path: Path, band_rows: int) -> None:
+    from landslip.evaluation.objects import ObjectCounter, label_regions
+
+    m = _corner_cases()
+    write_raster(tmp_path / "mask.tif", m, _grid(*m.shape), nodata=255)
+    polys = polygonize_mask(tmp_path / "mask.tif", None, band_rows=band_rows)
+    counter = ObjectCounter()
+    counter.update(m, np.zeros_like(m))  # every predicted region is a false alarm
+    objects = counter.result()
+    assert objects.n_pred == label_regions(m)[1] == len(polys.frame) == 5
+    frame = polys.frame
+    assert frame.is_valid.all()
+    assert sorted(frame["pixels"]) == sorted(int(a) for a in objects.pred_areas)
+    np.testing.assert_allclose(frame.area, frame["pixels"] * 2.25)
+    # The corner-joined landslides are one feature each, made of several parts.
+    assert sorted(frame.geom_type) == ["MultiPolygon"] * 3 + ["Polygon"] * 2

@@ -31,7 +31,7 @@ def demo(
                                  "CPUs, from the load average].")
     ] = None,
     profile: Annotated[
-        str | None, typer.Option("--profile", hidden=True, help="quick, full or tiny.")
+        str | None, typer.Option("--profile", hidden=True, help="quick or full.")
     ] = None,
 ) -> None:
     """Synthesize a SPOT-7-like scene, pan-sharpen, rasterize, prepare, train four band sets,

@@ -22,8 +22,8 @@ def evaluate(
     threshold: Annotated[
         str,
         typer.Option("--threshold", "-t", help="Decision threshold: a number in (0, 1) (paper: "
-                     "0.5), 'tuned' (F1-optimal on the validation split, then frozen) or "
-                     "'bundle' (the one stored in the model)."),
+                     "0.5), 'tuned' (F1-optimal on the validation split, then frozen; not "
+                     "with --split val) or 'bundle' (the one stored in the model)."),
     ] = "0.5",
     output: Annotated[
         Path | None,
@@ -46,20 +46,24 @@ def evaluate(
         float, typer.Option("--min-overlap", min=0.0, max=1.0,
                             help="Coverage (overlap rule) or IoU needed for an object match.")
     ] = 0.5,
-    device: Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, ...")] = "cpu",
+    device: Annotated[
+        str, typer.Option("--device", help="Torch device: auto (CUDA when present, else the "
+                          "CPU), cpu, cuda or cuda:N.")
+    ] = "auto",
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError
+    from landslip.evaluation.evaluate import EvaluateOptions
     from landslip.evaluation.evaluate import evaluate as run_evaluation
     from landslip.evaluation.objects import MatchRule
 
     if match not in ("overlap", "iou"):
         raise InputError(f"--match must be 'overlap' or 'iou', got {match!r}")
     rule: MatchRule = "iou" if match == "iou" else "overlap"
-    res = run_evaluation(run_or_bundle, dataset, split=split, threshold=threshold,
-                         out_dir=output, figure_patches=figure_patches,
-                         save_predictions=save_predictions, batch_size=batch_size,
-                         object_rule=rule, min_overlap=min_overlap, device=device)
+    res = run_evaluation(run_or_bundle, dataset, EvaluateOptions(
+        split=split, threshold=threshold, out_dir=output, figure_patches=figure_patches,
+        save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
+        min_overlap=min_overlap, device=device))
     r = res.report
     px, obj = r["pixel"], r["objects"]
     thr = r["threshold"]

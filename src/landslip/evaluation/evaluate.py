@@ -13,11 +13,16 @@ normalisation statistics, through :meth:`Bundle.inputs`, exactly as in training)
 Threshold protocol: ``threshold=0.5`` (the paper) applies 0.5. ``threshold="tuned"`` predicts
 the validation split first, takes the F1-optimal grid threshold there
 (:meth:`PRCurve.best_threshold`) and applies it, frozen, to the evaluated split; the test split
-never influences its own threshold. Whenever a validation split exists the tuned threshold is
+never influences its own threshold, and tuning on the split that is scored is refused (its
+figures would be optimistic). Whenever a validation split exists the tuned threshold is
 computed anyway, so that the report and the PR curve show both.
 
 A pixel counts when its label is 0 or 1 and none of the raw bands the band set needs is nodata
-(such pixels are treated as label 255).
+(such pixels are treated as label 255). A pixel is a landslide when
+:func:`landslip.encoding.mask_from_probability` says so (``p >= threshold`` on the float32
+probability, compared in float64), the rule ``landslip predict`` applies to its maps, and the
+saved probabilities use the same uint8 codes as its ``probability.tif``
+(:func:`landslip.encoding.encode_probability`).
 """
 
 from __future__ import annotations
@@ -39,18 +44,23 @@ import torch
 
 from landslip import __version__
 from landslip.dataset.folder import DatasetFolder, open_dataset
+from landslip.devices import select_device
+from landslip.encoding import (
+    IGNORE,
+    LANDSLIDE,
+    apply_threshold,
+    encode_probability,
+    mask_from_probability,
+)
 from landslip.errors import DatasetError, InputError, ModelError
 from landslip.evaluation.figures import plot_area_frequency, plot_patch_panels, plot_pr_curve
-from landslip.evaluation.metrics import (
-    DEFAULT_BINS,
-    IGNORE,
-    Confusion,
-    PRCurve,
-    ThresholdSweep,
-    apply_threshold,
-    confusion,
+from landslip.evaluation.metrics import DEFAULT_BINS, Confusion, PRCurve, ThresholdSweep, confusion
+from landslip.evaluation.objects import (
+    DEFAULT_SIZE_EDGES_M2,
+    MatchRule,
+    ObjectCounter,
+    ObjectMetrics,
 )
-from landslip.evaluation.objects import DEFAULT_SIZE_EDGES_M2, MatchRule, ObjectCounter
 from landslip.evaluation.report import CLASS_NOTE, REPORT_FORMAT, REPORT_VERSION, write_report
 from landslip.io.atomic import atomic_path, write_text_atomic
 from landslip.models.bundle import Bundle, load_bundle
@@ -58,8 +68,10 @@ from landslip.progress import track
 
 __all__ = [
     "PAPER_THRESHOLD",
+    "EvaluateOptions",
     "EvaluationResult",
     "default_output",
+    "encode_predictions",
     "evaluate",
     "parse_threshold",
     "pixel_area_m2",
@@ -70,6 +82,50 @@ log = logging.getLogger(__name__)
 
 PAPER_THRESHOLD = 0.5
 """The paper's decision threshold on the sigmoid output."""
+
+_SPLIT_ALIASES = {"validation": "val", "valid": "val"}
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How :func:`evaluate` scores a split (the options of ``landslip evaluate``).
+
+    Attributes:
+        split: ``test`` (default), ``val`` or ``train``.
+        threshold: A number in (0, 1) (default 0.5, the paper's), ``"tuned"`` (F1-optimal on
+            ``tune_split``, then frozen; refused when ``tune_split`` is the evaluated split) or
+            ``"bundle"`` (the threshold stored in the bundle).
+        out_dir: Output folder; default ``RUN/evaluation/<dataset name>/<split>``.
+        save_predictions: Write ``probabilities.npy`` (uint8 codes ``round(p * 254)``,
+            :func:`~landslip.encoding.encode_probability`), ``masks.npy`` (uint8 0/1 at the
+            applied threshold), both 255 where the pixel is not evaluated, and
+            ``patch_ids.npy`` (int64 dataset indices of the rows).
+        figure_patches: Number of patches drawn as paper-style panels (those with the most
+            landslide pixels) when ``figure_ids`` is None.
+        figure_ids: Dataset patch ids to draw instead.
+        batch_size: Patches per forward pass.
+        device: Torch device (:func:`landslip.devices.select_device`): None or ``"auto"`` for
+            CUDA when available, else the CPU.
+        bins: Thresholds of the sweep grid.
+        tune_split: Split on which the threshold is tuned.
+        object_rule: Object matching rule (``overlap`` or ``iou``).
+        min_overlap: Fraction needed for an object match.
+        size_edges_m2: Size-class boundaries of the object metrics in m2.
+    """
+
+    split: str = "test"
+    threshold: float | str = PAPER_THRESHOLD
+    out_dir: str | Path | None = None
+    save_predictions: bool = True
+    figure_patches: int = 4
+    figure_ids: Sequence[int] | None = None
+    batch_size: int = 16
+    device: str | torch.device | None = None
+    bins: int = DEFAULT_BINS
+    tune_split: str = "val"
+    object_rule: MatchRule = "overlap"
+    min_overlap: float = 0.5
+    size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2
 
 
 @dataclass
@@ -154,7 +210,7 @@ def predict_split(
     ds: DatasetFolder,
     indices: npt.NDArray[np.int64],
     batch_size: int = 16,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     description: str = "predicting",
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
     """Predict patches of a dataset, batch by batch.
@@ -164,7 +220,8 @@ def predict_split(
         ds: The dataset.
         indices: Patch indices to predict, in this order.
         batch_size: Patches per forward pass.
-        device: Torch device.
+        device: Torch device (:func:`landslip.devices.select_device`; None: CUDA when
+            available, else the CPU).
         description: Progress-bar label.
 
     Yields:
@@ -175,7 +232,8 @@ def predict_split(
     p = ds.patch_size
     m = bundle.required_multiple
     pad = (-p) % m
-    model = bundle.model.to(device)
+    dev = select_device(device)
+    model = bundle.model.to(dev)
     n_batches = math.ceil(indices.size / batch_size)
     with torch.inference_mode():
         for batch in track(_batches(indices, batch_size), total=n_batches,
@@ -188,7 +246,7 @@ def predict_split(
             x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
             if pad:
                 x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
-            logits = model(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+            logits = model(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
             if logits.ndim != 4 or logits.shape[1] != 1:
                 raise ModelError(f"the model returned shape {tuple(logits.shape)}; expected "
                                  "logits (N, 1, H, W)")
@@ -197,18 +255,61 @@ def predict_split(
             yield batch, prob.astype(np.float32, copy=False), truth
 
 
-def _tune(bundle: Bundle, ds: DatasetFolder, split: str, batch_size: int,
-          device: str | torch.device, bins: int) -> tuple[float, Confusion, PRCurve] | None:
-    idx = ds.split_indices(split)
-    if idx.size == 0:
-        return None
-    sweep = ThresholdSweep(bins)
-    for _, prob, truth in predict_split(bundle, ds, idx, batch_size, device,
-                                        f"tuning on {split}"):
-        sweep.update(prob, truth)
-    curve = sweep.curve()
-    t, conf = curve.best_threshold()
-    return t, conf, curve
+def encode_predictions(
+    prob: npt.NDArray[np.float32], truth: npt.NDArray[np.uint8], threshold: float
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The saved forms of predictions: probability codes and the mask, both 255 where unscored.
+
+    The same :mod:`landslip.encoding` functions make ``probability.tif`` and
+    ``landslides.tif`` in ``landslip predict``, so equal probabilities give equal files.
+
+    Args:
+        prob: (...) float32 probabilities.
+        truth: Labels of the same shape, 0/1 with 255 = not evaluated.
+        threshold: Decision threshold.
+
+    Returns:
+        (uint8 codes ``round(p * 254)``, uint8 mask 0/1), 255 where ``truth`` is 255.
+    """
+    scored = truth != IGNORE
+    return encode_probability(prob, scored), mask_from_probability(prob, threshold, scored)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every stage of :func:`evaluate` needs: the inputs, opened and checked."""
+
+    bundle: Bundle
+    ds: DatasetFolder
+    split: str
+    idx: npt.NDArray[np.int64]
+    out: Path
+    device: torch.device
+    opts: EvaluateOptions
+
+
+@dataclass(frozen=True)
+class _Threshold:
+    """The applied threshold, how it was chosen, and the tuning result (if any)."""
+
+    applied: float
+    mode: str
+    tuned: tuple[float, Confusion, PRCurve] | None
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Everything counted over the evaluated split."""
+
+    curve: PRCurve
+    total: Confusion
+    per_patch: npt.NDArray[np.int64]  # (N, 4) tp, fp, fn, tn
+    objects: ObjectMetrics
+    pixel_area: float | None
+
+
+def _canonical_split(name: str) -> str:
+    return _SPLIT_ALIASES.get(name, name)
 
 
 def _choose_figure_patches(per_patch: npt.NDArray[np.int64], ids: npt.NDArray[np.int64],
@@ -228,46 +329,206 @@ def _pixel_dict(conf: Confusion, threshold: float) -> dict[str, float]:
     return d
 
 
+def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolder,
+          opts: EvaluateOptions, thr: float | str) -> _Setup:
+    """Check the options, load the bundle and the dataset, find the split and the output."""
+    split = _canonical_split(opts.split)
+    if thr == "tuned" and split == _canonical_split(opts.tune_split):
+        raise InputError(f"--threshold tuned would tune on the {split} split it scores, an "
+                         "optimistic figure; evaluate --split test, or give a fixed threshold "
+                         "such as 0.5")
+    if opts.batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
+    device = select_device(opts.device)
+    bundle = (bundle_or_run if isinstance(bundle_or_run, Bundle)
+              else load_bundle(bundle_or_run, str(device)))
+    ds = dataset if isinstance(dataset, DatasetFolder) else open_dataset(dataset)
+    bundle.check_bands(list(ds.band_names))
+    if bundle.meta.patch_size is not None and bundle.meta.patch_size != ds.patch_size:
+        log.warning("the model was trained on %d px patches, the dataset has %d px patches",
+                    bundle.meta.patch_size, ds.patch_size)
+    idx = ds.split_indices(opts.split)
+    if idx.size == 0:
+        raise DatasetError(f"split {opts.split!r} of dataset {ds.path} has no patches "
+                           f"(counts: {ds.counts}); choose another split")
+    out = (Path(opts.out_dir) if opts.out_dir is not None
+           else default_output(bundle, ds, split))
+    return _Setup(bundle, ds, split, idx, out, device, opts)
+
+
+def _tune(s: _Setup) -> tuple[float, Confusion, PRCurve] | None:
+    """The F1-optimal grid threshold on the tuning split, its confusion and curve."""
+    idx = s.ds.split_indices(s.opts.tune_split)
+    if idx.size == 0:
+        return None
+    sweep = ThresholdSweep(s.opts.bins)
+    for _, prob, truth in predict_split(s.bundle, s.ds, idx, s.opts.batch_size, s.device,
+                                        f"tuning on {s.opts.tune_split}"):
+        sweep.update(prob, truth)
+    curve = sweep.curve()
+    t, conf = curve.best_threshold()
+    return t, conf, curve
+
+
+def _choose_threshold(s: _Setup, thr: float | str) -> _Threshold:
+    tuned = _tune(s)
+    if isinstance(thr, float):
+        return _Threshold(thr, "fixed", tuned)
+    if thr == "bundle":
+        return _Threshold(s.bundle.threshold, "bundle", tuned)
+    if tuned is None:
+        raise DatasetError(f"cannot tune the threshold: split {s.opts.tune_split!r} of "
+                           f"{s.ds.path} has no patches; give a fixed threshold such as 0.5")
+    return _Threshold(tuned[0], "tuned", tuned)
+
+
+def _score(s: _Setup, applied: float) -> _Scores:
+    """Predict the split once: sweep, confusion, per-patch counts, objects, saved predictions."""
+    opts = s.opts
+    sweep = ThresholdSweep(opts.bins)
+    total = Confusion(0, 0, 0, 0)
+    pixel_area = pixel_area_m2(s.ds)
+    objects = ObjectCounter(pixel_area=pixel_area,
+                            size_edges=tuple(float(e) for e in opts.size_edges_m2),
+                            rule=opts.object_rule, min_overlap=opts.min_overlap)
+    per_patch = np.zeros((s.idx.size, 4), dtype=np.int64)
+    s.out.mkdir(parents=True, exist_ok=True)
+    with _prediction_writers(s.out, s.idx, s.ds.patch_size, opts.save_predictions) as writers:
+        row = 0
+        for batch, prob, truth in predict_split(s.bundle, s.ds, s.idx, opts.batch_size,
+                                                s.device, f"evaluating {s.split}"):
+            codes, masks = encode_predictions(prob, truth, applied)
+            pred = masks == LANDSLIDE
+            sweep.update(prob, truth)
+            for j in range(batch.size):
+                c = confusion(pred[j], truth[j])
+                per_patch[row + j] = (c.tp, c.fp, c.fn, c.tn)
+                total = total + c
+            objects.update(pred, truth)
+            if writers is not None:
+                writers[0][row:row + batch.size] = codes
+                writers[1][row:row + batch.size] = masks
+            row += batch.size
+    curve = sweep.curve()
+    # The sweep and the direct thresholding must agree at grid thresholds (a cheap self-check).
+    if (curve.thresholds == applied).any() and curve.confusion_at(applied) != total:
+        raise RuntimeError("internal error: threshold sweep disagrees with direct thresholding")
+    return _Scores(curve, total, per_patch, objects.result(), pixel_area)
+
+
+def _threshold_marks(
+    s: _Setup, th: _Threshold, curve: PRCurve
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """(pixel metrics at the paper's and the tuned threshold, PR-curve marks by label)."""
+    pixel_at: dict[str, dict[str, float]] = {}
+    marks: dict[str, float] = {}
+    if (curve.thresholds == PAPER_THRESHOLD).any():
+        pixel_at["0.5 (paper)"] = _pixel_dict(curve.confusion_at(PAPER_THRESHOLD),
+                                              PAPER_THRESHOLD)
+        marks["0.5 (paper)"] = PAPER_THRESHOLD
+    if th.tuned is not None:
+        label = f"tuned on {s.opts.tune_split}"
+        pixel_at[label] = _pixel_dict(curve.confusion_at(th.tuned[0]), th.tuned[0])
+        marks[label] = th.tuned[0]
+    if th.applied not in marks.values():
+        marks["applied"] = th.applied
+    return pixel_at, marks
+
+
+def _draw_figures(s: _Setup, th: _Threshold, sc: _Scores,
+                  marks: dict[str, float]) -> dict[str, Any]:
+    """The PR curve, the area-frequency plot and the patch panels; {role: relative path}."""
+    tune = s.opts.tune_split
+    reference = ((f"{tune} split (tuning)", th.tuned[2])
+                 if th.tuned is not None and _canonical_split(tune) != s.split else None)
+    plot_pr_curve(sc.curve, s.out / "pr_curve.png", marks,
+                  title=f"Precision-recall, landslide class ({s.split} split)",
+                  label=f"{s.split} split", reference=reference)
+    figs: dict[str, Any] = {"precision-recall curve": "pr_curve.png"}
+    plot_area_frequency(sc.objects.as_dict()["area_frequency"], s.out / "area_frequency.png",
+                        sc.objects.unit, title=f"Landslide area-frequency ({s.split} split)")
+    figs["area-frequency plot"] = "area_frequency.png"
+    chosen = (list(s.opts.figure_ids) if s.opts.figure_ids is not None
+              else _choose_figure_patches(sc.per_patch, s.idx, s.opts.figure_patches))
+    bad = [i for i in chosen if not 0 <= i < len(s.ds)]
+    if bad:
+        raise InputError(f"figure patch ids {bad} are not in the dataset (0..{len(s.ds) - 1})")
+    if chosen:
+        figs["patch panels"] = _draw_patches(s, np.asarray(chosen, dtype=np.int64), th.applied)
+    return figs
+
+
+def _draw_patches(s: _Setup, ids: npt.NDArray[np.int64], applied: float) -> list[str]:
+    names: list[str] = []
+    for batch, prob, truth in predict_split(s.bundle, s.ds, ids, s.opts.batch_size, s.device,
+                                            "drawing patches"):
+        for j, pid in enumerate(batch):
+            c = confusion(apply_threshold(prob[j], applied), truth[j])
+            name = f"patches/patch_{int(pid):06d}.png"
+            plot_patch_panels(np.asarray(s.ds.images[int(pid)]), s.ds.band_names, truth[j],
+                              prob[j], applied, s.out / name, s.ds.nodata,
+                              title=f"patch {int(pid)} ({s.ds.index[int(pid)].split}): "
+                              f"P {c.precision:.3f} R {c.recall:.3f} F1 {c.f1:.3f}")
+            names.append(name)
+    return names
+
+
+def _build_report(s: _Setup, th: _Threshold, sc: _Scores, pixel_at: dict[str, Any],
+                  figs: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+    """The report dictionary (layout: DESIGN.md, "evaluate")."""
+    bundle, ds, bins = s.bundle, s.ds, s.opts.bins
+    saved = {"probabilities": "probabilities.npy", "masks": "masks.npy", "ids": "patch_ids.npy"}
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "landslip_version": __version__,
+        "note": CLASS_NOTE,
+        "model": {
+            "bundle": str(bundle.path), "model": bundle.meta.model,
+            "model_params": bundle.meta.model_params, "band_set": bundle.meta.band_set,
+            "band_names": list(bundle.meta.band_names), "bundle_threshold": bundle.threshold,
+            "dataset_fingerprint": bundle.meta.dataset_fingerprint,
+        },
+        "dataset": {
+            "path": str(ds.path), "fingerprint": ds.fingerprint, "split": s.split,
+            "patches": int(s.idx.size), "patch_size": ds.patch_size,
+            "split_method": ds.meta.get("split", {}).get("method"),
+            "res": list(ds.res) if ds.res is not None else None,
+            "pixel_area_m2": sc.pixel_area,
+            "trained_on_this_dataset": (bundle.meta.dataset_fingerprint == ds.fingerprint
+                                        if bundle.meta.dataset_fingerprint else None),
+        },
+        "threshold": {
+            "mode": th.mode, "value": th.applied, "paper": PAPER_THRESHOLD,
+            "tuned": th.tuned[0] if th.tuned is not None else None,
+            "tuned_on": s.opts.tune_split if th.tuned is not None else None,
+            "tuned_f1": th.tuned[1].f1 if th.tuned is not None else None,
+            "grid": bins, "rule": "landslide where probability >= threshold",
+        },
+        "pixel": _pixel_dict(sc.total, th.applied),
+        "pixel_at": pixel_at,
+        "average_precision": sc.curve.average_precision(),
+        "objects": sc.objects.as_dict(),
+        "figures": figs,
+        "files": files,
+        "predictions": saved if s.opts.save_predictions else None,
+        "pr_curve": sc.curve.as_dict(step=max(1, (bins - 1) // 100)),
+    }
+
+
 def evaluate(
     bundle_or_run: str | Path | Bundle,
     dataset: str | Path | DatasetFolder,
-    split: str = "test",
-    threshold: float | str = PAPER_THRESHOLD,
-    out_dir: str | Path | None = None,
-    *,
-    save_predictions: bool = True,
-    figure_patches: int = 4,
-    figure_ids: Sequence[int] | None = None,
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    bins: int = DEFAULT_BINS,
-    tune_split: str = "val",
-    object_rule: MatchRule = "overlap",
-    min_overlap: float = 0.5,
-    size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2,
+    options: EvaluateOptions | None = None,
 ) -> EvaluationResult:
     """Evaluate a model bundle on one split of a dataset and write the report and figures.
 
     Args:
         bundle_or_run: A run folder, bundle folder, ``model.json`` path, or a loaded Bundle.
         dataset: A dataset folder (``landslip prepare``) or an opened DatasetFolder.
-        split: ``test`` (default), ``val`` or ``train``.
-        threshold: A number in (0, 1) (default 0.5, the paper's), ``"tuned"`` (F1-optimal on
-            ``tune_split``, then frozen) or ``"bundle"`` (the threshold stored in the bundle).
-        out_dir: Output folder; default ``RUN/evaluation/<dataset name>/<split>``.
-        save_predictions: Write ``probabilities.npy`` (uint8 probability x 255),
-            ``masks.npy`` (uint8 0/1 at the applied threshold, 255 where not evaluated) and
-            ``patch_ids.npy`` (int64 dataset indices of the rows).
-        figure_patches: Number of patches drawn as paper-style panels (those with the most
-            landslide pixels) when ``figure_ids`` is None.
-        figure_ids: Dataset patch ids to draw instead.
-        batch_size: Patches per forward pass.
-        device: Torch device for the model.
-        bins: Thresholds of the sweep grid.
-        tune_split: Split on which the threshold is tuned.
-        object_rule: Object matching rule (``overlap`` or ``iou``).
-        min_overlap: Fraction needed for an object match.
-        size_edges_m2: Size-class boundaries of the object metrics in m2.
+        options: The :class:`EvaluateOptions` (split, threshold, outputs, device); default
+            the test split at the paper's threshold 0.5.
 
     Returns:
         The :class:`EvaluationResult`.
@@ -276,170 +537,26 @@ def evaluate(
         DatasetError: Missing dataset, unknown or empty split, no validation split to tune on.
         BandError: The dataset lacks a band the bundle's band set needs.
         ModelError: Missing or broken bundle, or patch size incompatible with the model.
-        InputError: A bad threshold.
+        InputError: A bad threshold, or a threshold tuned on the evaluated split.
     """
-    thr_opt = parse_threshold(threshold)
-    if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
-    bundle = bundle_or_run if isinstance(bundle_or_run, Bundle) else load_bundle(bundle_or_run,
-                                                                                 device)
-    ds = dataset if isinstance(dataset, DatasetFolder) else open_dataset(dataset)
-    bundle.check_bands(list(ds.band_names))
-    if bundle.meta.patch_size is not None and bundle.meta.patch_size != ds.patch_size:
-        log.warning("the model was trained on %d px patches, the dataset has %d px patches",
-                    bundle.meta.patch_size, ds.patch_size)
-    idx = ds.split_indices(split)
-    split_name = {"validation": "val", "valid": "val"}.get(split, split)
-    if idx.size == 0:
-        raise DatasetError(f"split {split!r} of dataset {ds.path} has no patches "
-                           f"(counts: {ds.counts}); choose another split")
-    out = Path(out_dir) if out_dir is not None else default_output(bundle, ds, split_name)
-
-    tuned = _tune(bundle, ds, tune_split, batch_size, device, bins)
-    if isinstance(thr_opt, float):
-        applied, mode = thr_opt, "fixed"
-    elif thr_opt == "bundle":
-        applied, mode = bundle.threshold, "bundle"
-    else:
-        if tuned is None:
-            raise DatasetError(f"cannot tune the threshold: split {tune_split!r} of {ds.path} "
-                               "has no patches; give a fixed threshold such as 0.5")
-        applied, mode = tuned[0], "tuned"
-    log.info("evaluating %d %s patches at threshold %.3f (%s)", idx.size, split_name, applied,
-             mode)
-
-    sweep = ThresholdSweep(bins)
-    total = Confusion(0, 0, 0, 0)
-    pixel_area = pixel_area_m2(ds)
-    objects = ObjectCounter(pixel_area=pixel_area,
-                            size_edges=tuple(float(e) for e in size_edges_m2),
-                            rule=object_rule, min_overlap=min_overlap)
-    per_patch = np.zeros((idx.size, 4), dtype=np.int64)  # tp, fp, fn, tn
+    opts = options if options is not None else EvaluateOptions()
+    thr = parse_threshold(opts.threshold)
+    s = _open(bundle_or_run, dataset, opts, thr)
+    th = _choose_threshold(s, thr)
+    log.info("evaluating %d %s patches at threshold %.3f (%s)", s.idx.size, s.split,
+             th.applied, th.mode)
+    sc = _score(s, th.applied)
     files: dict[str, Any] = {}
-    p = ds.patch_size
-    out.mkdir(parents=True, exist_ok=True)
-    with _prediction_writers(out, idx, p, save_predictions) as writers:
-        row = 0
-        for batch, prob, truth in predict_split(bundle, ds, idx, batch_size, device,
-                                                f"evaluating {split_name}"):
-            pred = apply_threshold(prob, applied)
-            sweep.update(prob, truth)
-            for j in range(batch.size):
-                c = confusion(pred[j], truth[j])
-                per_patch[row + j] = (c.tp, c.fp, c.fn, c.tn)
-                total = total + c
-            objects.update(pred, truth)
-            if writers is not None:
-                probs_mm, masks_mm = writers
-                probs_mm[row:row + batch.size] = np.rint(prob * 255).astype(np.uint8)
-                masks_mm[row:row + batch.size] = np.where(truth == IGNORE, np.uint8(IGNORE),
-                                                          pred.astype(np.uint8))
-            row += batch.size
-    if save_predictions:
+    if opts.save_predictions:
         files.update(probabilities="probabilities.npy", masks="masks.npy", ids="patch_ids.npy")
-
-    curve = sweep.curve()
-    # The sweep and the direct thresholding must agree at grid thresholds (a cheap self-check).
-    grid_k = np.flatnonzero(curve.thresholds == applied)
-    if grid_k.size and curve.confusion_at(applied) != total:
-        raise RuntimeError("internal error: threshold sweep disagrees with direct thresholding")
-
-    pixel_at: dict[str, dict[str, float]] = {}
-    marks: dict[str, float] = {}
-    if (curve.thresholds == PAPER_THRESHOLD).any():
-        pixel_at["0.5 (paper)"] = _pixel_dict(curve.confusion_at(PAPER_THRESHOLD),
-                                              PAPER_THRESHOLD)
-        marks["0.5 (paper)"] = PAPER_THRESHOLD
-    if tuned is not None:
-        pixel_at[f"tuned on {tune_split}"] = _pixel_dict(curve.confusion_at(tuned[0]), tuned[0])
-        marks[f"tuned on {tune_split}"] = tuned[0]
-    if applied not in marks.values():
-        marks["applied"] = applied
-
-    # Figures.
-    figs: dict[str, Any] = {}
-    plot_pr_curve(curve, out / "pr_curve.png", marks,
-                  title=f"Precision-recall, landslide class ({split_name} split)",
-                  label=f"{split_name} split",
-                  reference=(f"{tune_split} split (tuning)", tuned[2]) if tuned is not None
-                  and tune_split != split_name else None)
-    figs["precision-recall curve"] = "pr_curve.png"
-    obj = objects.result()
-    obj_dict = obj.as_dict()
-    plot_area_frequency(obj_dict["area_frequency"], out / "area_frequency.png", obj.unit,
-                        title=f"Landslide area-frequency ({split_name} split)")
-    figs["area-frequency plot"] = "area_frequency.png"
-    chosen = (list(figure_ids) if figure_ids is not None
-              else _choose_figure_patches(per_patch, idx, figure_patches))
-    bad = [i for i in chosen if not 0 <= i < len(ds)]
-    if bad:
-        raise InputError(f"figure patch ids {bad} are not in the dataset (0..{len(ds) - 1})")
-    panel_paths: list[str] = []
-    if chosen:
-        ids_arr = np.asarray(chosen, dtype=np.int64)
-        for batch, prob, truth in predict_split(bundle, ds, ids_arr, batch_size, device,
-                                                "drawing patches"):
-            for j, pid in enumerate(batch):
-                c = confusion(apply_threshold(prob[j], applied), truth[j])
-                name = f"patches/patch_{int(pid):06d}.png"
-                plot_patch_panels(np.asarray(ds.images[int(pid)]), ds.band_names, truth[j],
-                                  prob[j], applied, out / name, ds.nodata,
-                                  title=f"patch {int(pid)} ({ds.index[int(pid)].split}): "
-                                  f"P {c.precision:.3f} R {c.recall:.3f} F1 {c.f1:.3f}")
-                panel_paths.append(name)
-        figs["patch panels"] = panel_paths
-    files["patches_csv"] = _write_patch_table(out / "patches.csv", idx, per_patch)
-
-    report: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "version": REPORT_VERSION,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "landslip_version": __version__,
-        "note": CLASS_NOTE,
-        "model": {
-            "bundle": str(bundle.path),
-            "model": bundle.meta.model,
-            "model_params": bundle.meta.model_params,
-            "band_set": bundle.meta.band_set,
-            "band_names": list(bundle.meta.band_names),
-            "bundle_threshold": bundle.threshold,
-            "dataset_fingerprint": bundle.meta.dataset_fingerprint,
-        },
-        "dataset": {
-            "path": str(ds.path),
-            "fingerprint": ds.fingerprint,
-            "split": split_name,
-            "patches": int(idx.size),
-            "patch_size": p,
-            "split_method": ds.meta.get("split", {}).get("method"),
-            "res": list(ds.res) if ds.res is not None else None,
-            "pixel_area_m2": pixel_area,
-            "trained_on_this_dataset": (bundle.meta.dataset_fingerprint == ds.fingerprint
-                                        if bundle.meta.dataset_fingerprint else None),
-        },
-        "threshold": {
-            "mode": mode,
-            "value": applied,
-            "paper": PAPER_THRESHOLD,
-            "tuned": tuned[0] if tuned is not None else None,
-            "tuned_on": tune_split if tuned is not None else None,
-            "tuned_f1": tuned[1].f1 if tuned is not None else None,
-            "grid": bins,
-            "rule": "landslide where probability >= threshold",
-        },
-        "pixel": _pixel_dict(total, applied),
-        "pixel_at": pixel_at,
-        "average_precision": curve.average_precision(),
-        "objects": obj_dict,
-        "figures": figs,
-        "files": files,
-        "predictions": ({"probabilities": "probabilities.npy", "masks": "masks.npy",
-                         "ids": "patch_ids.npy"} if save_predictions else None),
-        "pr_curve": curve.as_dict(step=max(1, (bins - 1) // 100)),
-    }
-    js, md = write_report(report, out)
-    return EvaluationResult(report=report, out_dir=out, report_json=js, report_md=md,
-                            confusion=total, threshold=applied, curve=curve, files=files)
+    pixel_at, marks = _threshold_marks(s, th, sc.curve)
+    figs = _draw_figures(s, th, sc, marks)
+    files["patches_csv"] = _write_patch_table(s.out / "patches.csv", s.idx, sc.per_patch)
+    report = _build_report(s, th, sc, pixel_at, figs, files)
+    js, md = write_report(report, s.out)
+    return EvaluationResult(report=report, out_dir=s.out, report_json=js, report_md=md,
+                            confusion=sc.total, threshold=th.applied, curve=sc.curve,
+                            files=files)
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """Evaluation figures: precision-recall curve, area-frequency plot, patch panels, study plot.
 
 All figures are drawn with matplotlib's object API (``matplotlib.figure.Figure``, no pyplot
-state, no GUI backend) and written atomically as PNG.
+state, no GUI backend). Each ``*_figure`` function builds and returns the Figure (so that its
+panels, titles and legends can be inspected); the matching ``plot_*`` function builds it and
+writes it atomically as PNG.
 
 Patch panels follow the paper's Figures 5 and 6: true colour (R: red, G: green, B: blue), false
 colour (R: NIR, G: red, B: green), (R: NDVI, G: green, B: blue), the ground truth and the
@@ -20,19 +22,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from landslip.encoding import IGNORE, LANDSLIDE, apply_threshold
 from landslip.errors import BandError, InputError
-from landslip.evaluation.metrics import IGNORE, PRCurve, apply_threshold
+from landslip.evaluation.metrics import PRCurve
 from landslip.io.atomic import atomic_path
 from landslip.spectral.bands import resolve_band_set
 
 __all__ = [
     "COLOUR_PANELS",
+    "ERROR_LEGEND",
+    "area_frequency_figure",
     "colour_composite",
+    "patch_panels_figure",
     "plot_area_frequency",
     "plot_patch_panels",
     "plot_pr_curve",
     "plot_study",
+    "pr_curve_figure",
     "save_figure",
+    "study_figure",
 ]
 
 COLOUR_PANELS: tuple[tuple[str, tuple[str, str, str]], ...] = (
@@ -41,6 +49,12 @@ COLOUR_PANELS: tuple[tuple[str, tuple[str, str, str]], ...] = (
     ("NDVI,G,B", ("ndvi", "green", "blue")),
 )
 """(title, (red, green, blue channel band names)) of the colour panels, in order."""
+
+ERROR_LEGEND: tuple[tuple[str, str], ...] = (
+    ("gold", "true pos."), ("red", "false pos."), ("deepskyblue", "false neg."),
+    ("0.5", "ignore"),
+)
+"""(colour, legend label) of the error-map classes after true negatives (drawn black)."""
 
 
 def save_figure(fig: Any, out: str | Path, dpi: int = 110) -> Path:
@@ -64,17 +78,30 @@ def plot_pr_curve(
     label: str = "landslide class",
     reference: tuple[str, PRCurve] | None = None,
 ) -> Path:
-    """Draw a precision-recall curve with chosen thresholds marked.
+    """Write :func:`pr_curve_figure` as PNG to ``out`` and return the path."""
+    return save_figure(pr_curve_figure(curve, marks, title, label, reference), out)
+
+
+def pr_curve_figure(
+    curve: PRCurve,
+    marks: Mapping[str, float] | None = None,
+    title: str = "Precision-recall curve (landslide class)",
+    label: str = "landslide class",
+    reference: tuple[str, PRCurve] | None = None,
+) -> Any:
+    """A precision-recall curve with chosen thresholds marked.
 
     Args:
         curve: The sweep's curve.
-        out: PNG path.
         marks: {label: threshold}; each is marked at the nearest grid threshold with its
             precision, recall and F1 in the legend (e.g. ``{"0.5": 0.5, "tuned": 0.43}``).
         title: Figure title.
         label: Legend label of ``curve``.
         reference: Optional (label, curve) drawn thin and dashed for comparison, e.g. the
             validation curve on which the threshold was tuned.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` (one axes, legend entries: reference, curve, marks).
     """
     p, r, f1 = curve.precision, curve.recall, curve.f1
     fig = _figure(5.5, 5.0)
@@ -100,7 +127,7 @@ def plot_pr_curve(
     ax.set(xlim=(0, 1.01), ylim=(0, 1.01), xlabel="recall", ylabel="precision", title=title)
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    return save_figure(fig, out)
+    return fig
 
 
 def plot_area_frequency(
@@ -109,13 +136,25 @@ def plot_area_frequency(
     unit: str = "m2",
     title: str = "Landslide area-frequency",
 ) -> Path:
-    """Draw frequency density against area, true and predicted landslides, log-log.
+    """Write :func:`area_frequency_figure` as PNG to ``out`` and return the path."""
+    return save_figure(area_frequency_figure(area_freq, unit, title), out)
+
+
+def area_frequency_figure(
+    area_freq: Mapping[str, Sequence[float]],
+    unit: str = "m2",
+    title: str = "Landslide area-frequency",
+) -> Any:
+    """Frequency density against area, true and predicted landslides, log-log.
 
     Args:
         area_freq: The output of :func:`landslip.evaluation.objects.area_frequency`.
-        out: PNG path.
         unit: Area unit shown on the axis (``m2`` or ``px``).
         title: Figure title.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` (one axes; legend ``true``, ``predicted``, or the text
+        ``no landslide`` when there is none).
     """
     edges = np.asarray(area_freq.get("edges", []), dtype=np.float64)
     fig = _figure(5.5, 4.5)
@@ -136,7 +175,7 @@ def plot_area_frequency(
     ax.set(xlabel=f"landslide area ({shown})", ylabel=f"frequency density (1/{shown})",
            title=title)
     ax.grid(alpha=0.3, which="both")
-    return save_figure(fig, out)
+    return fig
 
 
 def _stretch(band: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> npt.NDArray[Any]:
@@ -187,22 +226,63 @@ def plot_patch_panels(
     nodata: float | None = None,
     title: str = "",
 ) -> Path:
-    """Draw one patch as in the paper's Figures 5 and 6 (plus an error map).
+    """Write :func:`patch_panels_figure` as PNG to ``out`` and return the path."""
+    return save_figure(
+        patch_panels_figure(raw, band_names, truth, prob, threshold, nodata, title), out)
+
+
+def _category_panels(
+    truth: npt.NDArray[np.uint8], prob: npt.NDArray[np.floating[Any]], threshold: float
+) -> list[tuple[str, npt.NDArray[Any], dict[str, Any]]]:
+    """The ground-truth, prediction and error panels: (title, uint8 image, imshow keywords)."""
+    from matplotlib.colors import ListedColormap
+
+    ignore = truth == IGNORE
+    t = truth == LANDSLIDE
+    pred = apply_threshold(prob, threshold)
+    cat = {"cmap": ListedColormap(["black", "white", "0.5"]), "vmin": 0, "vmax": 2,
+           "interpolation": "nearest"}
+    err = np.zeros(truth.shape, dtype=np.uint8)  # 0 TN, 1 TP, 2 FP, 3 FN, 4 ignore
+    err[pred & t] = 1
+    err[pred & ~t] = 2
+    err[~pred & t] = 3
+    err[ignore] = 4
+    err_cmap = ListedColormap(["black", *(c for c, _ in ERROR_LEGEND)])
+    return [
+        ("ground truth", np.where(ignore, 2, t).astype(np.uint8), cat),
+        (f"prediction (p ≥ {threshold:.3g})", np.where(ignore, 2, pred).astype(np.uint8), cat),
+        ("errors", err, {"cmap": err_cmap, "vmin": 0, "vmax": 4, "interpolation": "nearest"}),
+    ]
+
+
+def patch_panels_figure(
+    raw: npt.NDArray[Any],
+    band_names: Sequence[str],
+    truth: npt.NDArray[np.uint8],
+    prob: npt.NDArray[np.floating[Any]],
+    threshold: float,
+    nodata: float | None = None,
+    title: str = "",
+) -> Any:
+    """One patch as in the paper's Figures 5 and 6 (plus an error map).
 
     Args:
         raw: (C, H, W) raw bands of the patch.
         band_names: Names of the C raw bands.
         truth: (H, W) uint8 labels 0/1/255.
         prob: (H, W) landslide probability in [0, 1].
-        threshold: Decision threshold (landslide where ``prob >= threshold``).
-        out: PNG path.
+        threshold: Decision threshold (:func:`~landslip.encoding.apply_threshold`).
         nodata: Nodata value of the raw bands.
         title: Figure title (e.g. the patch id and its F1).
+
+    Returns:
+        The ``matplotlib.figure.Figure``: one axes per panel (the colour panels the data
+        allows, then ground truth, prediction and errors), titled, and a figure legend of the
+        error classes (:data:`ERROR_LEGEND`).
     """
     if truth.shape != prob.shape or raw.shape[-2:] != truth.shape:
         raise InputError(f"patch shapes differ: bands {raw.shape}, labels {truth.shape}, "
                          f"probabilities {prob.shape}")
-    from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     panels: list[tuple[str, npt.NDArray[Any], dict[str, Any]]] = []
@@ -210,24 +290,7 @@ def plot_patch_panels(
         img = colour_composite(raw, band_names, channels, nodata)
         if img is not None:
             panels.append((name, img, {}))
-    ignore = truth == IGNORE
-    cat_cmap = ListedColormap(["black", "white", "0.5"])
-    gt = np.where(ignore, 2, truth == 1).astype(np.uint8)
-    pred = apply_threshold(prob, threshold)
-    panels.append(("ground truth", gt, {"cmap": cat_cmap, "vmin": 0, "vmax": 2,
-                                        "interpolation": "nearest"}))
-    panels.append((f"prediction (p ≥ {threshold:.3g})",
-                   np.where(ignore, 2, pred).astype(np.uint8),
-                   {"cmap": cat_cmap, "vmin": 0, "vmax": 2, "interpolation": "nearest"}))
-    t = truth == 1
-    err = np.zeros(truth.shape, dtype=np.uint8)  # 0 TN, 1 TP, 2 FP, 3 FN, 4 ignore
-    err[pred & t] = 1
-    err[pred & ~t] = 2
-    err[~pred & t] = 3
-    err[ignore] = 4
-    err_colours = ["black", "gold", "red", "deepskyblue", "0.5"]
-    panels.append(("errors", err, {"cmap": ListedColormap(err_colours), "vmin": 0, "vmax": 4,
-                                   "interpolation": "nearest"}))
+    panels += _category_panels(truth, prob, threshold)
     fig = _figure(2.6 * len(panels), 3.1)
     axes = fig.subplots(1, len(panels))
     for ax, (name, img, kw) in zip(np.atleast_1d(axes), panels, strict=True):
@@ -235,13 +298,11 @@ def plot_patch_panels(
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    handles = [Patch(color=c, label=n) for c, n in
-               zip(err_colours[1:], ("true pos.", "false pos.", "false neg.", "ignore"),
-                   strict=True)]
+    handles = [Patch(color=c, label=n) for c, n in ERROR_LEGEND]
     fig.legend(handles=handles, loc="outside lower right", ncol=4, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, out)
+    return fig
 
 
 def plot_study(
@@ -250,14 +311,26 @@ def plot_study(
     metric: str = "f1",
     title: str = "Landslide-class F1 by band set and batch size (test split)",
 ) -> Path:
+    """Write :func:`study_figure` as PNG to ``out`` and return the path."""
+    return save_figure(study_figure(rows, metric, title), out)
+
+
+def study_figure(
+    rows: Sequence[Mapping[str, Any]],
+    metric: str = "f1",
+    title: str = "Landslide-class F1 by band set and batch size (test split)",
+) -> Any:
     """Grouped bars of a metric by band set (groups) and batch size (bars), one panel per dataset.
 
     Args:
         rows: Study table rows with keys ``dataset``, ``band_set``, ``batch_size``,
             ``{metric}_mean`` and ``{metric}_std`` (std may be None with one seed).
-        out: PNG path.
         metric: ``f1``, ``precision`` or ``recall``.
         title: Figure title.
+
+    Returns:
+        The ``matplotlib.figure.Figure``: one axes per dataset (titled ``dataset: NAME``), the
+        legend (``batch N``) on the last.
     """
     datasets = list(dict.fromkeys(str(r["dataset"]) for r in rows))
     band_sets = list(dict.fromkeys(str(r["band_set"]) for r in rows))
@@ -284,4 +357,4 @@ def plot_study(
     axes[0].set_ylabel(f"{metric} (landslide class)")
     axes[-1].legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
-    return save_figure(fig, out)
+    return fig

@@ -1,11 +1,12 @@
 """Pixel metrics of the landslide class from confusion counts, and threshold sweeps.
 
 All figures here are for the landslide class (label 1) only, not micro averages over both
-classes. Pixels labelled 255 (ignore) are excluded before counting.
+classes. Pixels labelled :data:`~landslip.encoding.IGNORE` (255) are excluded before counting.
 
 A pixel is predicted as landslide when its probability is at least the threshold
-(``prob >= threshold``). :class:`ThresholdSweep` counts, in one pass over a whole split, the
-confusion at every threshold of a regular grid (``k / (bins - 1)``, ``k = 0 .. bins - 1``, 1001
+(:func:`landslip.encoding.apply_threshold`: ``prob >= threshold`` compared in float64).
+:class:`ThresholdSweep` counts, in one pass over a whole split, the confusion at every
+threshold of a regular grid (``k / (bins - 1)``, ``k = 0 .. bins - 1``, 1001
 thresholds by default) from two histograms (landslide and background pixels per threshold bin);
 the counts at a grid threshold are exactly those of thresholding directly, so the
 precision-recall curve and the F1-optimal threshold need no second pass and no stored
@@ -20,22 +21,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from landslip.encoding import IGNORE, LANDSLIDE
 from landslip.errors import InputError
 
 __all__ = [
     "DEFAULT_BINS",
-    "IGNORE",
     "Confusion",
     "PRCurve",
     "ThresholdSweep",
-    "apply_threshold",
     "confusion",
     "threshold_bins",
     "threshold_grid",
 ]
-
-IGNORE = 255
-"""Label value of pixels that loss and metrics skip."""
 
 DEFAULT_BINS = 1001
 """Number of thresholds of the sweep grid: 0, 0.001, ..., 1."""
@@ -106,23 +103,12 @@ def confusion(pred: npt.NDArray[np.generic], truth: npt.NDArray[np.generic]) -> 
         raise InputError(f"prediction shape {pred.shape} differs from label shape {truth.shape}")
     keep = truth != IGNORE
     p = pred.astype(bool) & keep
-    t = (truth == 1) & keep
+    t = (truth == LANDSLIDE) & keep
     tp = int(np.count_nonzero(p & t))
     fp = int(np.count_nonzero(p & ~t))
     fn = int(np.count_nonzero(~p & t))
     tn = int(np.count_nonzero(keep)) - tp - fp - fn
     return Confusion(tp, fp, fn, tn)
-
-
-def apply_threshold(
-    prob: npt.NDArray[np.floating[Any]], threshold: float
-) -> npt.NDArray[np.bool_]:
-    """The predicted landslide mask ``prob >= threshold``, compared in float64.
-
-    Comparing float32 probabilities with a Python float in float32 (NumPy's default for a
-    scalar) could disagree with the float64 sweep at a threshold such as 0.43; this never does.
-    """
-    return np.asarray(prob, dtype=np.float64) >= float(threshold)
 
 
 def threshold_grid(bins: int = DEFAULT_BINS) -> npt.NDArray[np.float64]:
@@ -142,7 +128,8 @@ def threshold_bins(
     """For each probability, the index of the highest grid threshold it reaches.
 
     ``threshold_bins(p)[i] >= k`` holds exactly when ``p[i] >= threshold_grid(bins)[k]`` (the
-    same float64 comparison as direct thresholding, so sweeps agree with it bit for bit).
+    float64 comparison of :func:`~landslip.encoding.apply_threshold`, so sweeps agree with
+    direct thresholding bit for bit).
 
     Args:
         prob: Probabilities in [0, 1], any shape, float32 or float64.
@@ -312,7 +299,7 @@ class ThresholdSweep:
         if valid is not None:
             keep &= valid
         k = threshold_bins(prob[keep], self.bins)
-        pos = truth[keep] == 1
+        pos = truth[keep] == LANDSLIDE
         self.positive += np.bincount(k[pos], minlength=self.bins)
         self.negative += np.bincount(k[~pos], minlength=self.bins)
 

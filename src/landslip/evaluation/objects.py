@@ -3,10 +3,12 @@
 Definitions (also in DESIGN.md):
 
 * **Regions.** A landslide is a connected region of landslide pixels under 8-connectivity
-  (:func:`scipy.ndimage.label` with a 3 x 3 structure of ones: pixels touching at an edge or a
-  corner belong together), found separately in the true mask (label 1) and in the predicted
-  mask. Pixels labelled 255 (ignore) belong to neither: a predicted landslide pixel where the
-  label is 255 is dropped before labelling. Regions are found per patch, so a landslide cut by
+  (:data:`landslip.encoding.CONNECTIVITY`: :func:`scipy.ndimage.label` with
+  :data:`~landslip.encoding.STRUCTURE_8`, pixels touching at an edge or a corner belong
+  together; the polygons of ``landslip predict`` follow the same rule), found separately
+  in the true mask (label 1) and in the predicted mask. Pixels labelled 255 (ignore)
+  belong to neither: a predicted landslide pixel where the label is 255 is dropped before
+  labelling. Regions are found per patch, so a landslide cut by
   a patch border counts once in each patch it reaches.
 * **Matching** (``rule``):
 
@@ -39,11 +41,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from landslip.encoding import CONNECTIVITY, IGNORE, LANDSLIDE, STRUCTURE_8
 from landslip.errors import InputError
-from landslip.evaluation.metrics import IGNORE
 
 __all__ = [
-    "CONNECTIVITY_8",
     "DEFAULT_SIZE_EDGES_M2",
     "MatchRule",
     "ObjectCounter",
@@ -56,15 +57,12 @@ __all__ = [
 
 MatchRule = Literal["overlap", "iou"]
 
-CONNECTIVITY_8 = np.ones((3, 3), dtype=bool)
-"""The 8-connectivity structuring element: edge and corner neighbours join a region."""
-
 DEFAULT_SIZE_EDGES_M2: tuple[float, ...] = (100.0, 1000.0, 10000.0)
 """Size-class boundaries in square metres: <100, 100-1000, 1000-10000, >=10000."""
 
 
 def label_regions(mask: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.int32], int]:
-    """Label the 8-connected regions of a 2-D mask.
+    """Label the connected regions (:data:`~landslip.encoding.CONNECTIVITY`) of a 2-D mask.
 
     Args:
         mask: (H, W) bool or 0/1 array.
@@ -74,7 +72,7 @@ def label_regions(mask: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.int32],
     """
     if mask.ndim != 2:
         raise InputError(f"expected a 2-D mask (H, W), got shape {mask.shape}")
-    labels, n = ndimage.label(mask.astype(bool), structure=CONNECTIVITY_8)
+    labels, n = ndimage.label(mask.astype(bool), structure=STRUCTURE_8)
     return labels.astype(np.int32, copy=False), int(n)
 
 
@@ -119,7 +117,7 @@ def match_objects(
     if rule not in ("overlap", "iou"):
         raise InputError(f"unknown matching rule {rule!r}; use 'overlap' or 'iou'")
     keep = truth != IGNORE
-    t_lab, nt = label_regions((truth == 1) & keep)
+    t_lab, nt = label_regions((truth == LANDSLIDE) & keep)
     p_lab, np_ = label_regions(pred.astype(bool) & keep)
     t_area = np.bincount(t_lab.ravel(), minlength=nt + 1)[1:].astype(np.int64)
     p_area = np.bincount(p_lab.ravel(), minlength=np_ + 1)[1:].astype(np.int64)
@@ -228,7 +226,7 @@ class ObjectMetrics:
     def as_dict(self) -> dict[str, Any]:
         """Summary for the JSON report."""
         return {
-            "connectivity": 8,
+            "connectivity": CONNECTIVITY,
             "rule": self.rule,
             "min_overlap": self.min_overlap,
             "unit": self.unit,

@@ -2,18 +2,18 @@
 
 Every figure in both files is a landslide-class figure (label 1 only), not a micro average over
 both classes; pixels labelled 255 are excluded. The JSON layout (format
-``landslip-evaluation``, version 1) is documented in DESIGN.md; :func:`render_markdown` only
+``landslip-evaluation``, version 1) is documented in DESIGN.md; :func:`read_report` checks
+format and version (:func:`landslip.formats.read_document`), and :func:`render_markdown` only
 reads keys it knows, so reports of older versions still render.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from landslip.errors import InputError
+from landslip.formats import read_document
 from landslip.io.atomic import write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -130,9 +130,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     preds = report.get("predictions")
     if preds:
         out += ["## Saved predictions", "",
-                f"`{preds.get('probabilities')}`: (N, P, P) uint8 probability x 255 (rounded); "
+                f"`{preds.get('probabilities')}`: (N, P, P) uint8 probability codes "
+                "round(p x 254) (254 = 1.0, the codes of `landslip predict`'s "
+                "probability.tif); "
                 f"`{preds.get('masks')}`: (N, P, P) uint8 0/1 predicted at the applied "
-                "threshold, 255 where the pixel was not evaluated (label 255 or nodata); "
+                "threshold (p >= threshold on the float32 probability); both 255 where the "
+                "pixel was not evaluated (label 255 or nodata); "
                 f"`{preds.get('ids')}`: the dataset patch ids of the N rows. The confusion "
                 "counts above are exactly those of the masks against the dataset labels "
                 "(pixels where either is 255 skipped).", ""]
@@ -157,18 +160,13 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, 
 
 
 def read_report(path: str | Path) -> dict[str, Any]:
-    """Read a report.json (a folder holding one, or the file).
+    """Read a report.json (a folder holding one, or the file), checking format and version.
 
     Raises:
-        InputError: If the file is missing or not an evaluation report.
+        InputError: If the file is missing or unreadable, not an evaluation report, or of a
+            version newer than this landslip reads.
     """
     p = Path(path)
     if p.is_dir():
         p = p / "report.json"
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read evaluation report {p}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
-        raise InputError(f"{p} is not a landslip evaluation report")
-    return data
+    return read_document(p, expected=REPORT_FORMAT, supported=REPORT_VERSION)

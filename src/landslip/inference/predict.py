@@ -5,12 +5,15 @@ bands by name (band descriptions, or ``band_names`` given explicitly), checks ev
 writing anything, then streams the scene (:mod:`landslip.inference.stream`) into
 
 * ``probability.tif``: landslide probability, tiled and DEFLATE-compressed. ``uint8`` (default):
-  ``round(p * 254)``, so 0 = 0.0 and 254 = 1.0, with 255 = nodata (tag ``PROBABILITY_SCALE``
-  = 1/254); or ``float32`` 0-1 with NaN as nodata.
-* ``landslides.tif``: uint8 mask, 1 = landslide (``p >= threshold``), 0 = none, 255 = nodata.
-* ``landslides.gpkg``: polygons traced from the finished mask (:mod:`landslip.inference.vectorize`)
-  with ``id``, ``area_m2``, ``pixels``, ``mean_probability``; optionally ``landslides.geojson``
-  in EPSG:4326.
+  :func:`landslip.encoding.encode_probability`, ``round(p * 254)``, so 0 = 0.0 and 254 = 1.0,
+  with 255 = nodata (tag ``PROBABILITY_SCALE`` = 1/254), the same codes as evaluation's
+  ``probabilities.npy``; or ``float32`` 0-1 with NaN as nodata.
+* ``landslides.tif``: uint8 mask, 1 = landslide, 0 = none, 255 = nodata
+  (:func:`landslip.encoding.mask_from_probability`: ``p >= threshold`` on the float32
+  probabilities, compared in float64, the rule ``landslip evaluate`` applies).
+* ``landslides.gpkg``: one polygon per landslide (8-connected region) traced from the finished
+  mask (:mod:`landslip.inference.vectorize`) with ``id``, ``area_m2``, ``pixels``,
+  ``mean_probability``; optionally ``landslides.geojson`` in EPSG:4326.
 * ``prediction.json``: what was run (bundle, image, plan, threshold, counts, timings).
 
 All outputs lie on the input grid and CRS and are written atomically. A pixel that is nodata
@@ -22,15 +25,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from landslip import __version__
 from landslip.devices import select_device
+from landslip.encoding import (
+    IGNORE,
+    LABELS_TAG,
+    LANDSLIDE,
+    PROBABILITY_NODATA,
+    PROBABILITY_SCALE,
+    encode_probability,
+    mask_from_probability,
+)
 from landslip.errors import BandError, InputError
+from landslip.grid import Grid
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
 from landslip.inference.stream import (
     InputSpec,
@@ -40,12 +56,13 @@ from landslip.inference.stream import (
 )
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
+from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.spectral.bands import BandSet, validate_band_names
 
 __all__ = [
-    "MASK_NODATA",
-    "PROBABILITY_UINT8_NODATA",
+    "MapWriter",
+    "PredictOptions",
     "PredictResult",
     "match_bands",
     "predict_image",
@@ -55,12 +72,59 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProbabilityDtype = Literal["uint8", "float32"]
-PROBABILITY_UINT8_NODATA = 255
-"""Nodata of the uint8 probability raster (valid values 0-254 = probability 0-1)."""
-MASK_NODATA = 255
-"""Nodata of the mask raster (0 = no landslide, 1 = landslide)."""
 GDAL_CACHE_MB = 64
 """GDAL block cache during prediction (its default, 5% of RAM, would grow with the scene)."""
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a scene is predicted (the options of ``landslip predict``).
+
+    Attributes:
+        threshold: Probability at or above which a pixel is a landslide (0 < t < 1).
+        window: Largest prediction window, pixels.
+        overlap: Least overlap between windows, pixels (blended with raised-cosine ramps).
+        batch_size: Windows per forward pass; default 1 on the CPU (larger batches are no
+            faster there and cost memory), 4 on a GPU.
+        tta: Average over the 8 flips/90-degree rotations (8x the compute).
+        min_area: Drop polygons below this area, square metres.
+        geojson: Also write ``landslides.geojson`` in EPSG:4326.
+        probability_dtype: ``uint8`` (0-254, 255 nodata) or ``float32`` (NaN nodata).
+        device: Torch device (:func:`landslip.devices.select_device`); default CUDA when
+            available, else the CPU.
+        max_window_rows: Only predict this many window rows (benchmarks); rows below stay
+            nodata.
+        polygons: Trace polygons (off for benchmarks of the raster part).
+    """
+
+    threshold: float = 0.5
+    window: int = 1024
+    overlap: int = 64
+    batch_size: int | None = None
+    tta: bool = False
+    min_area: float = 0.0
+    geojson: bool = False
+    probability_dtype: ProbabilityDtype = "uint8"
+    device: str | None = None
+    max_window_rows: int | None = None
+    polygons: bool = True
+
+    def check(self) -> None:
+        """Refuse bad option values (before anything is written).
+
+        Raises:
+            InputError: Naming the option and the values it accepts.
+        """
+        if self.probability_dtype not in ("uint8", "float32"):
+            raise InputError(f"--probability-dtype must be uint8 or float32, got "
+                             f"{self.probability_dtype!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise InputError(f"--threshold must lie strictly between 0 and 1, got "
+                             f"{self.threshold}")
+        if self.min_area < 0:
+            raise InputError(f"--min-area must be >= 0 square metres, got {self.min_area}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -162,23 +226,85 @@ def _outputs(out_dir: Path, geojson: bool) -> _Outputs:
     )
 
 
+class MapWriter:
+    """Writes finished row bands of probabilities as ``probability.tif`` and ``landslides.tif``.
+
+    A context manager (both files are written atomically, together); :meth:`write` is the sink
+    of :func:`~landslip.inference.stream.stream_predict`. The probability codes and the mask
+    come from :mod:`landslip.encoding`, so they equal evaluation's ``probabilities.npy`` and
+    ``masks.npy`` for the same float32 probabilities.
+
+    Args:
+        probability: Path of the probability GeoTIFF.
+        mask: Path of the mask GeoTIFF.
+        grid: The scene grid.
+        threshold: Decision threshold (:func:`~landslip.encoding.mask_from_probability`).
+        probability_dtype: ``uint8`` (:func:`~landslip.encoding.encode_probability`) or
+            ``float32`` (NaN nodata).
+    """
+
+    def __init__(self, probability: Path, mask: Path, grid: Grid, threshold: float,
+                 probability_dtype: ProbabilityDtype = "uint8") -> None:
+        self.threshold = threshold
+        self.uint8 = probability_dtype == "uint8"
+        tags = {"LANDSLIP_VERSION": __version__}
+        self._prob = RasterWriter(
+            probability, grid, 1, probability_dtype,
+            PROBABILITY_NODATA if self.uint8 else float("nan"),
+            ["landslide probability" + (f" x {PROBABILITY_SCALE}" if self.uint8 else "")],
+            dict(tags, PROBABILITY_SCALE=str(1 / PROBABILITY_SCALE) if self.uint8 else "1"),
+        )
+        self._mask = RasterWriter(
+            mask, grid, 1, "uint8", IGNORE, ["landslide mask"],
+            dict(tags, THRESHOLD=repr(threshold), LANDSLIP_LABELS=LABELS_TAG),
+        )
+        self._stack = ExitStack()
+        self.landslide_pixels = 0
+        self.valid_pixels = 0
+
+    def __enter__(self) -> MapWriter:
+        with ExitStack() as stack:
+            stack.enter_context(self._prob)
+            stack.enter_context(self._mask)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, band: RowBand) -> None:
+        """Write one row band (float32 probabilities and validity) to both files."""
+        p, valid = band.prob, band.valid
+        if self.uint8:
+            self._prob.write(encode_probability(p, valid), band.window)
+        else:
+            self._prob.write(np.where(valid, p, np.float32(np.nan)).astype(np.float32),
+                             band.window)
+        m = mask_from_probability(p, self.threshold, valid)
+        self._mask.write(m, band.window)
+        self.landslide_pixels += int(np.count_nonzero(m == LANDSLIDE))
+        self.valid_pixels += int(np.count_nonzero(valid))
+
+
+def _prepare_device(model: Any, options: PredictOptions) -> tuple[Any, torch.device, int]:
+    """(model on the device in eval mode, the device, the batch size)."""
+    dev = select_device(options.device)
+    batch_size = options.batch_size
+    if batch_size is None:
+        batch_size = 4 if dev.type == "cuda" else 1
+    if dev.type == "cpu":
+        log.debug("torch uses %d CPU thread(s)", torch.get_num_threads())
+    return model.to(dev).eval(), dev, batch_size
+
+
 def predict_image(
     model: Any,
     spec: InputSpec,
     image: str | Path,
     out_dir: str | Path,
-    threshold: float = 0.5,
+    options: PredictOptions | None = None,
     *,
-    window: int = 1024,
-    overlap: int = 64,
-    batch_size: int | None = None,
-    tta: bool = False,
-    min_area: float = 0.0,
-    geojson: bool = False,
-    probability_dtype: ProbabilityDtype = "uint8",
-    device: str | None = None,
-    max_window_rows: int | None = None,
-    polygons: bool = True,
     report_extra: dict[str, Any] | None = None,
 ) -> PredictResult:
     """Predict an image with a ready model and input spec (the bundle-free core).
@@ -188,112 +314,69 @@ def predict_image(
         spec: Band indexes and normalisation for this image.
         image: The GeoTIFF (any GDAL raster) to map.
         out_dir: Output folder (created when missing).
-        threshold: Probability at or above which a pixel is a landslide (0 < t < 1).
-        window: Largest prediction window, pixels.
-        overlap: Least overlap between windows, pixels (blended with raised-cosine ramps).
-        batch_size: Windows per forward pass; default 1 on the CPU (larger batches are no
-            faster there and cost memory), 4 on a GPU.
-        tta: Average over the 8 flips/90-degree rotations (8x the compute).
-        min_area: Drop polygons below this area, square metres.
-        geojson: Also write ``landslides.geojson`` in EPSG:4326.
-        probability_dtype: ``uint8`` (0-254, 255 nodata) or ``float32`` (NaN nodata).
-        device: Torch device; default CUDA when available, else the CPU.
-        max_window_rows: Only predict this many window rows (benchmarks); rows below stay
-            nodata.
-        polygons: Trace polygons (off for benchmarks of the raster part).
+        options: The :class:`PredictOptions` (threshold, windows, outputs, device).
         report_extra: Extra fields for ``prediction.json``.
 
     Returns:
         The :class:`PredictResult`.
-    """
-    import rasterio
-    import torch
 
+    Raises:
+        InputError: For a bad option (nothing is written).
+    """
+    opts = options if options is not None else PredictOptions()
     start = time.perf_counter()
     info = raster_info(image)
-    out = _outputs(Path(out_dir), geojson)
-    if probability_dtype not in ("uint8", "float32"):
-        raise InputError(
-            f"--probability-dtype must be uint8 or float32, got {probability_dtype!r}"
-        )
-    if not 0.0 < threshold < 1.0:
-        raise InputError(f"--threshold must lie strictly between 0 and 1, got {threshold}")
-    if min_area < 0:
-        raise InputError(f"--min-area must be >= 0 square metres, got {min_area}")
-    if geojson and info.grid.crs is None:
+    out = _outputs(Path(out_dir), opts.geojson)
+    opts.check()
+    if opts.geojson and info.grid.crs is None:
         raise InputError(f"{image} has no CRS, so GeoJSON in EPSG:4326 cannot be written; "
                          "assign a CRS first (gdal_edit.py -a_srs) or drop --geojson")
-    plan = make_plan(info.grid.height, info.grid.width, window, overlap, model_multiple(model))
-    dev = select_device(device)
-    if batch_size is None:
-        batch_size = 4 if dev.type == "cuda" else 1
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    model = model.to(dev).eval()
-    if dev.type == "cpu":
-        log.debug("torch uses %d CPU thread(s)", torch.get_num_threads())
+    plan = make_plan(info.grid.height, info.grid.width, opts.window, opts.overlap,
+                     model_multiple(model))
+    model, dev, batch_size = _prepare_device(model, opts)
     log.info("predicting %d x %d pixels in %d window(s) of %d x %d (stride %s) on %s",
              info.grid.height, info.grid.width, plan.n_windows, plan.win_h, plan.win_w,
              plan.stride, dev)
-
-    counts = {"landslide": 0, "valid": 0}
-    is_u8 = probability_dtype == "uint8"
-    p_nodata: float = PROBABILITY_UINT8_NODATA if is_u8 else float("nan")
-    tags = {"LANDSLIP_VERSION": __version__}
-    p_tags = dict(tags, PROBABILITY_SCALE=str(1 / 254) if is_u8 else "1")
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(image) as ds, RasterWriter(
-        out.probability, info.grid, 1, probability_dtype, p_nodata,
-        ["landslide probability" + (" x 254" if is_u8 else "")], p_tags,
-    ) as pw, RasterWriter(
-        out.mask, info.grid, 1, "uint8", MASK_NODATA, ["landslide mask"],
-        dict(tags, THRESHOLD=repr(threshold)),
-    ) as mw:
-
-        def sink(band: RowBand) -> None:
-            p, valid = band.prob, band.valid
-            if is_u8:
-                pq = np.rint(np.clip(p, 0, 1) * 254).astype(np.uint8)
-                pq[~valid] = PROBABILITY_UINT8_NODATA
-                pw.write(pq, band.window)
-            else:
-                pw.write(np.where(valid, p, np.float32(np.nan)).astype(np.float32), band.window)
-            m = (p >= threshold).astype(np.uint8)
-            m[~valid] = MASK_NODATA
-            mw.write(m, band.window)
-            counts["landslide"] += int(np.count_nonzero(m == 1))
-            counts["valid"] += int(np.count_nonzero(valid))
-
-        stats = stream_predict(ds, model, spec, plan, sink, batch_size=batch_size, device=dev,
-                               tta=tta, max_window_rows=max_window_rows)
+    with gdal_env(GDAL_CACHE_MB), open_raster(image) as ds, MapWriter(
+        out.probability, out.mask, info.grid, opts.threshold, opts.probability_dtype
+    ) as writer:
+        stats = stream_predict(ds, model, spec, plan, writer.write, batch_size=batch_size,
+                               device=dev, tta=opts.tta, max_window_rows=opts.max_window_rows)
     n_polygons = 0
-    if polygons:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            polys = polygonize_mask(out.mask, out.probability, min_area=min_area)
+    if opts.polygons:
+        with gdal_env(GDAL_CACHE_MB):
+            polys = polygonize_mask(out.mask, out.probability, min_area=opts.min_area)
             write_polygons(polys, out.polygons, out.geojson)
         n_polygons = len(polys.frame)
-    seconds = time.perf_counter() - start
-    report = {
-        "format": "landslip-prediction", "version": 1, "landslip_version": __version__,
-        "image": str(image), "height": info.grid.height, "width": info.grid.width,
-        "crs": info.grid.crs.to_string() if info.grid.crs is not None else None,
-        "band_set": spec.band_set.spec, "band_indexes": list(spec.band_indexes),
-        "threshold": threshold, "window": [plan.win_h, plan.win_w], "stride": list(plan.stride),
-        "overlap": overlap, "windows": plan.n_windows, "skipped_windows": stats.skipped,
-        "batch_size": batch_size, "tta": tta, "device": str(dev),
-        "probability_dtype": probability_dtype, "min_area_m2": min_area,
-        "landslide_pixels": counts["landslide"], "valid_pixels": counts["valid"],
-        "polygons": n_polygons, "seconds": round(seconds, 3),
-        "model_seconds": round(stats.model_seconds, 3),
-    }
+    result = PredictResult(
+        probability=out.probability, mask=out.mask, polygons=out.polygons,
+        geojson=out.geojson, report=out.report, n_polygons=n_polygons,
+        landslide_pixels=writer.landslide_pixels, valid_pixels=writer.valid_pixels,
+        threshold=opts.threshold, plan=plan, stats=stats,
+        seconds=time.perf_counter() - start,
+    )
+    report = _report(result, info, spec, opts, batch_size, dev)
     report.update(report_extra or {})
     write_json_atomic(out.report, report)
-    return PredictResult(
-        probability=out.probability, mask=out.mask, polygons=out.polygons,
-        geojson=out.geojson, report=out.report,
-        n_polygons=n_polygons, landslide_pixels=counts["landslide"],
-        valid_pixels=counts["valid"], threshold=threshold, plan=plan, stats=stats,
-        seconds=seconds,
-    )
+    return result
+
+
+def _report(r: PredictResult, info: RasterInfo, spec: InputSpec, opts: PredictOptions,
+            batch_size: int, dev: torch.device) -> dict[str, Any]:
+    """The ``prediction.json`` document of a finished prediction."""
+    return {
+        "format": "landslip-prediction", "version": 1, "landslip_version": __version__,
+        "image": str(info.path), "height": info.grid.height, "width": info.grid.width,
+        "crs": info.grid.crs.to_string() if info.grid.crs is not None else None,
+        "band_set": spec.band_set.spec, "band_indexes": list(spec.band_indexes),
+        "threshold": opts.threshold, "window": [r.plan.win_h, r.plan.win_w],
+        "stride": list(r.plan.stride), "overlap": opts.overlap, "windows": r.plan.n_windows,
+        "skipped_windows": r.stats.skipped, "batch_size": batch_size, "tta": opts.tta,
+        "device": str(dev), "probability_dtype": opts.probability_dtype,
+        "min_area_m2": opts.min_area, "landslide_pixels": r.landslide_pixels,
+        "valid_pixels": r.valid_pixels, "polygons": r.n_polygons,
+        "seconds": round(r.seconds, 3), "model_seconds": round(r.stats.model_seconds, 3),
+    }
 
 
 def predict_scene(
@@ -325,7 +408,7 @@ def predict_scene(
         threshold: Probability threshold; default the bundle's.
         band_names: One name per image band, overriding the descriptions.
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
-            max_window_rows, polygons: As in :func:`predict_image`.
+            max_window_rows, polygons: As in :class:`PredictOptions`.
 
     Returns:
         The :class:`PredictResult`.
@@ -344,10 +427,11 @@ def predict_scene(
         band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
         std=tuple(bundle.std), nodata=info.nodata,
     )
-    t = bundle.threshold if threshold is None else float(threshold)
-    return predict_image(
-        bundle.model, spec, image, out_dir, t, window=window, overlap=overlap,
-        batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
+    options = PredictOptions(
+        threshold=bundle.threshold if threshold is None else float(threshold), window=window,
+        overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
         probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
-        polygons=polygons, report_extra={"bundle": str(bundle.path)},
+        polygons=polygons,
     )
+    return predict_image(bundle.model, spec, image, out_dir, options,
+                         report_extra={"bundle": str(bundle.path)})

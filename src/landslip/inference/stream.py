@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,6 +198,47 @@ def _batches(plan: SlidingPlan, batch_size: int) -> Iterator[tuple[int, bool, li
             yield i, k + batch_size >= len(row), row[k:k + batch_size]
 
 
+def _prefetched(
+    batches: Sequence[tuple[int, bool, list[Window]]],
+    load: Callable[[Sequence[Window]], list[tuple[Float, Bool]]],
+    prefetch: bool,
+) -> Generator[tuple[bool, list[Window], list[tuple[Float, Bool]]], None, None]:
+    """(row finished?, windows, prepared windows) per batch, reading one batch ahead.
+
+    With ``prefetch`` the next batch is read and normalised in a background thread while the
+    caller runs the model on the current one.
+    """
+    if not prefetch or not batches:
+        for _, row_done, windows in batches:
+            yield row_done, windows, load(windows)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:  # waits for a read still running
+        pending: Future[list[tuple[Float, Bool]]] = pool.submit(load, batches[0][2])
+        for b, (_, row_done, windows) in enumerate(batches):
+            prepared = pending.result()
+            if b + 1 < len(batches):
+                pending = pool.submit(load, batches[b + 1][2])
+            yield row_done, windows, prepared
+
+
+def _predict_batch(
+    prepared: list[tuple[Float, Bool]], model: nn.Module, device: torch.device | None,
+    tta: bool, stats: StreamStats,
+) -> list[Float]:
+    """Probabilities of each prepared window; all-nodata windows are skipped (zeros)."""
+    todo = [k for k, (_, v) in enumerate(prepared) if v.any()]
+    stats.skipped += len(prepared) - len(todo)
+    probs: list[Float] = [np.zeros(v.shape, dtype=np.float32) for _, v in prepared]
+    if todo:
+        t0 = time.perf_counter()
+        out = forward_probabilities(model, np.stack([prepared[k][0] for k in todo]), device, tta)
+        stats.model_seconds += time.perf_counter() - t0
+        stats.batches += 1
+        for n, k in enumerate(todo):
+            probs[k] = out[n]
+    return probs
+
+
 def stream_predict(
     ds: Any,
     model: nn.Module,
@@ -242,44 +284,15 @@ def stream_predict(
     def load(windows: Sequence[Window]) -> list[tuple[Float, Bool]]:
         return [prepare_window(ds, w, spec) for w in windows]
 
-    pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
-    try:
-        pending: Future[list[tuple[Float, Bool]]] | None = None
-        if pool is not None and batches:
-            pending = pool.submit(load, batches[0][2])
-        for b, (_, row_done, windows) in enumerate(
-            track(batches, total=len(batches), description="predicting")
-        ):
-            if pending is not None:
-                prepared = pending.result()
-                pending = None
-                if pool is not None and b + 1 < len(batches):
-                    pending = pool.submit(load, batches[b + 1][2])
-            else:
-                prepared = load(windows)
-            todo = [k for k, (_, v) in enumerate(prepared) if v.any()]
-            stats.skipped += len(windows) - len(todo)
-            probs: dict[int, Float] = {}
-            if todo:
-                t0 = time.perf_counter()
-                out = forward_probabilities(
-                    model, np.stack([prepared[k][0] for k in todo]), device, tta
-                )
-                stats.model_seconds += time.perf_counter() - t0
-                stats.batches += 1
-                probs = {k: out[n] for n, k in enumerate(todo)}
-            for k, w in enumerate(windows):
-                valid = prepared[k][1]
-                prob = probs.get(k)
-                if prob is None:
-                    prob = np.zeros(valid.shape, dtype=np.float32)
+    with closing(_prefetched(batches, load, prefetch)) as stream:
+        for row_done, windows, prepared in track(stream, total=len(batches),
+                                                 description="predicting"):
+            probs = _predict_batch(prepared, model, device, tta, stats)
+            for w, prob, (_, valid) in zip(windows, probs, prepared, strict=True):
                 acc.add(w, prob, valid)
             if row_done:
                 for band in acc.finish_row():
                     sink(band)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     stats.total_seconds = time.perf_counter() - start
     log.debug("streamed %d windows (%d skipped) in %.1f s, %.1f s in the model",
               stats.windows, stats.skipped, stats.total_seconds, stats.model_seconds)

@@ -1,22 +1,34 @@
 """Landslide polygons from the final mask GeoTIFF, read row band by row band.
 
+A polygon is one landslide under the connectivity rule of the whole package
+(:data:`landslip.encoding.CONNECTIVITY` = 8: pixels touching at an edge or a corner belong to
+the same landslide), so the number of features equals the number of objects ``landslip
+evaluate`` counts on the same mask.
+
 The mask is never held whole: bands of ``band_rows`` rows are read, their landslide pixels
-labelled into 4-connected components (:func:`scipy.ndimage.label`) and traced into polygons
-(:func:`rasterio.features.shapes`, also 4-connected) in *pixel* coordinates, where every vertex
-is an integer and pieces of one landslide cut by a band boundary share their edge exactly.
-Components that touch across a band boundary are joined with a union-find and their pieces
-merged (:func:`shapely.union_all`), so a landslide crossing any window or band border comes
-out as one feature. Only then are polygons moved to map coordinates with the grid's affine
-transform. Memory: one band of labels (``band_rows * width * 4`` bytes) plus the polygons.
+labelled into 8-connected components (:func:`scipy.ndimage.label` with
+:data:`~landslip.encoding.STRUCTURE_8`) and traced into polygons
+(:func:`rasterio.features.shapes` with ``connectivity=8``) in *pixel* coordinates, where every
+vertex is an integer and pieces of one landslide cut by a band boundary share their edge (or
+corner) exactly. GDAL traces two pixels that touch only at a corner as one self-touching ring;
+such a piece is split at the corner (:func:`shapely.make_valid`), so a landslide whose parts
+meet only at corners is one MultiPolygon feature. Components that touch across a band
+boundary, at an edge or diagonally, are joined (:class:`scipy.cluster.hierarchy.DisjointSet`)
+and their pieces merged (:func:`shapely.union_all`), so a landslide crossing any window or
+band border comes out as one feature. Only then are polygons moved to map coordinates with the
+grid's affine transform. Memory: one band of labels (``band_rows * width * 4`` bytes) plus the
+polygons.
 
 Attributes per feature: ``id`` (1..n, top to bottom), ``area_m2`` (square metres: pixel area
 in a projected CRS, geodesic area on the ellipsoid in a geographic one), ``pixels`` and
-``mean_probability`` (mean of the probability raster over the polygon's pixels).
+``mean_probability`` (mean of the probability raster over the polygon's pixels, decoded with
+:func:`landslip.encoding.decode_probability` when the raster is uint8).
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from landslip.encoding import CONNECTIVITY, LANDSLIDE, STRUCTURE_8, decode_probability
 from landslip.errors import VectorIOError
 from landslip.grid import Grid, Window
 from landslip.io.atomic import atomic_path
@@ -32,8 +45,6 @@ from landslip.io.raster import open_raster, raster_info
 __all__ = ["Polygons", "polygonize_mask", "write_polygons"]
 
 log = logging.getLogger(__name__)
-
-LANDSLIDE = 1
 
 
 @dataclass
@@ -52,31 +63,12 @@ class Polygons:
     dropped: int = 0
 
 
-@dataclass
-class _UnionFind:
-    parent: list[int] = field(default_factory=list)
-
-    def add(self) -> int:
-        self.parent.append(len(self.parent))
-        return len(self.parent) - 1
-
-    def find(self, a: int) -> int:
-        while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]
-            a = self.parent[a]
-        return a
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def _probability_scale(ds: Any) -> tuple[float, float | None]:
-    """(factor to probability, nodata) of a probability raster (uint8 0-254 or float32)."""
-    if str(ds.dtypes[0]) == "uint8":
-        return 1.0 / 254.0, ds.nodata
-    return 1.0, ds.nodata
+def _read_probability(pds: Any, window: Window) -> npt.NDArray[np.float32]:
+    """Probabilities of a window of a probability raster: uint8 codes decoded, float as is."""
+    data = pds.read(1, window=window.to_rasterio())
+    if data.dtype == np.uint8:
+        return decode_probability(data)
+    return np.asarray(data, dtype=np.float32)
 
 
 def _area_factor(grid: Grid) -> tuple[float | None, Any]:
@@ -94,114 +86,143 @@ def _area_factor(grid: Grid) -> tuple[float | None, Any]:
     return pixel_area * unit * unit, None
 
 
+def _touching_pairs(
+    above: npt.NDArray[np.int64], below: npt.NDArray[np.int64]
+) -> set[tuple[int, int]]:
+    """Component pairs that touch across a row boundary, at an edge or a corner.
+
+    Args:
+        above: (W,) int64 component ids of the last row above the boundary, 0 = none.
+        below: (W,) int64 component ids of the first row below it, 0 = none.
+
+    Returns:
+        The set of (above id, below id) pairs of 8-neighbours.
+    """
+    w = above.size
+    pairs: set[tuple[int, int]] = set()
+    for shift in (-1, 0, 1):  # below column = above column + shift
+        a = above[max(0, -shift):w - max(0, shift)]
+        b = below[max(0, shift):w - max(0, -shift)]
+        both = (a > 0) & (b > 0)
+        pairs.update(zip(a[both].tolist(), b[both].tolist(), strict=True))
+    return pairs
+
+
+def _disjoint_set() -> Any:
+    from scipy.cluster.hierarchy import DisjointSet
+
+    return DisjointSet()
+
+
+@dataclass
+class _Components:
+    """The 8-connected components of all bands so far, joined across band boundaries.
+
+    Component ``g`` (0-based, in order of discovery) has traced ``pieces[g]`` (shapely
+    geometries in pixel coordinates), ``counts[g]`` pixels, probability sum ``sums[g]`` and
+    first row ``first_row[g]``; ``groups`` (a ``DisjointSet``) joins the components of one
+    landslide.
+    """
+
+    groups: Any = field(default_factory=_disjoint_set)
+    pieces: list[list[Any]] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    sums: list[float] = field(default_factory=list)
+    first_row: list[int] = field(default_factory=list)
+    prev_bottom: npt.NDArray[np.int64] | None = None
+
+    def add_band(self, r0: int, mask: npt.NDArray[np.bool_],
+                 prob: npt.NDArray[np.float32] | None) -> None:
+        """Label, measure and trace one band of rows (mask: (h, W) bool, starting at row r0)."""
+        import rasterio.features
+        import shapely
+        from affine import Affine
+        from scipy import ndimage
+
+        labels, n = ndimage.label(mask, structure=STRUCTURE_8)
+        if n == 0:
+            self.prev_bottom = None
+            return
+        base = len(self.counts)
+        for g in range(base, base + n):
+            self.groups.add(g)
+            self.pieces.append([])
+        flat = labels.ravel()
+        self.counts.extend(int(c) for c in np.bincount(flat, minlength=n + 1)[1:])
+        if prob is not None:
+            psum = np.bincount(flat, weights=prob.ravel(), minlength=n + 1)[1:]
+        else:
+            psum = np.full(n, np.nan)
+        self.sums.extend(float(v) for v in psum)
+        self.first_row.extend(r0 + sl[0].start for sl in ndimage.find_objects(labels))
+        for geom, value in rasterio.features.shapes(
+            labels.astype(np.int32, copy=False), mask=labels > 0, connectivity=CONNECTIVITY,
+            transform=Affine.translation(0, r0),
+        ):
+            piece = shapely.geometry.shape(geom)
+            if not piece.is_valid:  # a ring that touches itself at a corner
+                piece = shapely.make_valid(piece, method="structure")
+            self.pieces[base + int(value) - 1].append(piece)
+        # Global id + 1 in the first and last rows (0 = background); join with the band above.
+        top = labels[0].astype(np.int64)
+        top = np.where(top > 0, top + base, 0)
+        if self.prev_bottom is not None:
+            for up, down in _touching_pairs(self.prev_bottom, top):
+                self.groups.merge(up - 1, down - 1)
+        bottom = labels[-1].astype(np.int64)
+        self.prev_bottom = np.where(bottom > 0, bottom + base, 0)
+
+
 def polygonize_mask(
     mask_path: str | Path,
     probability_path: str | Path | None = None,
     band_rows: int = 256,
     min_area: float = 0.0,
 ) -> Polygons:
-    """Trace the landslide pixels (value 1) of a mask GeoTIFF into whole polygons.
+    """Trace the landslides (8-connected regions of value 1) of a mask GeoTIFF into polygons.
 
     Args:
         mask_path: uint8 mask raster: 0 background, 1 landslide, anything else ignored.
-        probability_path: Probability raster on the same grid (uint8 0-254 = 0-1, or float),
-            for ``mean_probability``; NaN when None.
+        probability_path: Probability raster on the same grid (uint8 codes of
+            :func:`~landslip.encoding.encode_probability`, or float 0-1), for
+            ``mean_probability``; NaN when None.
         band_rows: Rows read at a time (memory ~ ``band_rows * width * 22`` bytes).
         min_area: Drop polygons smaller than this many square metres.
 
     Returns:
-        The :class:`Polygons`.
+        The :class:`Polygons`: one feature per landslide.
     """
+    grid = raster_info(mask_path).grid
+    comps = _Components()
+    with ExitStack() as stack:
+        mds = stack.enter_context(open_raster(mask_path))
+        pds = (stack.enter_context(open_raster(probability_path))
+               if probability_path is not None else None)
+        for r0 in range(0, grid.height, band_rows):
+            win = Window(r0, 0, min(band_rows, grid.height - r0), grid.width)
+            mask = mds.read(1, window=win.to_rasterio()) == LANDSLIDE
+            prob = _read_probability(pds, win) if pds is not None and mask.any() else None
+            comps.add_band(r0, mask, prob)
+    return _assemble(grid, comps, min_area)
+
+
+def _assemble(grid: Grid, comps: _Components, min_area: float) -> Polygons:
+    """Merge the pieces of each joined component into one feature, in map coordinates."""
     import geopandas as gpd
-    import rasterio.features
     import shapely
-    from affine import Affine
-    from scipy import ndimage
 
-    info = raster_info(mask_path)
-    grid = info.grid
-    structure = ndimage.generate_binary_structure(2, 1)  # 4-connected, as GDAL traces
-    uf = _UnionFind()
-    pieces: list[list[Any]] = []
-    counts: list[int] = []
-    sums: list[float] = []
-    first_row: list[int] = []
-    prev_bottom: npt.NDArray[np.int64] | None = None
-    with open_raster(mask_path) as mds:
-        pds_ctx = open_raster(probability_path) if probability_path is not None else None
-        pds = pds_ctx.__enter__() if pds_ctx is not None else None
-        try:
-            scale = _probability_scale(pds)[0] if pds is not None else 1.0
-            for r0 in range(0, grid.height, band_rows):
-                win = Window(r0, 0, min(band_rows, grid.height - r0), grid.width)
-                mask = mds.read(1, window=win.to_rasterio()) == LANDSLIDE
-                labels, n = ndimage.label(mask, structure=structure)
-                if n == 0:
-                    prev_bottom = None
-                    continue
-                base = len(uf.parent)
-                for _ in range(n):
-                    uf.add()
-                    pieces.append([])
-                flat = labels.ravel()
-                cnt = np.bincount(flat, minlength=n + 1)[1:]
-                if pds is not None:
-                    prob = pds.read(1, window=win.to_rasterio()).astype(np.float32)
-                    prob *= np.float32(scale)
-                    psum = np.bincount(flat, weights=prob.ravel(), minlength=n + 1)[1:]
-                else:
-                    psum = np.full(n, np.nan)
-                counts.extend(int(c) for c in cnt)
-                sums.extend(float(s) for s in psum)
-                first_row.extend(r0 + sl[0].start for sl in ndimage.find_objects(labels))
-                for geom, value in rasterio.features.shapes(
-                    labels.astype(np.int32, copy=False), mask=labels > 0, connectivity=4,
-                    transform=Affine.translation(0, r0),
-                ):
-                    pieces[base + int(value) - 1].append(shapely.geometry.shape(geom))
-                # Encode the first and last rows as global id + 1 (0 = background) and join
-                # components that touch across the boundary with the band above.
-                top = labels[0].astype(np.int64)
-                top = np.where(top > 0, top + base, 0)
-                if prev_bottom is not None:
-                    both = (prev_bottom > 0) & (top > 0)
-                    pairs = set(zip(prev_bottom[both].tolist(), top[both].tolist(), strict=True))
-                    for up, down in pairs:
-                        uf.union(up - 1, down - 1)
-                bottom = labels[-1].astype(np.int64)
-                prev_bottom = np.where(bottom > 0, bottom + base, 0)
-        finally:
-            if pds_ctx is not None:
-                pds_ctx.__exit__(None, None, None)
-    return _assemble(grid, uf, pieces, counts, sums, first_row, min_area, gpd, shapely)
-
-
-def _assemble(
-    grid: Grid,
-    uf: _UnionFind,
-    pieces: list[list[Any]],
-    counts: list[int],
-    sums: list[float],
-    first_row: list[int],
-    min_area: float,
-    gpd: Any,
-    shapely: Any,
-) -> Polygons:
-    groups: dict[int, list[int]] = {}
-    for g in range(len(uf.parent)):
-        groups.setdefault(uf.find(g), []).append(g)
     per_pixel, geod = _area_factor(grid)
     t = grid.transform
     matrix = [t.a, t.b, t.d, t.e, t.c, t.f]
     rows: list[dict[str, Any]] = []
     geoms: list[Any] = []
     dropped = 0
-    order = sorted(groups.values(), key=lambda members: min(first_row[m] for m in members))
-    for members in order:
-        parts = [p for m in members for p in pieces[m]]
+    groups = [sorted(g) for g in comps.groups.subsets()]
+    for members in sorted(groups, key=lambda m: min(comps.first_row[i] for i in m)):
+        parts = [p for m in members for p in comps.pieces[m]]
         geom = parts[0] if len(parts) == 1 else shapely.union_all(parts).simplify(0)
         geom = shapely.affinity.affine_transform(geom, matrix)
-        npix = sum(counts[m] for m in members)
+        npix = sum(comps.counts[m] for m in members)
         if geod is not None:
             area = abs(float(geod.geometry_area_perimeter(geom)[0]))
         else:
@@ -209,7 +230,7 @@ def _assemble(
         if area < min_area:
             dropped += 1
             continue
-        psum = sum(sums[m] for m in members)
+        psum = sum(comps.sums[m] for m in members)
         rows.append({"id": len(rows) + 1, "area_m2": area, "pixels": int(npix),
                      "mean_probability": float(psum / npix) if npix else float("nan")})
         geoms.append(geom)

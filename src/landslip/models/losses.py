@@ -1,4 +1,4 @@
-"""Segmentation losses on logits that skip pixels labelled 255.
+"""Segmentation losses on logits that skip pixels labelled 255 (:data:`landslip.encoding.IGNORE`).
 
 Every loss takes ``logits`` of shape (N, 1, H, W) (or (N, H, W)) float and ``target`` of shape
 (N, H, W) (or (N, 1, H, W)) with values 0 (no landslide), 1 (landslide) and 255 (ignore), and
@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from landslip.encoding import IGNORE, LANDSLIDE
 from landslip.errors import ConfigError, ModelError
 
 __all__ = [
-    "IGNORE_INDEX",
     "BCEDiceLoss",
     "BCELoss",
     "DiceLoss",
@@ -40,10 +40,6 @@ __all__ = [
     "list_losses",
     "prepare_targets",
 ]
-
-IGNORE_INDEX = 255
-"""Label value skipped by every loss (same as ``landslip.evaluation.metrics.IGNORE``)."""
-
 
 def prepare_targets(
     logits: torch.Tensor, target: torch.Tensor
@@ -70,8 +66,8 @@ def prepare_targets(
             f"logits of shape {tuple(logits.shape)} do not match labels of shape "
             f"{tuple(target.shape)}"
         )
-    valid = target != IGNORE_INDEX
-    y = (target == 1) & valid
+    valid = target != IGNORE
+    y = (target == LANDSLIDE) & valid
     return logits.reshape(-1), y.reshape(-1).to(logits.dtype), valid.reshape(-1).to(logits.dtype)
 
 
