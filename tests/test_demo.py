@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from landslip.cli.app import main
-from landslip.demo import DemoProfile
+from landslip.demo import DemoProfile, run_demo
+from landslip.errors import BandError
 from landslip.io.raster import raster_info
 
 EPSG = 32654
@@ -193,3 +194,13 @@ def test_every_profile_is_a_valid_study(name: str, tmp_path: Path) -> None:
             "unet-paper", 100, 40)
         assert prof.threshold == 0.5
     assert set(PROFILES) == {"quick", "full"}  # the package holds only what users run
+
+
+def test_demo_band_sets_follow_the_band_grammar(tmp_path: Path) -> None:
+    # One --bands value is one band set (a comma list is one set); an empty item is refused
+    # before anything is made, as in `landslip train`.
+    with pytest.raises(BandError, match="empty"):
+        run_demo(tmp_path / "out", band_sets=["bgrn,"])
+    assert not (tmp_path / "out").exists()
+    assert main(["demo", "-o", str(tmp_path / "o2"), "--bands", "bgrn,"]) == 2
+    assert not (tmp_path / "o2").exists()

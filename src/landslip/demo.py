@@ -53,6 +53,8 @@ from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
 from landslip.errors import ConfigError, InputError
 from landslip.evaluation.metrics import Confusion, confusion
 from landslip.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from landslip.models.bundle import read_bundle_meta
+from landslip.spectral.bands import resolve_band_set
 
 __all__ = [
     "PROFILES",
@@ -281,7 +283,6 @@ def _select_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _row_from_report(band_set: str, run: Path) -> dict[str, Any]:
-    import json
 
     from landslip.evaluation.report import read_report
 
@@ -289,8 +290,8 @@ def _row_from_report(band_set: str, run: Path) -> dict[str, Any]:
     px, thr = rep["pixel"], rep["threshold"]
     val_f1 = thr.get("tuned_f1") if thr.get("mode") == "tuned" else None
     if val_f1 is None:
-        meta = json.loads((run / "bundle" / "model.json").read_text(encoding="utf-8"))
-        val_f1 = meta.get("training", {}).get("best_val", {}).get("f1")
+        meta = read_bundle_meta(run / "bundle" / "model.json")
+        val_f1 = meta.training.get("best_val", {}).get("f1")
     return {"band_set": band_set, "precision": float(px["precision"]),
             "recall": float(px["recall"]), "f1": float(px["f1"]), "iou": float(px["iou"]),
             "threshold": float(thr["value"]), "threshold_mode": thr["mode"],
@@ -411,9 +412,9 @@ def run_demo(
         if epochs < 1:
             raise InputError(f"epochs must be at least 1, got {epochs}")
         prof = replace(prof, train={**prof.train, "epochs": epochs})
-    sets = [s.strip() for s in band_sets if s.strip()]
+    sets = [resolve_band_set(s).spec for s in band_sets]
     if not sets:
-        raise InputError("give at least one band set, e.g. bgrn")
+        raise InputError("give at least one band set, e.g. --bands bgrn")
     if seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed}")
 

@@ -24,8 +24,10 @@ def demo(
         int | None, typer.Option("--epochs", min=1, help="Override the number of epochs.")
     ] = None,
     bands: Annotated[
-        str, typer.Option("--bands", help="Comma list of band sets to compare.")
-    ] = "bgrn,bgr,grn,bg-ndvi",
+        list[str] | None,
+        typer.Option("--bands", help="A band set to compare; repeat for several (default: "
+                     "the paper's bgrn, bgr, grn, bg-ndvi). A comma list is one set."),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads for torch [the idle "
                                  "CPUs, from the load average].")
@@ -40,7 +42,7 @@ def demo(
 
     from rich.console import Console
 
-    from landslip.demo import run_demo
+    from landslip.demo import PAPER_BAND_SETS, run_demo
 
     if not logging.getLogger("landslip").isEnabledFor(logging.DEBUG):
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -54,7 +56,7 @@ def demo(
             console.print(f"[{i}/{n}] {name}: {event}")
 
     res = run_demo(output, full=full, seed=seed, profile=profile,
-                   band_sets=bands.split(","), epochs=epochs, threads=threads,
+                   band_sets=bands or PAPER_BAND_SETS, epochs=epochs, threads=threads,
                    on_stage=on_stage)
     u = res.unseen
     console.print()

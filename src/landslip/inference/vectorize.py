@@ -259,7 +259,8 @@ def write_polygons(
             if frame.crs is None:
                 raise VectorIOError("cannot write GeoJSON in EPSG:4326: the image has no CRS")
             with atomic_path(geojson_path) as tmp:
-                frame.to_crs(4326).to_file(tmp, driver="GeoJSON", engine="pyogrio")
+                frame.to_crs(4326).to_file(tmp, driver="GeoJSON", layer="landslides",
+                                           engine="pyogrio")
     except VectorIOError:
         raise
     except Exception as exc:
