@@ -51,18 +51,28 @@ from landslip.spectral.fusion_stats import (
 from landslip.spectral.hpf_params import HPFParams, Method, hpf_parameters
 
 __all__ = [
+    "ROW_CHUNK",
+    "Block",
     "PixelMapping",
-    "block_samples",
+    "RowTaps",
+    "apply_nodata",
+    "block_moments",
+    "block_rows",
     "box_sum",
+    "exact_integer",
     "fuse_arrays",
     "fuse_block",
     "high_pass",
+    "make_block",
     "ms_span",
     "nodata_mask",
     "pad_reflect",
     "pan_fill_value",
+    "row_taps",
     "to_output_dtype",
     "upsample_bilinear",
+    "upsample_cols",
+    "upsample_rows",
     "upsample_valid",
 ]
 
@@ -72,6 +82,11 @@ Bool = npt.NDArray[np.bool_]
 
 
 # ----------------------------------------------------------------------------- filtering
+
+
+ROW_CHUNK = 64
+"""Output rows a block is fused in per step: the per-row planes of a 1024-pixel-wide block
+(HP, C up-sampled bands, scratch) stay in the CPU cache between the steps of the formula."""
 
 
 def pad_reflect(arr: npt.NDArray[Any], top: int, bottom: int, left: int, right: int) -> Any:
@@ -86,22 +101,65 @@ def pad_reflect(arr: npt.NDArray[Any], top: int, bottom: int, left: int, right: 
     return np.pad(arr, widths, mode="symmetric")
 
 
+def exact_integer(dtype: np.dtype[Any]) -> bool:
+    """Whether box sums of ``dtype`` data are computed in integers: 8- and 16-bit integers,
+    whose k x k sums (k <= 15) are exact in int32 and, being below 2**24, in float32."""
+    return dtype.kind in "iub" and dtype.itemsize <= 2
+
+
+def _span(a: npt.NDArray[Any], start: int, stop: int, axis: int) -> npt.NDArray[Any]:
+    return a[start:stop] if axis == 0 else a[:, start:stop]
+
+
+def _sliding_sum(x: npt.NDArray[Any], k: int, axis: int) -> npt.NDArray[np.int32]:
+    """Sums of k consecutive values along ``axis`` of a 2-D integer array, in int32.
+
+    Binary doubling: sums of 1, 2, 4, ... consecutive values, of which those in the binary
+    expansion of k are added (k = 9: 4 additions instead of 8). Integer sums are exact, so
+    the order of the additions does not matter.
+    """
+    n = x.shape[axis] - k + 1
+    result: npt.NDArray[np.int32] | None = None
+    power: npt.NDArray[Any] = x
+    width, used, rest = 1, 0, k
+    while True:
+        if rest & 1:
+            part = _span(power, used, used + n, axis)
+            if result is None:
+                result = part.astype(np.int32)
+            else:
+                np.add(result, part, out=result, dtype=np.int32)
+            used += width
+        rest >>= 1
+        if not rest:
+            break
+        size = power.shape[axis]
+        power = np.add(_span(power, 0, size - width, axis), _span(power, width, size, axis),
+                       dtype=np.int32)
+        width *= 2
+    assert result is not None
+    return result
+
+
 def box_sum(padded: npt.NDArray[Any], k: int) -> F32:
     """Sum over k x k windows ("valid" part) of a 2-D array.
 
-    Two separable ``scipy.ndimage.correlate1d`` passes with weights of one: every output pixel
-    is the same fixed sequence of double-precision additions of the same inputs wherever the
-    block starts, so block-wise and whole-image results are bit-identical. For 16-bit integer
-    data every partial sum is an integer below 2**24, hence exact in float32.
+    Every output pixel is computed the same way wherever a block starts, so block-wise and
+    whole-image results are bit-identical: 8- and 16-bit integer data are summed exactly in
+    int32 (:func:`exact_integer`; the float32 result is exact as every sum is below 2**24);
+    other data by two separable ``scipy.ndimage.correlate1d`` passes with weights of one, a
+    fixed sequence of double-precision additions per pixel.
 
     Args:
         padded: (H, W) array, any real dtype.
-        k: Window size (odd).
+        k: Window size (odd, at most 15).
 
     Returns:
         (H - k + 1, W - k + 1) float32 sums.
     """
-    from scipy.ndimage import correlate1d
+    if exact_integer(padded.dtype):
+        return _sliding_sum(_sliding_sum(padded, k, 0), k, 1).astype(np.float32)
+    from scipy.ndimage import correlate1d  # imported here: integer data never need scipy
 
     h = k // 2
     ones = np.ones(k)
@@ -111,11 +169,13 @@ def box_sum(padded: npt.NDArray[Any], k: int) -> F32:
     return np.asarray(out[:, h:src.shape[1] - h])
 
 
-def high_pass(padded: npt.NDArray[Any], kernel: int, center: int, halo: int) -> F32:
+def high_pass(padded: npt.NDArray[Any], kernel: int, center: int, halo: int,
+              out: F32 | None = None) -> F32:
     """Convolve with the HPF kernel: -1 everywhere but ``center`` in the middle.
 
     ``HP = center * PAN - (boxsum_k(PAN) - PAN) = (center + 1) * PAN - boxsum_k(PAN)``
-    (Gangkofner et al. 2008, step 1).
+    (Gangkofner et al. 2008, step 1), in float32: PAN converted to float32, times
+    ``center + 1``, minus the box sums.
 
     Args:
         padded: (H + 2 * halo, W + 2 * halo) PAN block with ``halo >= kernel // 2`` pixels of
@@ -123,6 +183,8 @@ def high_pass(padded: npt.NDArray[Any], kernel: int, center: int, halo: int) -> 
         kernel: Kernel size k (odd).
         center: Centre value.
         halo: Context pixels around the block in ``padded``.
+        out: (H, W) float32 array to write into (a new one when None).
+
     Returns:
         (H, W) float32 high-pass image of the block.
     """
@@ -130,11 +192,15 @@ def high_pass(padded: npt.NDArray[Any], kernel: int, center: int, halo: int) -> 
     extra = halo - h
     inner = (padded[extra:padded.shape[0] - extra, extra:padded.shape[1] - extra]
              if extra else padded)
-    sums = box_sum(inner, kernel)
     core = padded[halo:padded.shape[0] - halo, halo:padded.shape[1] - halo]
-    out = core.astype(np.float32) * np.float32(center + 1)
-    out -= sums
-    return out
+    hp: F32 = np.multiply(core, np.float32(center + 1), out=out, dtype=np.float32)
+    if exact_integer(padded.dtype):
+        # int32 sums below 2**24 convert to float32 exactly: the same as box_sum's result.
+        np.subtract(hp, _sliding_sum(_sliding_sum(inner, kernel, 0), kernel, 1), out=hp,
+                    dtype=np.float32)
+    else:
+        hp -= box_sum(inner, kernel)
+    return hp
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -187,6 +253,70 @@ def ms_span(coords: F64, size: int) -> tuple[int, int]:
     return int(lo.min()), int(hi.max()) + 1
 
 
+@dataclass(frozen=True)
+class RowTaps:
+    """Bilinear taps of output rows in an MS block: row ``lo``, row ``hi`` and the weight of hi.
+
+    Attributes:
+        lo: (h,) intp row of the MS block above (or at) each output row's centre.
+        hi: (h,) intp row below (equal to ``lo`` past the outermost MS centres).
+        w: (h,) float32 weight of row ``hi``.
+    """
+
+    lo: npt.NDArray[np.intp]
+    hi: npt.NDArray[np.intp]
+    w: F32
+
+
+def row_taps(row_coords: F64, ms_height: int, origin_row: int = 0) -> RowTaps:
+    """The bilinear row taps of output rows at fractional global MS rows ``row_coords``, as
+    rows of an MS block starting at global row ``origin_row``."""
+    lo, hi, w = _linear_taps(row_coords, ms_height)
+    return RowTaps(lo - origin_row, hi - origin_row, w)
+
+
+def upsample_cols(ms: npt.NDArray[Any], col_coords: F64, ms_width: int, origin_col: int = 0
+                  ) -> F32:
+    """First half of bilinear resampling: interpolate MS rows to the output columns.
+
+    Args:
+        ms: (C, m, w) MS block (float32) starting at global MS column ``origin_col``.
+        col_coords: Fractional global MS column index of each output column.
+        ms_width: Width of the whole MS image (taps are clamped to it).
+        origin_col: Global column of ``ms[:, :, 0]``.
+
+    Returns:
+        (C, m, len(col_coords)) float32: ``a + (b - a) * w`` from the two column taps.
+    """
+    c0, c1, wc = _linear_taps(col_coords, ms_width)
+    src = ms.astype(np.float32, copy=False)
+    # On the small MS block: gathers along the last axis are the slow ones.
+    a = np.take(src, c0 - origin_col, axis=2)
+    cols = np.take(src, c1 - origin_col, axis=2)
+    cols -= a
+    cols *= wc[None, None, :]
+    cols += a
+    return cols
+
+
+def upsample_rows(cols: F32, taps: RowTaps, start: int, stop: int, out: F32,
+                  scratch: F32) -> None:
+    """Second half of bilinear resampling: output rows ``start .. stop - 1``.
+
+    Args:
+        cols: (C, m, w) from :func:`upsample_cols`.
+        taps: Row taps of the block's output rows, into ``cols``.
+        start, stop: Output rows to compute.
+        out: (C, stop - start, w) float32 result: ``a + (b - a) * w``.
+        scratch: Float32 array shaped like ``out``.
+    """
+    np.take(cols, taps.lo[start:stop], axis=1, out=scratch, mode="clip")
+    np.take(cols, taps.hi[start:stop], axis=1, out=out, mode="clip")
+    out -= scratch
+    out *= taps.w[start:stop, None]
+    out += scratch
+
+
 def upsample_bilinear(
     ms: npt.NDArray[Any],
     row_coords: F64,
@@ -207,23 +337,10 @@ def upsample_bilinear(
     Returns:
         (C, len(row_coords), len(col_coords)) float32.
     """
-    r0, r1, wr = _linear_taps(row_coords, ms_shape[0])
-    c0, c1, wc = _linear_taps(col_coords, ms_shape[1])
-    r0, r1 = r0 - origin[0], r1 - origin[0]
-    c0, c1 = c0 - origin[1], c1 - origin[1]
-    src = ms.astype(np.float32, copy=False)
-    # Columns first on the small MS block (gathers along the last axis are the slow ones),
-    # then rows, whose gathers copy whole contiguous rows.
-    a = np.take(src, c0, axis=2)
-    cols = np.take(src, c1, axis=2)
-    cols -= a
-    cols *= wc[None, None, :]
-    cols += a
-    a = np.take(cols, r0, axis=1)
-    out = np.take(cols, r1, axis=1)
-    out -= a
-    out *= wr[None, :, None]
-    out += a
+    cols = upsample_cols(ms, col_coords, ms_shape[1], origin[1])
+    taps = row_taps(row_coords, ms_shape[0], origin[0])
+    out = np.empty((cols.shape[0], len(row_coords), cols.shape[2]), dtype=np.float32)
+    upsample_rows(cols, taps, 0, len(row_coords), out, np.empty_like(out))
     return out
 
 
@@ -235,121 +352,7 @@ def upsample_valid(valid: Bool, row_coords: F64, col_coords: F64, ms_shape: tupl
     return np.asarray(up > np.float32(1 - 1e-4))
 
 
-# ----------------------------------------------------------------------------- fusion
-
-
-def _finite_fill(arr: F32, valid: Bool, fill: Sequence[float]) -> F32:
-    if valid.all():
-        return arr
-    out = arr.copy()
-    for b in range(arr.shape[0]):
-        out[b][~valid] = np.float32(fill[b])
-    return out
-
-
-def fuse_block(
-    method: Method,
-    pan_padded: F32,
-    halo: int,
-    msup: F32,
-    transform: BandTransform,
-    params: HPFParams | None,
-) -> F32:
-    """Fuse one block (float32 result, before conversion to the output dtype).
-
-    Args:
-        method: ``hpf``, ``brovey`` or ``bilinear``.
-        pan_padded: (h + 2 * halo, w + 2 * halo) PAN with nodata already filled.
-        halo: Context pixels on each side of ``pan_padded``.
-        msup: (C, h, w) bilinearly up-sampled MS bands (overwritten by ``hpf``).
-        transform: Per-band coefficients (:func:`hpf_transform` / Brovey weights).
-        params: HPF parameters (required for ``hpf``).
-
-    Returns:
-        (C, h, w) float32 fused bands.
-    """
-    if method == "bilinear":
-        return msup
-    core = pan_padded[halo:pan_padded.shape[0] - halo, halo:pan_padded.shape[1] - halo]
-    if method == "brovey":
-        w = np.asarray(transform.weights, dtype=np.float32)
-        pseudo = np.tensordot(w, msup, axes=1)
-        ratio = np.ones_like(pseudo)
-        np.divide(core, pseudo, out=ratio, where=pseudo > 0)
-        return np.asarray(msup * ratio[None], dtype=np.float32)
-    if params is None:
-        raise InputError("HPF fusion needs its parameters")
-    hp1 = high_pass(pan_padded, params.kernel, params.center, halo)
-    hp2 = (high_pass(pan_padded, params.second_kernel, params.second_center, halo)
-           if params.second_kernel else None)
-    # out_b = (MSup_b + w1 HP1 + w2 HP2) * gain + offset, folded into in-place passes.
-    buf = np.empty_like(hp1)
-    for b in range(msup.shape[0]):
-        g = transform.gain[b]
-        f = msup[b]
-        f *= np.float32(g)
-        np.multiply(hp1, np.float32(transform.w1[b] * g), out=buf)
-        f += buf
-        if hp2 is not None:
-            np.multiply(hp2, np.float32(transform.w2[b] * g), out=buf)
-            f += buf
-        f += np.float32(transform.offset[b])
-        np.clip(f, np.float32(transform.lo[b]), np.float32(transform.hi[b]), out=f)
-    return msup
-
-
-def block_samples(
-    pan_padded: F32,
-    halo: int,
-    msup: F32,
-    valid: Bool,
-    params: HPFParams | None,
-) -> F64:
-    """The vectors z = (HP1, HP2, MSup_1..C, PAN) at valid pixels of a block, shape (D, n)."""
-    core = pan_padded[halo:pan_padded.shape[0] - halo, halo:pan_padded.shape[1] - halo]
-    zeros = np.zeros(core.shape, dtype=np.float32)
-    if params is not None:
-        hp1 = high_pass(pan_padded, params.kernel, params.center, halo)
-        hp2 = (high_pass(pan_padded, params.second_kernel, params.second_center, halo)
-               if params.second_kernel else zeros)
-    else:
-        hp1 = hp2 = zeros
-    planes = [hp1, hp2, *msup, core]
-    if valid.all():
-        return np.stack([p.reshape(-1) for p in planes]).astype(np.float64)
-    return np.stack([p[valid] for p in planes]).astype(np.float64)
-
-
-def pan_fill_value(pan_mean: float, integer_valued: bool) -> np.float32:
-    """The value PAN nodata pixels take before filtering: the PAN mean (rounded for integer
-    PAN, which keeps box sums exact)."""
-    return np.float32(round(pan_mean) if integer_valued else pan_mean)
-
-
-def to_output_dtype(
-    fused: F32, valid: Bool, dtype: np.dtype[Any], nodata: float | None
-) -> npt.NDArray[Any]:
-    """Round, clip to the dtype range and cast; write ``nodata`` where not valid.
-
-    Valid integer pixels that would equal ``nodata`` are moved one step away from it, so that
-    no real pixel reads as nodata.
-    """
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        arr = np.rint(fused)
-        np.clip(arr, info.min, info.max, out=arr)
-        out = arr.astype(dtype)
-        if nodata is not None and info.min <= nodata <= info.max:
-            nd = dtype.type(nodata)
-            step = 1 if nodata < info.max else -1
-            clash = (out == nd) & valid[None]
-            out[clash] = dtype.type(int(nodata) + step)
-            out[:, ~valid] = nd
-        return out
-    out = fused.astype(dtype)
-    if nodata is not None:
-        out[:, ~valid] = dtype.type(nodata)
-    return out
+# ----------------------------------------------------------------------------- blocks
 
 
 def nodata_mask(arr: npt.NDArray[Any], nodata: float | None) -> Bool:
@@ -363,6 +366,249 @@ def nodata_mask(arr: npt.NDArray[Any], nodata: float | None) -> Bool:
     if arr.dtype.kind == "f":
         valid &= np.isfinite(arr).all(axis=0)
     return valid
+
+
+def pan_fill_value(pan_mean: float, integer_valued: bool) -> np.float32:
+    """The value PAN nodata pixels take before filtering: the PAN mean (rounded for integer
+    PAN, which keeps box sums exact)."""
+    return np.float32(round(pan_mean) if integer_valued else pan_mean)
+
+
+@dataclass(frozen=True)
+class Block:
+    """The inputs of one output block, ready to fuse row by row.
+
+    Attributes:
+        pan: (h + 2 * halo, w + 2 * halo) PAN with nodata filled: in its own dtype when
+            :func:`exact_integer`, else float32.
+        halo: Context pixels on each side of ``pan``.
+        ms_cols: (C, m, w) float32 MS rows under the block, nodata filled, interpolated to the
+            output columns (:func:`upsample_cols`).
+        taps: Row taps of the h output rows into ``ms_cols``.
+        valid: (h, w) output validity; None when every pixel is valid.
+    """
+
+    pan: npt.NDArray[Any]
+    halo: int
+    ms_cols: F32
+    taps: RowTaps
+    valid: Bool | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(h, w) output pixels of the block."""
+        return len(self.taps.w), int(self.ms_cols.shape[2])
+
+    @property
+    def bands(self) -> int:
+        """Number of MS bands C."""
+        return int(self.ms_cols.shape[0])
+
+
+def make_block(
+    pan_padded: npt.NDArray[Any],
+    halo: int,
+    ms: npt.NDArray[Any],
+    row_coords: F64,
+    col_coords: F64,
+    ms_shape: tuple[int, int],
+    ms_origin: tuple[int, int],
+    nodata: tuple[float | None, float | None],
+    pan_mean: float,
+    ms_mean: Sequence[float],
+) -> Block:
+    """Fill nodata and interpolate the MS columns of one block (see :class:`Block`).
+
+    Args:
+        pan_padded: (h + 2 * halo, w + 2 * halo) PAN as read, mirrored at the image edges.
+        halo: Context pixels on each side of ``pan_padded``.
+        ms: (C, m, n) MS block as read, starting at global MS pixel ``ms_origin``.
+        row_coords, col_coords: Fractional global MS indices of the h output rows and w
+            output columns (:class:`PixelMapping`).
+        ms_shape: (height, width) of the whole MS image.
+        ms_origin: Global (row, col) of ``ms[:, 0, 0]``.
+        nodata: (PAN nodata, MS nodata).
+        pan_mean: Fills PAN nodata (rounded for integer PAN).
+        ms_mean: Per-band MS means, fill MS nodata before interpolation.
+    """
+    pvalid = nodata_mask(pan_padded[None], nodata[0])
+    pan = pan_padded if exact_integer(pan_padded.dtype) else pan_padded.astype(np.float32)
+    valid: Bool | None = None
+    if not pvalid.all():
+        pan = pan.copy() if pan is pan_padded else pan
+        pan[~pvalid] = pan_fill_value(pan_mean, pan_padded.dtype.kind in "iub")
+        valid = pvalid[halo:pvalid.shape[0] - halo, halo:pvalid.shape[1] - halo]
+    mvalid = nodata_mask(ms, nodata[1])
+    ms_f = ms.astype(np.float32)
+    if not mvalid.all():
+        for b in range(ms_f.shape[0]):
+            ms_f[b][~mvalid] = np.float32(ms_mean[b])
+        up = upsample_valid(mvalid, row_coords, col_coords, ms_shape, ms_origin)
+        valid = up if valid is None else valid & up
+    cols = upsample_cols(ms_f, col_coords, ms_shape[1], ms_origin[1])
+    return Block(pan, halo, cols, row_taps(row_coords, ms_shape[0], ms_origin[0]), valid)
+
+
+Z_HP1, Z_HP2, Z_MS = 0, 1, 2
+"""Rows of z = (HP1, HP2, MSup_1..C, PAN): the variables of the fusion statistics."""
+
+
+def _row_chunks(h: int) -> list[tuple[int, int]]:
+    return [(r, min(r + ROW_CHUNK, h)) for r in range(0, h, ROW_CHUNK)]
+
+
+def block_rows(block: Block, params: HPFParams | None, start: int, stop: int, z: F32,
+               pan_plane: bool = True) -> F32:
+    """z = (HP1, HP2, MSup_1..C, PAN) for output rows ``start .. stop - 1`` of a block.
+
+    Args:
+        block: From :func:`make_block`.
+        params: HPF parameters; None leaves HP1 and HP2 as they are in ``z`` (zeros).
+        start, stop: Output rows, at most ``z.shape[1]`` of them.
+        z: (3 + C, >= stop - start, w) float32 buffer, reused from call to call.
+        pan_plane: Fill the PAN row (else it is left as it is).
+
+    Returns:
+        The (3 + C, stop - start, w) view of ``z`` holding the rows.
+    """
+    n, c, halo = stop - start, block.bands, block.halo
+    zz = z[:, :n]
+    upsample_rows(block.ms_cols, block.taps, start, stop, zz[Z_MS:Z_MS + c],
+                  np.empty_like(zz[Z_MS:Z_MS + c]))
+    rows = block.pan[start:stop + 2 * halo]
+    if params is not None:
+        high_pass(rows, params.kernel, params.center, halo, out=zz[Z_HP1])
+        if params.second_kernel:
+            high_pass(rows, params.second_kernel, params.second_center, halo, out=zz[Z_HP2])
+    if pan_plane:
+        np.copyto(zz[Z_MS + c], rows[halo:halo + n, halo:rows.shape[1] - halo],
+                  casting="unsafe")
+    return zz
+
+
+def block_moments(block: Block, params: HPFParams | None) -> RunningMoments:
+    """Mean and covariance (float64) of z = (HP1, HP2, MSup_1..C, PAN) over the valid pixels
+    of a block; HP1 and HP2 are 0 without ``params``, HP2 without a second pass."""
+    h, w = block.shape
+    acc = RunningMoments(3 + block.bands, covariance=True)
+    z = np.zeros((3 + block.bands, min(ROW_CHUNK, h), w), dtype=np.float32)
+    for start, stop in _row_chunks(h):
+        zz = block_rows(block, params, start, stop, z)
+        acc.update(zz, None if block.valid is None else block.valid[start:stop])
+    return acc
+
+
+def _hpf_rows(ms: F32, hp1: F32, hp2: F32 | None, t: BandTransform) -> None:
+    """out_b = (MSup_b + w1 HP1 + w2 HP2) * gain + offset, clipped, in place on ``ms``."""
+    buf = np.empty_like(hp1)
+    for b in range(ms.shape[0]):
+        g = t.gain[b]
+        f = ms[b]
+        f *= np.float32(g)
+        np.multiply(hp1, np.float32(t.w1[b] * g), out=buf)
+        f += buf
+        if hp2 is not None:
+            np.multiply(hp2, np.float32(t.w2[b] * g), out=buf)
+            f += buf
+        f += np.float32(t.offset[b])
+        np.clip(f, np.float32(t.lo[b]), np.float32(t.hi[b]), out=f)
+
+
+def _brovey_rows(ms: F32, pan: F32, weights: Sequence[float]) -> None:
+    """out_b = MSup_b * PAN / sum_i w_i MSup_i (MSup_b where the sum is <= 0), in place."""
+    pseudo = ms[0] * np.float32(weights[0])
+    buf = np.empty_like(pseudo)
+    for b in range(1, ms.shape[0]):  # a fixed order of float32 operations, pixel by pixel
+        np.multiply(ms[b], np.float32(weights[b]), out=buf)
+        pseudo += buf
+    ratio = np.ones_like(pseudo)
+    np.divide(pan, pseudo, out=ratio, where=pseudo > 0)
+    ms *= ratio[None]
+
+
+def _store(fused: F32, out: npt.NDArray[Any]) -> None:
+    """Round (integer ``out``), clip to the dtype range and cast ``fused`` into ``out``."""
+    if out.dtype.kind in "iu":
+        info = np.iinfo(out.dtype)
+        np.rint(fused, out=fused)
+        np.clip(fused, info.min, info.max, out=fused)
+    out[...] = fused
+
+
+def fuse_block(
+    method: Method,
+    block: Block,
+    transform: BandTransform,
+    params: HPFParams | None,
+    dtype: np.dtype[Any],
+) -> npt.NDArray[Any]:
+    """Fuse one block, :data:`ROW_CHUNK` rows at a time.
+
+    Args:
+        method: ``hpf``, ``brovey`` or ``bilinear``.
+        block: From :func:`make_block`.
+        transform: Per-band coefficients (:func:`hpf_transform` / Brovey weights).
+        params: HPF parameters (required for ``hpf``).
+        dtype: Output dtype: float32 gives the fused values before rounding; an integer dtype
+            rounds, clips to its range and casts as :func:`to_output_dtype` does (nodata is
+            left to :func:`apply_nodata`).
+
+    Returns:
+        (C, h, w) fused bands in ``dtype``.
+    """
+    if method == "hpf" and params is None:
+        raise InputError("HPF fusion needs its parameters")
+    h, w = block.shape
+    c = block.bands
+    out = np.empty((c, h, w), dtype=dtype)
+    z = np.zeros((3 + c, min(ROW_CHUNK, h), w), dtype=np.float32)
+    for start, stop in _row_chunks(h):
+        zz = block_rows(block, params if method == "hpf" else None, start, stop, z,
+                        pan_plane=method == "brovey")
+        ms = zz[Z_MS:Z_MS + c]
+        if method == "hpf":
+            assert params is not None
+            _hpf_rows(ms, zz[Z_HP1], zz[Z_HP2] if params.second_kernel else None, transform)
+        elif method == "brovey":
+            _brovey_rows(ms, zz[Z_MS + c], transform.weights)
+        _store(ms, out[:, start:stop])
+    return out
+
+
+def apply_nodata(out: npt.NDArray[Any], valid: Bool | None, nodata: float | None) -> None:
+    """Write ``nodata`` where not valid (None: all valid), in place on (C, h, w) ``out``.
+
+    Valid integer pixels that equal ``nodata`` are moved one step away from it, so that no
+    real pixel reads as nodata; an integer ``nodata`` outside the dtype range is ignored.
+    """
+    if nodata is None:
+        return
+    if out.dtype.kind in "iu":
+        info = np.iinfo(out.dtype)
+        if not info.min <= nodata <= info.max:
+            return
+        nd = out.dtype.type(nodata)
+        step = 1 if nodata < info.max else -1
+        clash = out == nd
+        if valid is not None:
+            clash &= valid[None]
+        out[clash] = out.dtype.type(int(nodata) + step)
+    if valid is not None:
+        out[:, ~valid] = out.dtype.type(nodata)
+
+
+def to_output_dtype(
+    fused: F32, valid: Bool, dtype: np.dtype[Any], nodata: float | None
+) -> npt.NDArray[Any]:
+    """Round, clip to the dtype range and cast; write ``nodata`` where not valid.
+
+    Valid integer pixels that would equal ``nodata`` are moved one step away from it, so that
+    no real pixel reads as nodata.
+    """
+    out = np.empty(fused.shape, dtype=dtype)
+    _store(fused.copy(), out)
+    apply_nodata(out, valid, nodata)
+    return out
 
 
 def fuse_arrays(
@@ -396,35 +642,26 @@ def fuse_arrays(
     """
     pan2 = pan[0] if pan.ndim == 3 else pan
     h, w = pan2.shape
-    ratio = 1.0 / mapping.sx
     if params is None and method == "hpf":
-        params = hpf_parameters(ratio)
+        params = hpf_parameters(1.0 / mapping.sx)
     halo = params.halo if params is not None else 0
-    pan_valid = nodata_mask(pan2[None], pan_nodata)
-    ms_valid = nodata_mask(ms, ms_nodata)
-    integer_valued = pan2.dtype.kind in "iub"
-    rows, cols = mapping.rows(0, h), mapping.cols(0, w)
-    ms_shape = (ms.shape[1], ms.shape[2])
     if stats is None:
         ms_moments = RunningMoments(ms.shape[0])
-        ms_moments.update(ms, ms_valid)
+        ms_moments.update(ms, nodata_mask(ms, ms_nodata))
         if ms_moments.count == 0:
             raise InputError("the MS image has no valid pixel")
+        pan_valid = nodata_mask(pan2[None], pan_nodata)
         pan_mean = float(pan2[pan_valid].astype(np.float64).mean()) if pan_valid.any() else 0.0
         partial = FusionStats.from_moments(ms_moments, pan_mean)
     else:
         partial = stats
-    pan_f = pan2.astype(np.float32)
-    if not pan_valid.all():
-        pan_f = np.where(pan_valid, pan_f, pan_fill_value(partial.pan_mean, integer_valued))
-    ms_f = _finite_fill(ms.astype(np.float32), ms_valid, partial.ms_mean)
-    msup = upsample_bilinear(ms_f, rows, cols, ms_shape)
-    valid = pan_valid & upsample_valid(ms_valid, rows, cols, ms_shape)
-    padded = pad_reflect(pan_f, halo, halo, halo, halo)
+    block = make_block(pad_reflect(pan2, halo, halo, halo, halo), halo, ms,
+                       mapping.rows(0, h), mapping.cols(0, w), (ms.shape[1], ms.shape[2]),
+                       (0, 0), (pan_nodata, ms_nodata), partial.pan_mean, partial.ms_mean)
     if stats is None:
-        acc = RunningMoments(3 + ms.shape[0], covariance=True)
-        acc.update(block_samples(padded, halo, msup, valid, params))
-        stats = FusionStats.from_moments(ms_moments, partial.pan_mean, acc)
+        stats = FusionStats.from_moments(ms_moments, partial.pan_mean,
+                                         block_moments(block, params))
     transform = make_transform(method, stats, params, histogram_match, weights)
-    fused = fuse_block(method, padded, halo, msup, transform, params)
+    fused = fuse_block(method, block, transform, params, np.dtype(np.float32))
+    valid = np.ones((h, w), dtype=bool) if block.valid is None else block.valid
     return fused, valid, stats
