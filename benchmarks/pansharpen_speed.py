@@ -2,15 +2,22 @@
 
 Generates a PAN (uint16, 1.5 m) and a 4-band MS (uint16, 6 m) GeoTIFF pair in EPSG:32654 for
 each PAN size with a cheap streaming generator (smooth structures plus noise), then fuses the
-same inputs with ``landslip pansharpen`` (which computes tiles in up to 4 threads) and with
-GDAL's ``gdal_pansharpen.py`` (weighted Brovey, its default cubic resampling), once with GDAL's
-defaults (one thread) and once with ``-threads ALL_CPUS`` and multi-threaded compression; every
-run in its own subprocess, same machine, same run. Both write tiled DEFLATE GeoTIFFs.
-Reports wall time, megapixels per second (PAN pixels), CPU time and the peak resident memory
-of each run (``ru_maxrss`` of the child process).
+same inputs with ``landslip pansharpen`` (HPF by default; it computes tiles in up to 4
+threads and compresses in GDAL threads) and with GDAL's ``gdal_pansharpen.py`` (weighted
+Brovey, its default cubic resampling), once with GDAL's defaults (one thread) and once with
+``-threads ALL_CPUS`` and multi-threaded compression; every run in its own subprocess, round
+robin, same machine, same run. Both write tiled DEFLATE GeoTIFFs with predictor 2; landslip at
+DEFLATE level :data:`~landslip.spectral.fusion.OUTPUT_ZLEVEL`, GDAL at its default level
+unless ``--gdal-zlevel`` says otherwise. Reports the best wall time of each tool, megapixels
+per second (PAN pixels), CPU time, the peak resident memory of each run (``ru_maxrss`` of the
+child process, largest over the runs) and the ratio GDAL wall time / landslip wall time.
 
 Usage:
     .venv/bin/python benchmarks/pansharpen_speed.py [--sizes 4096 16384] [--workdir DIR]
+        [--methods hpf brovey] [--repeat N] [--gdal-zlevel N]
+
+landslip runs as ``python -m landslip.cli`` with this interpreter (and its PYTHONPATH), so a
+checkout's sources can be measured with ``PYTHONPATH=src``.
 
 GDAL is skipped with a message when ``gdal_pansharpen.py`` is not installed
 (Debian: ``apt-get install gdal-bin python3-gdal``).
@@ -33,9 +40,7 @@ from rasterio.crs import CRS
 
 from landslip.grid import Grid, Window
 from landslip.io.raster import RasterWriter
-
-REPO = Path(__file__).resolve().parents[1]
-LANDSLIP = REPO / ".venv" / "bin" / "landslip"
+from landslip.spectral.fusion import OUTPUT_ZLEVEL
 
 _WRAPPER = (
     "import json, resource, subprocess, sys, time\n"
@@ -52,7 +57,7 @@ def _field(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
     """A cheap smooth 'landscape' evaluated at map coordinates (metres), float32."""
     y = rows[:, None].astype(np.float32)
     x = cols[None, :].astype(np.float32)
-    f = (np.sin(x / 97.0 + seed) * np.cos(y / 131.0) * 600.0
+    f: np.ndarray = (np.sin(x / 97.0 + seed) * np.cos(y / 131.0) * 600.0
          + np.sin((x + y) / 23.0) * 150.0
          + ((np.floor(x / 40.0) + np.floor(y / 55.0)) % 3) * 120.0)
     return f.astype(np.float32)
@@ -98,13 +103,71 @@ def measure(cmd: list[str]) -> dict[str, float | int | str]:
     return result
 
 
+def _runs(args: argparse.Namespace, workdir: Path, size: int, pan: Path, ms: Path,
+          gdal: str | None) -> list[tuple[str, list[str]]]:
+    """(name, command) of every run at one size: landslip per method, then GDAL twice."""
+    runs: list[tuple[str, list[str]]] = [
+        (f"landslip {m}", [sys.executable, "-m", "landslip.cli", "-q", "pansharpen", str(pan),
+                           str(ms), "-o", str(workdir / f"out_{m}_{size}.tif"), "--method", m])
+        for m in args.methods
+    ]
+    if gdal is None:
+        return runs
+    co = ["-of", "GTiff", "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=2",
+          "-co", "BIGTIFF=IF_SAFER"]
+    if args.gdal_zlevel is not None:
+        co += ["-co", f"ZLEVEL={args.gdal_zlevel}"]
+    runs.append((GDAL_1, [gdal, "-q", str(pan), str(ms), str(workdir / f"out_gdal_{size}.tif"),
+                          *co]))
+    runs.append((GDAL_T, [gdal, "-q", "-threads", "ALL_CPUS", "--config", "GDAL_NUM_THREADS",
+                          "ALL_CPUS", str(pan), str(ms),
+                          str(workdir / f"out_gdalthreads_{size}.tif"), *co]))
+    return runs
+
+
+GDAL_1 = "gdal_pansharpen"
+GDAL_T = "gdal_pansharpen -threads"
+
+
+def _bench_size(args: argparse.Namespace, workdir: Path, size: int, gdal: str | None
+                ) -> dict[str, tuple[float, float, float]]:
+    """Best wall time, peak RSS (MiB, largest over the runs) and CPU s of each tool."""
+    t = time.perf_counter()
+    pan, ms = make_pair(workdir, size)
+    print(f"inputs {size} x {size} ready in {time.perf_counter() - t:.1f} s")
+    mpx = size * size / 1e6
+    runs = _runs(args, workdir, size, pan, ms, gdal)
+    repeat = args.repeat if args.repeat else (3 if size <= 4096 else 1)
+    best: dict[str, tuple[float, float, float]] = {}
+    for rep in range(repeat):  # round robin, so load changes hit every tool alike
+        for name, cmd in runs:
+            r = measure(cmd)
+            if r["rc"] != 0:
+                print(f"{name} failed (rc {r['rc']}): {r['stderr']}")
+                continue
+            sec, rss, cpu = float(r["seconds"]), int(r["maxrss_kb"]) / 1024, float(r["cpu_s"])
+            print(f"  {size:>6} {name:<26} run {rep + 1}: {sec:7.2f} s "
+                  f"{mpx / sec:7.2f} Mpx/s peak RSS {rss:6.0f} MiB cpu {cpu:6.1f} s "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+            prev = best.get(name)
+            best[name] = (min(sec, prev[0]) if prev else sec, max(rss, prev[1] if prev else 0.0),
+                          cpu if prev is None or sec < prev[0] else prev[2])
+            for out in workdir.glob(f"out_*_{size}.tif"):
+                out.unlink()
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--methods", nargs="+", default=["hpf", "brovey"])
+    parser.add_argument("--methods", nargs="+", default=["hpf"],
+                        help="landslip methods to run (hpf, brovey, bilinear; default hpf)")
     parser.add_argument("--repeat", type=int, default=0,
                         help="runs per tool, best kept (default 3 up to 4096 px, else 1)")
+    parser.add_argument("--gdal-zlevel", type=int, default=None,
+                        help="DEFLATE level for GDAL's output (default: GDAL's, 6); landslip "
+                             f"writes level {OUTPUT_ZLEVEL}")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="landslip-ps-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,62 +175,25 @@ def main() -> None:
     if gdal is None:
         print("gdal_pansharpen not found: GDAL column skipped (Debian: apt-get install "
               "gdal-bin python3-gdal)")
-    print(f"workdir {workdir}")
-    rows = []
-    for size in args.sizes:
-        t = time.perf_counter()
-        pan, ms = make_pair(workdir, size)
-        print(f"inputs {size} x {size} ready in {time.perf_counter() - t:.1f} s")
-        mpx = size * size / 1e6
-        runs: list[tuple[str, list[str]]] = [
-            (f"landslip {m}", [str(LANDSLIP), "-q", "pansharpen", str(pan), str(ms), "-o",
-                               str(workdir / f"out_{m}_{size}.tif"), "--method", m])
-            for m in args.methods
-        ]
-        if gdal is not None:
-            runs.append(("gdal_pansharpen", [
-                gdal, "-q", str(pan), str(ms), str(workdir / f"out_gdal_{size}.tif"),
-                "-of", "GTiff", "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE",
-                "-co", "PREDICTOR=2", "-co", "BIGTIFF=IF_SAFER",
-            ]))
-            runs.append(("gdal_pansharpen -threads", [
-                gdal, "-q", "-threads", "ALL_CPUS", "--config", "GDAL_NUM_THREADS", "ALL_CPUS",
-                str(pan), str(ms), str(workdir / f"out_gdalthreads_{size}.tif"),
-                "-of", "GTiff", "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE",
-                "-co", "PREDICTOR=2", "-co", "BIGTIFF=IF_SAFER",
-            ]))
-        repeat = args.repeat if args.repeat else (3 if size <= 4096 else 1)
-        best: dict[str, tuple[float, float, float]] = {}
-        for rep in range(repeat):  # round robin, so load changes hit every tool alike
-            for name, cmd in runs:
-                r = measure(cmd)
-                if r["rc"] != 0:
-                    print(f"{name} failed (rc {r['rc']}): {r['stderr']}")
-                    continue
-                sec, rss, cpu = float(r["seconds"]), int(r["maxrss_kb"]) / 1024, float(r["cpu_s"])
-                print(f"  {size:>6} {name:<26} run {rep + 1}: {sec:7.1f} s "
-                      f"{mpx / sec:7.2f} Mpx/s peak RSS {rss:6.0f} MiB cpu {cpu:6.1f} s "
-                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
-                prev = best.get(name)
-                if prev is None or sec < prev[0]:
-                    best[name] = (sec, max(rss, prev[1] if prev else 0.0), cpu)
-                for out in workdir.glob(f"out_*_{size}.tif"):
-                    out.unlink()
-        for name, (sec, rss, cpu) in best.items():
-            rows.append((size, name, sec, mpx / sec, rss, cpu))
+    print(f"workdir {workdir}; {os.cpu_count()} CPUs; landslip writes DEFLATE level "
+          f"{OUTPUT_ZLEVEL}, GDAL level {args.gdal_zlevel or 'default (6)'}, both predictor 2")
+    results = {size: _bench_size(args, workdir, size, gdal) for size in args.sizes}
     print()
-    print(f"best of the runs (2 shared cores; load average now {os.getloadavg()[0]:.1f})")
+    print(f"best of the runs (load average now {os.getloadavg()[0]:.1f})")
     print(f"{'PAN size':>9} {'tool':<26} {'wall s':>7} {'Mpx/s':>7} {'peak MiB':>9} {'cpu s':>7}")
-    for size, name, sec, rate, rss, cpu in rows:
-        print(f"{size:>9} {name:<26} {sec:7.1f} {rate:7.2f} {rss:9.0f} {cpu:7.1f}")
-    for size in args.sizes:
-        for gname in ("gdal_pansharpen", "gdal_pansharpen -threads"):
-            ref = [r for r in rows if r[0] == size and r[1] == gname]
-            if not ref:
+    for size, best in results.items():
+        for name, (sec, rss, cpu) in best.items():
+            print(f"{size:>9} {name:<26} {sec:7.2f} {size * size / 1e6 / sec:7.2f} {rss:9.0f} "
+                  f"{cpu:7.1f}")
+    print()
+    for size, best in results.items():
+        for gname in (GDAL_T, GDAL_1):
+            if gname not in best:
                 continue
-            for r in rows:
-                if r[0] == size and r[1].startswith("landslip"):
-                    print(f"{size}: {r[1]} speed / {gname} speed = {r[3] / ref[0][3]:.2f}")
+            for name, (sec, _rss, _cpu) in best.items():
+                if name.startswith("landslip"):
+                    print(f"{size}: {gname} wall / {name} wall = {best[gname][0] / sec:.2f} "
+                          "(>= 1: landslip at least as fast)")
 
 
 if __name__ == "__main__":

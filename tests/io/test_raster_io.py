@@ -49,6 +49,8 @@ def test_profile_tiles_and_bigtiff() -> None:
     big = geotiff_profile(_grid(40000, 40000), 4, "uint16")
     assert big["BIGTIFF"] == "YES"
     assert "tiled" not in geotiff_profile(_grid(100, 100), 1, "uint8")
+    assert "zlevel" not in p and geotiff_profile(_grid(512, 512), 4, "uint16", zlevel=1)[
+        "zlevel"] == 1
 
 
 def test_read_window_pads_outside(tmp_path: Path) -> None:

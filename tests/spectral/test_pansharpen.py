@@ -12,6 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
+import landslip.spectral.pansharpen as pansharpen_module
 from landslip.cli.app import main
 from landslip.errors import CRSMismatchError, GridError, InputError
 from landslip.grid import Grid
@@ -127,6 +128,29 @@ def test_box_sum_exact_for_uint16() -> None:
     assert np.all(box_sum(a, 15) == 15 * 15 * 65535)
 
 
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "uint8"])
+def test_integer_box_sums_equal_the_float_path(dtype: str) -> None:
+    # 8/16-bit data are summed in int32 by binary doubling; the float32 path (correlate1d)
+    # is exact for them too, so both must agree bit for bit, extremes included.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    a = rng.integers(info.min, info.max, (45, 38), endpoint=True).astype(dtype)
+    a[:15, :15] = info.max
+    a[30:, 20:] = info.min
+    for k in (1, 3, 5, 7, 9, 11, 13, 15):
+        got = box_sum(a, k)
+        assert got.dtype == np.float32 and got.shape == (46 - k, 39 - k)
+        np.testing.assert_array_equal(got, box_sum(a.astype(np.float32), k))
+        windows = np.lib.stride_tricks.sliding_window_view(a.astype(np.int64), (k, k))
+        np.testing.assert_array_equal(got, windows.sum(axis=(2, 3)))
+    for k, c in ((5, 24), (9, 106), (15, 448)):
+        padded = pad_reflect(a, 8, 8, 8, 8)
+        out = np.empty(a.shape, dtype=np.float32)
+        got = high_pass(padded, k, c, 8, out=out)
+        assert got is out
+        np.testing.assert_array_equal(got, high_pass(padded.astype(np.float32), k, c, 8))
+
+
 def test_bilinear_alignment_pixel_centres() -> None:
     # MS pixel centres sit at PAN edge coordinates 2, 6, 10, ... for R = 4 (pixel-is-area).
     ms = np.arange(4, dtype=np.float32).reshape(1, 1, 4) * 10
@@ -208,8 +232,13 @@ def test_to_output_dtype_rounds_clips_and_keeps_nodata_free() -> None:
 # ----------------------------------------------------------------------------- streaming
 
 
-@pytest.mark.parametrize("method", ["hpf", "brovey", "bilinear"])
-def test_windowed_equals_whole_image(tmp_path: Path, method: str) -> None:
+@pytest.mark.parametrize(("method", "row_chunk"),
+                         [("hpf", 64), ("brovey", 64), ("bilinear", 64), ("hpf", 7),
+                          ("brovey", 5)])
+def test_windowed_equals_whole_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     method: str, row_chunk: int) -> None:
+    # Small row chunks split every tile (and the whole image) into uneven row steps.
+    monkeypatch.setattr(pansharpen_module, "ROW_CHUNK", row_chunk)
     pan, ms = _scene(100, 84)
     ms[:, 3, 5] = 0  # an MS nodata pixel
     pan[60, 70] = 0  # a PAN nodata pixel
@@ -229,6 +258,22 @@ def test_windowed_equals_whole_image(tmp_path: Path, method: str) -> None:
     assert (got[:, 13, 21] == 0).all()
     # The MS nodata pixel is a bilinear tap of 8 x 8 PAN pixels; plus the PAN nodata pixel.
     assert (got[:, 60, 70] == 0).all() and valid.sum() == valid.size - 65
+
+
+def test_statistics_do_not_depend_on_workers_or_row_chunk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pan, ms = _scene(96, 96)
+    ms[:, 5, 7] = 0
+    p, m = _write_pair(tmp_path, pan, ms, ms_nodata=0, pan_nodata=0)
+    setup = check_pair(p, m)
+    params = hpf_parameters(setup.ratio)
+    one = compute_stats(setup, params, tile=32, progress=False, workers=1)
+    assert compute_stats(setup, params, tile=32, progress=False, workers=3) == one
+    monkeypatch.setattr(pansharpen_module, "ROW_CHUNK", 6)
+    chunked = compute_stats(setup, params, tile=32, progress=False, workers=2)
+    # Other row steps change the summation order only: rounding-level differences.
+    assert chunked.ms_mean == one.ms_mean and chunked.n == one.n
+    np.testing.assert_allclose(chunked.cov, one.cov, rtol=1e-12)
 
 
 def test_failed_tile_leaves_no_file_and_closes_every_dataset(

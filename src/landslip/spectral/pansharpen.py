@@ -526,12 +526,17 @@ def _brovey_rows(ms: F32, pan: F32, weights: Sequence[float]) -> None:
     ms *= ratio[None]
 
 
-def _store(fused: F32, out: npt.NDArray[Any]) -> None:
-    """Round (integer ``out``), clip to the dtype range and cast ``fused`` into ``out``."""
+def _store(fused: F32, out: npt.NDArray[Any], in_range: bool = False) -> None:
+    """Round (integer ``out``), clip to the dtype range and cast ``fused`` into ``out``.
+
+    ``in_range``: ``fused`` already lies within integer bounds inside the dtype range, so
+    rounding keeps it there and the clip is skipped (the result is the same).
+    """
     if out.dtype.kind in "iu":
         info = np.iinfo(out.dtype)
         np.rint(fused, out=fused)
-        np.clip(fused, info.min, info.max, out=fused)
+        if not in_range:
+            np.clip(fused, info.min, info.max, out=fused)
     out[...] = fused
 
 
@@ -562,6 +567,12 @@ def fuse_block(
     c = block.bands
     out = np.empty((c, h, w), dtype=dtype)
     z = np.zeros((3 + c, min(ROW_CHUNK, h), w), dtype=np.float32)
+    # HPF clips every band to [lo_b, hi_b]: integer bounds inside the dtype's range (the MS
+    # minimum and maximum of the same dtype) make the dtype clip a no-op.
+    in_range = method == "hpf" and dtype.kind in "iu" and all(
+        float(lo).is_integer() and float(hi).is_integer()
+        and np.iinfo(dtype).min <= lo <= hi <= np.iinfo(dtype).max
+        for lo, hi in zip(transform.lo, transform.hi, strict=True))
     for start, stop in _row_chunks(h):
         zz = block_rows(block, params if method == "hpf" else None, start, stop, z,
                         pan_plane=method == "brovey")
@@ -571,7 +582,7 @@ def fuse_block(
             _hpf_rows(ms, zz[Z_HP1], zz[Z_HP2] if params.second_kernel else None, transform)
         elif method == "brovey":
             _brovey_rows(ms, zz[Z_MS + c], transform.weights)
-        _store(ms, out[:, start:stop])
+        _store(ms, out[:, start:stop], in_range)
     return out
 
 
