@@ -15,11 +15,14 @@ Streaming design (peak memory independent of the scene size):
    tiles when the output has at most :data:`STATS_SAMPLE_PIXELS` pixels, otherwise tiles spread
    evenly over the scene covering at least that many pixels and at least 1/16 of the output).
    HPF weights, the histogram match and the Brovey least-squares weights all derive from these
-   moments (:func:`landslip.spectral.fusion_stats.make_transform`).
+   moments (:func:`landslip.spectral.fusion_stats.make_transform`). Strips and tiles are
+   summarised in worker threads and merged in order, so the result does not depend on them.
 3. *Fusion pass*: output tiles of ``tile`` x ``tile`` pixels; each reads its PAN window plus a
    halo of ``kernel // 2`` pixels (mirrored at the image edges, as the whole-image reference
    :func:`~landslip.spectral.pansharpen.fuse_arrays` does) and the MS pixels its bilinear taps
-   touch, so the result equals whole-image processing bit for bit.
+   touch, so the result equals whole-image processing bit for bit. Worker threads fuse tiles
+   while the main thread writes them in order; GDAL compresses in its own threads, at DEFLATE
+   level :data:`OUTPUT_ZLEVEL`.
 """
 
 from __future__ import annotations
@@ -486,9 +489,9 @@ def pansharpen(
         tile: Output tile size in pixels (a multiple of 256 keeps writes block-aligned).
         sample_pixels: Minimum output pixels for the moment statistics.
         stats: Precomputed statistics (skips the statistics pass; for tests and reruns).
-        workers: Threads computing tiles while the main thread writes (0: up to 4, by CPU
-            count; 1: no threads). Tiles are written in order, at most ``2 * workers`` are
-            in flight, so memory stays bounded.
+        workers: Threads computing tiles while the main thread writes, and summarising the
+            statistics sample (0: up to 4, by CPU count; 1: no threads). Tiles are written in
+            order, at most ``2 * workers`` are in flight, so memory stays bounded.
 
     Returns:
         A :class:`FusionResult`. The output has C bands of the MS dtype on the output grid,

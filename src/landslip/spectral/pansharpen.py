@@ -18,11 +18,13 @@ Weighted Brovey (as GDAL ``gdal_pansharpen``): ``pseudo = sum_i w_i MSup_i``,
 ``out_b = MSup_b * PAN / pseudo``; the weights are given or fitted by non-negative least
 squares of PAN on the up-sampled bands.
 
-Everything here works on blocks, so that a streaming driver (:mod:`landslip.spectral.fusion`)
-and the whole-image function :func:`fuse_arrays` share the same code and give bit-identical
-results: box sums are exact (integer-valued data in float64 cumulative sums, or a fixed
-summation order for float data), and resampling coordinates are computed from global pixel
-indices. Global statistics travel in :class:`FusionStats`.
+Everything here works on blocks (:class:`Block`, built by :func:`make_block`), so that a
+streaming driver (:mod:`landslip.spectral.fusion`) and the whole-image function
+:func:`fuse_arrays` share the same code and give bit-identical results: box sums are exact for
+8- and 16-bit integer data (int32) and a fixed summation order otherwise, resampling
+coordinates are computed from global pixel indices, and a block is fused :data:`ROW_CHUNK`
+rows at a time (cache-sized planes) with the same float32 operations per pixel wherever a
+block or a row chunk starts. Global statistics travel in :class:`FusionStats`.
 
 Geometry (pixel-is-area): output pixel ``j`` has its centre at map ``x = x0 + (j + 0.5) * dx``;
 in MS pixel-index space (integer = MS pixel centre) that is
