@@ -56,6 +56,7 @@ from landslip.inference.stream import (
 )
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
+from landslip.io.cog import LABELS, probability_style
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.spectral.bands import BandSet, validate_band_names
@@ -250,13 +251,13 @@ class MapWriter:
         tags = {"LANDSLIP_VERSION": __version__}
         self._prob = RasterWriter(
             probability, grid, 1, probability_dtype,
-            PROBABILITY_NODATA if self.uint8 else float("nan"),
-            ["landslide probability" + (f" x {PROBABILITY_SCALE}" if self.uint8 else "")],
+            PROBABILITY_NODATA if self.uint8 else float("nan"), ["landslide probability"],
             dict(tags, PROBABILITY_SCALE=str(1 / PROBABILITY_SCALE) if self.uint8 else "1"),
+            style=probability_style(probability_dtype),
         )
         self._mask = RasterWriter(
             mask, grid, 1, "uint8", IGNORE, ["landslide mask"],
-            dict(tags, THRESHOLD=repr(threshold), LANDSLIP_LABELS=LABELS_TAG),
+            dict(tags, THRESHOLD=repr(threshold), LANDSLIP_LABELS=LABELS_TAG), style=LABELS,
         )
         self._stack = ExitStack()
         self.landslide_pixels = 0
