@@ -47,6 +47,7 @@ from landslip.encoding import (
 )
 from landslip.errors import BandError, InputError
 from landslip.grid import Grid
+from landslip.inference.publish import publish_prediction
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
 from landslip.inference.stream import (
     InputSpec,
@@ -96,6 +97,7 @@ class PredictOptions:
         max_window_rows: Only predict this many window rows (benchmarks); rows below stay
             nodata.
         polygons: Trace polygons (off for benchmarks of the raster part).
+        html: Also write the self-contained map page ``map.html``.
     """
 
     threshold: float = 0.5
@@ -109,6 +111,7 @@ class PredictOptions:
     device: str | None = None
     max_window_rows: int | None = None
     polygons: bool = True
+    html: bool = False
 
     def check(self) -> None:
         """Refuse bad option values (before anything is written).
@@ -359,6 +362,7 @@ def predict_image(
     report = _report(result, info, spec, opts, batch_size, dev)
     report.update(report_extra or {})
     write_json_atomic(out.report, report)
+    publish_prediction(out.report.parent, html=opts.html)  # stac-item.json, map.html
     return result
 
 
@@ -397,6 +401,7 @@ def predict_scene(
     device: str | None = None,
     max_window_rows: int | None = None,
     polygons: bool = True,
+    html: bool = False,
 ) -> PredictResult:
     """Map landslides over a whole scene with a trained model bundle.
 
@@ -409,7 +414,7 @@ def predict_scene(
         threshold: Probability threshold; default the bundle's.
         band_names: One name per image band, overriding the descriptions.
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
-            max_window_rows, polygons: As in :class:`PredictOptions`.
+            max_window_rows, polygons, html: As in :class:`PredictOptions`.
 
     Returns:
         The :class:`PredictResult`.
@@ -432,7 +437,7 @@ def predict_scene(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
         probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
-        polygons=polygons,
+        polygons=polygons, html=html,
     )
     return predict_image(bundle.model, spec, image, out_dir, options,
                          report_extra={"bundle": str(bundle.path)})
