@@ -265,5 +265,5 @@ def write_map(prediction: str | Path, output: str | Path | None = None, *,
         "summary": _summary(pred, polys),
     }
     write_text_atomic(out, _page(data))
-    log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    log.debug("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
     return out
