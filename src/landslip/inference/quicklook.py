@@ -87,7 +87,7 @@ def _read_reduced(path: Path, indexes: Sequence[int], max_px: int
                                resampling=Resampling.nearest) > 0).all(axis=0)
         out = data.astype(np.float32)
         out[:, ~valid] = np.nan
-        transform = ds.transform * Affine.scale(ds.width / w, ds.height / h)
+        transform = ds.transform @ Affine.scale(ds.width / w, ds.height / h)
         return out, transform, ds.crs
 
 
@@ -108,7 +108,7 @@ def _to_web_mercator(data: npt.NDArray[np.float32], transform: Any, crs: Any, ma
     f = max(1.0, max(dw, dh) / max_px)
     if f > 1.0:
         dw, dh = max(1, math.floor(dw / f)), max(1, math.floor(dh / f))
-        dst_t = dst_t * Affine.scale(f)
+        dst_t = dst_t @ Affine.scale(f)
     out = np.full((c, dh, dw), np.nan, np.float32)
     reproject(data, out, src_transform=transform, src_crs=crs, src_nodata=np.nan,
               dst_transform=dst_t, dst_crs=web, dst_nodata=np.nan,
