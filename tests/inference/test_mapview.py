@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.predictions import SCARS, write_prediction
+from helpers.predictions import SCARS
 from landslip.errors import InputError
 from landslip.inference.mapview import map_polygons, write_map
 from landslip.inference.quicklook import PROBABILITY_RAMP, image_overlay, probability_rgba
@@ -23,10 +23,9 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 
 
 @pytest.fixture(scope="module")
-def prediction(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("mapview")
-    write_prediction(folder, html=True)
-    return folder / "pred"
+def page(prediction: Path) -> Path:
+    """The map page of the module's prediction folder."""
+    return write_map(prediction)
 
 
 def _data(page: str) -> dict:
@@ -36,16 +35,17 @@ def _data(page: str) -> dict:
     return json.loads(m.group(1))
 
 
-def test_page_is_self_contained_and_complete(prediction: Path) -> None:
+def test_page_is_self_contained_and_complete(page: Path) -> None:
     """One file, nothing fetched: no external script, stylesheet, image or font; Leaflet and
     its CSS inline; the image, probability and polygons, and the summary, in the page."""
-    page = (prediction / "map.html").read_text(encoding="utf-8")
-    assert not re.search(r"""\ssrc\s*=\s*["']?(https?:)?//""", page)
-    assert not re.search(r"url\(\s*['\"]?(https?:)?//", page)
-    assert "<link" not in page
-    assert "@import" not in page and "sourceMappingURL" not in page
-    assert 'window.L' in page and ".leaflet-container" in page
-    data = _data(page)
+    assert page.name == "map.html"
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"""\ssrc\s*=\s*["']?(https?:)?//""", text)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", text)
+    assert "<link" not in text
+    assert "@import" not in text and "sourceMappingURL" not in text
+    assert "window.L" in text and ".leaflet-container" in text
+    data = _data(text)
     assert data["image"]["name"] == "Image (true colour)"
     assert data["image"]["url"].startswith("data:image/png;base64,")
     assert data["probability"]["url"].startswith("data:image/png;base64,")
@@ -53,7 +53,7 @@ def test_page_is_self_contained_and_complete(prediction: Path) -> None:
     assert len(feats) == len(SCARS)
     assert {f["properties"]["id"] for f in feats} == {1, 2, 3}
     lon, lat = np.array([c for f in feats for c in f["geometry"]["coordinates"][0]]).T
-    assert (141.7 < lon).all() and (lon < 141.8).all() and (42.6 < lat).all() and (lat < 42.8).all()
+    assert (lon > 141.7).all() and (lon < 141.8).all() and (lat > 42.6).all() and (lat < 42.8).all()
     rows = {r[0]: r[1] for r in data["summary"]}
     assert rows["Landslides"] == "3" and rows["Threshold"] == "probability ≥ 0.5"
     assert rows["Model"].startswith("unet (width 4, depth 2), bands bgrn")
@@ -107,12 +107,10 @@ def _browser(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProc
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
 
 
-def test_chromium_draws_map_layers_and_summary_offline(prediction: Path,
-                                                       tmp_path: Path) -> None:
+def test_chromium_draws_map_layers_and_summary_offline(page: Path, tmp_path: Path) -> None:
     """Headless Chromium, network off: Leaflet builds its panes, both image layers, one SVG
     path per landslide, the layer switcher, scale bar, legend and summary; the screenshot is
     not blank and shows the landslide colour."""
-    page = prediction / "map.html"
     dom = _browser(page, tmp_path / "profile-dom", "--dump-dom").stdout
     assert 'data-landslip-ready="1"' in dom
     for pane in ("leaflet-map-pane", "leaflet-overlay-pane"):

@@ -10,16 +10,8 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from helpers.predictions import write_prediction
 from landslip.inference.stac import PROJECTION_EXTENSION, stac_item
 from landslip.io.raster import raster_info
-
-
-@pytest.fixture(scope="module")
-def prediction(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("stac")
-    write_prediction(folder, html=False)
-    return folder / "pred"
 
 
 def test_item_has_the_required_fields_and_projection(prediction: Path) -> None:
