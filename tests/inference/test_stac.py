@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapely
 from pyproj import Transformer
 
+from helpers.predictions import BANDS, RedLogit
+from landslip.errors import InputError
+from landslip.grid import Grid
+from landslip.inference.predict import PredictOptions, predict_image
 from landslip.inference.stac import PROJECTION_EXTENSION, stac_item
-from landslip.io.raster import raster_info
+from landslip.inference.stream import InputSpec
+from landslip.io.raster import raster_info, read_raster, write_raster
+from landslip.spectral.bands import resolve_band_set
 
 
 def test_item_has_the_required_fields_and_projection(prediction: Path) -> None:
@@ -71,3 +79,26 @@ def test_pystac_reads_the_item(prediction: Path) -> None:
     assert ProjectionExtension.has_extension(item)
     assert item.properties["proj:shape"] == d["properties"]["proj:shape"]
     assert item.assets["probability"].href.endswith("probability.tif")
+
+
+def test_item_without_crs_has_no_geometry(prediction: Path, tmp_path: Path) -> None:
+    """A prediction on an image without CRS: null geometry, no bbox, proj:epsg null."""
+    pred = tmp_path / "pred"
+    shutil.copytree(prediction, pred)
+    codes, grid = read_raster(pred / "probability.tif")
+    write_raster(pred / "probability.tif", codes,
+                 Grid(None, grid.transform, grid.height, grid.width), nodata=255)
+    item = stac_item(pred)
+    assert item["geometry"] is None and "bbox" not in item
+    assert item["properties"]["proj:epsg"] is None
+    assert "proj:wkt2" not in item["properties"]
+
+
+def test_html_without_crs_is_refused_before_writing(tmp_path: Path) -> None:
+    image = tmp_path / "nocrs.tif"
+    write_raster(image, np.ones((4, 32, 32), np.uint16), Grid.from_bounds(None, 0, 32, 1, 32, 32),
+                 descriptions=BANDS)
+    spec = InputSpec(resolve_band_set("red"), (3,), (0.0,), (1.0,), None)
+    with pytest.raises(InputError, match="no CRS, so --html"):
+        predict_image(RedLogit(), spec, image, tmp_path / "out", PredictOptions(html=True))
+    assert not (tmp_path / "out").exists()

@@ -332,9 +332,10 @@ def predict_image(
     info = raster_info(image)
     out = _outputs(Path(out_dir), opts.geojson)
     opts.check()
-    if opts.geojson and info.grid.crs is None:
-        raise InputError(f"{image} has no CRS, so GeoJSON in EPSG:4326 cannot be written; "
-                         "assign a CRS first (gdal_edit.py -a_srs) or drop --geojson")
+    if (opts.geojson or opts.html) and info.grid.crs is None:
+        what = "--geojson" if opts.geojson else "--html"
+        raise InputError(f"{image} has no CRS, so {what} (EPSG:4326) cannot be written; "
+                         f"assign a CRS first (gdal_edit.py -a_srs) or drop {what}")
     plan = make_plan(info.grid.height, info.grid.width, opts.window, opts.overlap,
                      model_multiple(model))
     model, dev, batch_size = _prepare_device(model, opts)
