@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,21 @@ def test_unknown_paths_are_one_line_errors(artefacts: Path, tmp_path: Path,
     assert err.startswith("Error: ") and "\n" not in err
     assert main(["info", str(artefacts / "pred")]) == 0
     assert capsys.readouterr().out.startswith("prediction ")
+
+
+def test_evaluation_and_scene_folders(tmp_path: Path) -> None:
+    """Described from their JSON documents alone (written here with the fields read)."""
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "report.json").write_text(json.dumps({
+        "format": "landslip-evaluation", "version": 1, "dataset": {"split": "test"},
+        "threshold": {"value": 0.45},
+        "pixel": {"f1": 0.5, "iou": 0.25, "precision": 0.4, "recall": 0.6}}))
+    text = _text(ev)
+    assert text.startswith("evaluation ") and "split test, threshold 0.45: F1 0.5000" in text
+    sc = tmp_path / "scene"
+    sc.mkdir()
+    (sc / "scene.json").write_text(json.dumps({
+        "format": "landslip-synthetic-scene", "version": 1, "seed": 7, "size": 256,
+        "crs": "EPSG:32654", "landslides": {"count": 16, "fraction": 0.05}}))
+    assert "16 landslides, 5.00 % of pixels" in _text(sc)
