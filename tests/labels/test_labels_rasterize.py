@@ -266,3 +266,18 @@ def test_block_cache_is_set_in_mib_not_bytes(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(RasterWriter, "write", spy)
     rasterize_labels(vec, img, tmp_path / "lab.tif", block=64)
     assert seen and all(v == 256 << 20 for v in seen)
+
+
+def test_label_raster_is_a_cog_with_the_label_colours(tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    from landslip.io.cog import LANDSLIDE_RGB, check_cog
+
+    grid = _image(tmp_path / "img.tif")
+    vec = _polygons_4326(_truth(grid), grid, tmp_path / "truth.geojson")
+    rasterize_labels(vec, tmp_path / "img.tif", tmp_path / "lab.tif")
+    assert check_cog(tmp_path / "lab.tif").valid
+    with rasterio.open(tmp_path / "lab.tif") as ds:
+        assert ds.colorinterp == (ColorInterp.palette,)
+        assert ds.colormap(1)[1][:3] == LANDSLIDE_RGB

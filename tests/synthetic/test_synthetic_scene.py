@@ -229,3 +229,22 @@ def test_lookalikes_are_flat_and_as_dark_in_ndvi(tmp_path: Path) -> None:
         assert r.class_fraction[name] > 0.002, name
         assert r.class_ndvi[name] < r.class_ndvi["landslide"] + 0.1, name
         assert r.class_slope_deg[name] < slide_slope - 10, name
+
+
+def test_scene_rasters_are_cogs_that_viewers_read_right(scene: SceneResult) -> None:
+    """PAN, MS, DEM and truth are valid Cloud-Optimized GeoTIFFs; the MS bands say which is
+    red, green and blue (nir undefined, never alpha); the truth has the label colour table."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    from landslip.io.cog import LANDSLIDE_RGB, check_cog
+
+    assert scene.dem is not None
+    for path in (scene.pan, scene.ms, scene.dem, scene.truth):
+        assert check_cog(path).valid, path
+    with rasterio.open(scene.ms) as ds:
+        assert ds.colorinterp == (ColorInterp.blue, ColorInterp.green, ColorInterp.red,
+                                  ColorInterp.undefined)
+    with rasterio.open(scene.truth) as ds:
+        assert ds.colorinterp == (ColorInterp.palette,)
+        assert ds.colormap(1)[1][:3] == LANDSLIDE_RGB

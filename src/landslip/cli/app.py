@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "study": "landslip.cli.study:study",
     "predict": "landslip.cli.predict:predict",
     "export": "landslip.cli.export:export",
+    "report": "landslip.cli.report:report",
+    "info": "landslip.cli.info:info",
     "demo": "landslip.cli.demo:demo",
 }
 

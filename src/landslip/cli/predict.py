@@ -50,9 +50,14 @@ def predict(
         str | None,
         typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
     ] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write map.html, a self-contained map page.")
+    ] = False,
 ) -> None:
-    """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
+    """Predict probability.tif, landslides.tif, landslides.gpkg and stac-item.json for a whole
+    scene (and map.html with --html)."""
     from landslip.errors import InputError
+    from landslip.inference.folder import MAP_HTML, STAC_ITEM
     from landslip.inference.predict import predict_scene
     from landslip.spectral.bands import parse_band_names
 
@@ -65,7 +70,7 @@ def predict(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device,
+        device=device, html=html,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(
@@ -73,6 +78,7 @@ def predict(
         f"{r.plan.win_h} x {r.plan.win_w} ({r.seconds:.1f} s, {mp / r.seconds:.2f} MP/s); "
         f"threshold {r.threshold:g}: {r.landslide_pixels} landslide px, {r.n_polygons} polygon(s)"
     )
-    for path in (r.probability, r.mask, r.polygons, r.geojson):
-        if path is not None:
+    extras = [r.report.parent / n for n in (STAC_ITEM, MAP_HTML)]
+    for path in (r.probability, r.mask, r.polygons, r.geojson, *extras):
+        if path is not None and path.is_file():
             typer.echo(f"  {path}")

@@ -47,6 +47,7 @@ from landslip.encoding import (
 )
 from landslip.errors import BandError, InputError
 from landslip.grid import Grid
+from landslip.inference.publish import publish_prediction
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
 from landslip.inference.stream import (
     InputSpec,
@@ -56,6 +57,7 @@ from landslip.inference.stream import (
 )
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
+from landslip.io.cog import LABELS, probability_style
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.spectral.bands import BandSet, validate_band_names
@@ -95,6 +97,7 @@ class PredictOptions:
         max_window_rows: Only predict this many window rows (benchmarks); rows below stay
             nodata.
         polygons: Trace polygons (off for benchmarks of the raster part).
+        html: Also write the self-contained map page ``map.html``.
     """
 
     threshold: float = 0.5
@@ -108,6 +111,7 @@ class PredictOptions:
     device: str | None = None
     max_window_rows: int | None = None
     polygons: bool = True
+    html: bool = False
 
     def check(self) -> None:
         """Refuse bad option values (before anything is written).
@@ -250,13 +254,13 @@ class MapWriter:
         tags = {"LANDSLIP_VERSION": __version__}
         self._prob = RasterWriter(
             probability, grid, 1, probability_dtype,
-            PROBABILITY_NODATA if self.uint8 else float("nan"),
-            ["landslide probability" + (f" x {PROBABILITY_SCALE}" if self.uint8 else "")],
+            PROBABILITY_NODATA if self.uint8 else float("nan"), ["landslide probability"],
             dict(tags, PROBABILITY_SCALE=str(1 / PROBABILITY_SCALE) if self.uint8 else "1"),
+            style=probability_style(probability_dtype),
         )
         self._mask = RasterWriter(
             mask, grid, 1, "uint8", IGNORE, ["landslide mask"],
-            dict(tags, THRESHOLD=repr(threshold), LANDSLIP_LABELS=LABELS_TAG),
+            dict(tags, THRESHOLD=repr(threshold), LANDSLIP_LABELS=LABELS_TAG), style=LABELS,
         )
         self._stack = ExitStack()
         self.landslide_pixels = 0
@@ -328,9 +332,10 @@ def predict_image(
     info = raster_info(image)
     out = _outputs(Path(out_dir), opts.geojson)
     opts.check()
-    if opts.geojson and info.grid.crs is None:
-        raise InputError(f"{image} has no CRS, so GeoJSON in EPSG:4326 cannot be written; "
-                         "assign a CRS first (gdal_edit.py -a_srs) or drop --geojson")
+    if (opts.geojson or opts.html) and info.grid.crs is None:
+        what = "--geojson" if opts.geojson else "--html"
+        raise InputError(f"{image} has no CRS, so {what} (EPSG:4326) cannot be written; "
+                         f"assign a CRS first (gdal_edit.py -a_srs) or drop {what}")
     plan = make_plan(info.grid.height, info.grid.width, opts.window, opts.overlap,
                      model_multiple(model))
     model, dev, batch_size = _prepare_device(model, opts)
@@ -358,6 +363,7 @@ def predict_image(
     report = _report(result, info, spec, opts, batch_size, dev)
     report.update(report_extra or {})
     write_json_atomic(out.report, report)
+    publish_prediction(out.report.parent, html=opts.html)  # stac-item.json, map.html
     return result
 
 
@@ -396,6 +402,7 @@ def predict_scene(
     device: str | None = None,
     max_window_rows: int | None = None,
     polygons: bool = True,
+    html: bool = False,
 ) -> PredictResult:
     """Map landslides over a whole scene with a trained model bundle.
 
@@ -408,7 +415,7 @@ def predict_scene(
         threshold: Probability threshold; default the bundle's.
         band_names: One name per image band, overriding the descriptions.
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
-            max_window_rows, polygons: As in :class:`PredictOptions`.
+            max_window_rows, polygons, html: As in :class:`PredictOptions`.
 
     Returns:
         The :class:`PredictResult`.
@@ -431,7 +438,7 @@ def predict_scene(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
         probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
-        polygons=polygons,
+        polygons=polygons, html=html,
     )
     return predict_image(bundle.model, spec, image, out_dir, options,
                          report_extra={"bundle": str(bundle.path)})

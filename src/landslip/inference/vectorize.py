@@ -46,6 +46,9 @@ __all__ = ["Polygons", "polygonize_mask", "write_polygons"]
 
 log = logging.getLogger(__name__)
 
+GPKG_VERSION = "1.2"
+"""GeoPackage version written: read without warnings by GDAL >= 2.2, QGIS and ArcGIS."""
+
 
 @dataclass
 class Polygons:
@@ -247,14 +250,24 @@ def write_polygons(
     """Write the polygons as a GeoPackage (layer ``landslides``) and optionally as GeoJSON in
     EPSG:4326 (RFC 7946), each atomically.
 
+    The GeoPackage is version :data:`GPKG_VERSION` with an R-tree spatial index, so the GDAL 3.6
+    tools of Debian 12 open it without warnings (GDAL >= 3.9 writes version 1.4 by default,
+    which GDAL 3.6 reports as "may only be partially supported"); a layer holding any
+    MultiPolygon declares MultiPolygon and holds only MultiPolygons.
+
     Raises:
         VectorIOError: If a file cannot be written, or GeoJSON is asked for without a CRS.
     """
     frame = polygons.frame
+    multi = _has_multi(frame)
+    if multi:  # one geometry type per layer, as the GeoPackage specification requires
+        frame = frame.set_geometry(_to_multi(frame.geometry))
     try:
         with atomic_path(gpkg_path) as tmp:
             frame.to_file(tmp, driver="GPKG", layer="landslides", engine="pyogrio",
-                          geometry_type="MultiPolygon" if _has_multi(frame) else "Polygon")
+                          geometry_type="MultiPolygon" if multi else "Polygon",
+                          dataset_options={"VERSION": GPKG_VERSION},
+                          layer_options={"SPATIAL_INDEX": "YES"})
         if geojson_path is not None:
             if frame.crs is None:
                 raise VectorIOError("cannot write GeoJSON in EPSG:4326: the image has no CRS")
@@ -269,3 +282,10 @@ def write_polygons(
 
 def _has_multi(frame: Any) -> bool:
     return bool(len(frame) and (frame.geometry.geom_type == "MultiPolygon").any())
+
+
+def _to_multi(geoms: Any) -> Any:
+    """The GeoSeries with every Polygon wrapped as a one-part MultiPolygon."""
+    import shapely
+
+    return geoms.apply(lambda g: shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g)

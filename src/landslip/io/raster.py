@@ -2,8 +2,9 @@
 
 Arrays are band-first ``(C, H, W)`` as rasterio reads them. Every reader returns or accepts a
 :class:`~landslip.grid.Grid`, so a raster never travels without its CRS and transform. Writers
-produce tiled, DEFLATE-compressed GeoTIFFs (BigTIFF when the uncompressed size could exceed
-4 GB) and write to a temporary name that is renamed when the file is complete.
+stream tiled, DEFLATE-compressed GeoTIFFs (BigTIFF when the uncompressed size could exceed
+4 GB) to a temporary file, copy it into the Cloud-Optimized layout with internal overviews
+(:mod:`landslip.io.cog`) and rename the result when it is complete.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy.typing as npt
 
 from landslip.errors import RasterIOError
 from landslip.grid import Grid, Window
-from landslip.io.atomic import atomic_path
+from landslip.io.cog import CONTINUOUS, RasterStyle, apply_style, cog_target
 
 __all__ = [
     "RasterInfo",
@@ -176,12 +177,28 @@ def geotiff_profile(
     return profile
 
 
-class RasterWriter:
-    """Write a GeoTIFF window by window, atomically.
+def _stream_profile(profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile of the intermediate file a :class:`RasterWriter` streams into.
 
-    Use as a context manager: pixels go to a temporary file that is renamed to ``path`` only
-    when the block exits without an exception. ``zlevel`` is the DEFLATE level
-    (:func:`geotiff_profile`).
+    The COG driver reads it once and compresses the final file itself, so compressing the
+    intermediate file with DEFLATE as well would compress every pixel twice (measured: the
+    pan-sharpened 4096 x 4096 image spent about 1.9 s CPU in DEFLATE). ZSTD level 1 costs a
+    fraction of that and still keeps the temporary file about 2-3x smaller than raw pixels.
+    """
+    out = {k: v for k, v in profile.items() if k not in ("compress", "predictor", "zlevel")}
+    out.update(compress="zstd", zstd_level=1)
+    return out
+
+
+class RasterWriter:
+    """Write a Cloud-Optimized GeoTIFF window by window, atomically.
+
+    Use as a context manager: pixels go to a temporary tiled GeoTIFF; when the block exits
+    without an exception it is copied into the COG layout with overviews
+    (:func:`landslip.io.cog.cog_target`) and renamed to ``path``. ``style`` sets the overview
+    resampling, colour table, scale and offset; colour interpretation follows from it and the
+    band descriptions (:func:`landslip.io.cog.color_interpretation`). ``zlevel`` is the
+    DEFLATE level (:func:`geotiff_profile`).
 
     Example:
         >>> with RasterWriter(out, grid, count=1, dtype="uint8") as w:  # doctest: +SKIP
@@ -198,12 +215,14 @@ class RasterWriter:
         descriptions: Sequence[str | None] | None = None,
         tags: dict[str, str] | None = None,
         zlevel: int | None = None,
+        style: RasterStyle = CONTINUOUS,
     ) -> None:
         self.path = Path(path)
         self.grid = grid
         self.profile = geotiff_profile(grid, count, dtype, nodata, zlevel=zlevel)
         self.descriptions = descriptions
         self.tags = tags
+        self.style = style
         self._stack: ExitStack | None = None
         self._ds: Any = None
 
@@ -213,9 +232,12 @@ class RasterWriter:
         # Everything entered here unwinds in reverse (dataset closed, temporary file removed)
         # if a later step fails; on success the stack is kept until __exit__.
         with ExitStack() as stack:
-            tmp = stack.enter_context(atomic_path(self.path))
+            tmp = stack.enter_context(cog_target(self.path, self.style,
+                                                 self.profile["BIGTIFF"] == "YES",
+                                                 level=self.profile.get("zlevel")))
             try:
-                self._ds = stack.enter_context(rasterio.open(tmp, "w", **self.profile))
+                self._ds = stack.enter_context(rasterio.open(tmp, "w", **_stream_profile(
+                    self.profile)))
             except Exception as exc:
                 raise RasterIOError(f"cannot write {self.path}: {exc}") from exc
             if self.descriptions is not None:
@@ -224,6 +246,7 @@ class RasterWriter:
                         self._ds.set_band_description(i, d)
             if self.tags:
                 self._ds.update_tags(**self.tags)
+            apply_style(self._ds, self.style, self.descriptions)
             self._stack = stack.pop_all()
         return self
 
@@ -236,7 +259,8 @@ class RasterWriter:
             self._ds.write(arr, window=window.to_rasterio())
 
     def __exit__(self, *exc: Any) -> None:
-        """Close the file; rename it to ``path`` unless an exception is passing through."""
+        """Close the file; unless an exception is passing through, copy it into the COG layout
+        and rename that to ``path``."""
         stack, self._stack, self._ds = self._stack, None, None
         if stack is not None:
             stack.__exit__(*exc)
@@ -249,13 +273,16 @@ def write_raster(
     nodata: float | None = None,
     descriptions: Sequence[str | None] | None = None,
     tags: dict[str, str] | None = None,
+    style: RasterStyle = CONTINUOUS,
 ) -> Path:
-    """Write a whole (C, H, W) or (H, W) array as a tiled GeoTIFF on ``grid``, atomically."""
+    """Write a whole (C, H, W) or (H, W) array as a Cloud-Optimized GeoTIFF on ``grid``,
+    atomically (``style``: see :class:`RasterWriter`)."""
     arr = data[None] if data.ndim == 2 else data
     if arr.shape[1:] != grid.shape:
         raise RasterIOError(
             f"array of shape {arr.shape[1:]} does not match the grid shape {grid.shape}"
         )
-    with RasterWriter(path, grid, arr.shape[0], arr.dtype, nodata, descriptions, tags) as w:
+    with RasterWriter(path, grid, arr.shape[0], arr.dtype, nodata, descriptions, tags,
+                      style=style) as w:
         w.write(arr)
     return Path(path)

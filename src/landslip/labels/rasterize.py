@@ -24,6 +24,7 @@ import numpy.typing as npt
 from landslip.encoding import BACKGROUND, IGNORE, LABELS_TAG, LANDSLIDE
 from landslip.errors import GridError, LabelError
 from landslip.grid import Grid, Window, crs_name, iter_clipped_tiles
+from landslip.io.cog import LABELS
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterWriter, open_raster, raster_info
 from landslip.io.vector import read_polygons
@@ -174,7 +175,7 @@ def _burn_windows(geoms: npt.NDArray[Any], grid: Grid, like: str | Path, out: st
     windows = list(iter_clipped_tiles(grid.height, grid.width, block))
     with gdal_env(GDAL_CACHE_MB), open_raster(like) as ds, RasterWriter(
         out, grid, 1, "uint8", nodata=IGNORE, descriptions=["landslide"],
-        tags={"LANDSLIP_LABELS": LABELS_TAG, "LANDSLIP_SOURCE": source},
+        tags={"LANDSLIP_LABELS": LABELS_TAG, "LANDSLIP_SOURCE": source}, style=LABELS,
     ) as writer:
         for win in track(windows, description="rasterize"):
             wgrid = grid.window_grid(win)

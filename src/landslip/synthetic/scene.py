@@ -34,6 +34,7 @@ import numpy.typing as npt
 from landslip.errors import InputError
 from landslip.grid import Grid, Window, iter_clipped_tiles
 from landslip.io.atomic import atomic_path, write_json_atomic
+from landslip.io.cog import CONTINUOUS, LABELS
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterWriter
 from landslip.progress import track
@@ -378,10 +379,9 @@ def _write_rasters(setup: _SceneSetup, paths: dict[str, Path], size: int) -> _Sc
     tiles = list(iter_clipped_tiles(size, size, TILE))
     with ExitStack() as stack:
         stack.enter_context(gdal_env(GDAL_CACHE_MB))
-        writers = {name: stack.enter_context(RasterWriter(path, *specs[name][:3],
-                                                          descriptions=specs[name][3],
-                                                          tags=tags))
-                   for name, path in paths.items()}
+        writers = {name: stack.enter_context(RasterWriter(
+            path, *specs[name][:3], descriptions=specs[name][3], tags=tags,
+            style=LABELS if name == "truth" else CONTINUOUS)) for name, path in paths.items()}
         for win in track(tiles, total=len(tiles), description="synth"):
             tile = _render_tile(setup, win)
             writers["pan"].write(tile.pan, win)
