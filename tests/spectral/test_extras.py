@@ -56,8 +56,8 @@ def test_band_names_from_descriptions_prefix_or_list(tmp_path: Path) -> None:
 
 def _plane_dem(tmp_path: Path, grid: Grid, degrees: float = 30.0) -> Path:
     rows, cols = np.mgrid[0:grid.height, 0:grid.width]
-    x, y = grid.transform * (cols + 0.5, rows + 0.5)
-    z = math.tan(math.radians(degrees)) * (np.asarray(x) - 500000.0) + 50.0
+    x = grid.transform.c + (cols + 0.5) * grid.transform.a
+    z = math.tan(math.radians(degrees)) * (x - 500000.0) + 50.0
     return _write(tmp_path / "dem.tif", z[None].astype(np.float32), grid, ["dem"], -9999.0)
 
 
@@ -78,8 +78,9 @@ def test_dem_on_another_crs_gives_slope_on_the_image_grid(tmp_path: Path) -> Non
     e, n = Transformer.from_crs(UTM, z53, always_xy=True).transform(500040.0, 4729940.0)
     src = Grid.from_bounds(z53, e - 300.0, n + 300.0, 10.0, 60, 60)
     rows, cols = np.mgrid[0:60, 0:60]
-    x, y = src.transform * (cols + 0.5, rows + 0.5)
-    ex, _ = Transformer.from_crs(z53, UTM, always_xy=True).transform(np.asarray(x), np.asarray(y))
+    x = src.transform.c + (cols + 0.5) * src.transform.a
+    y = src.transform.f + (rows + 0.5) * src.transform.e
+    ex, _ = Transformer.from_crs(z53, UTM, always_xy=True).transform(x, y)
     z = (math.tan(math.radians(20.0)) * (ex - 500000.0) + 50.0).astype(np.float32)
     path = _write(tmp_path / "dem53.tif", z[None], src, ["dem"])
     with ExtraInputs([ExtraSpec(path)], IMAGE, terrain=("slope",)) as extras:
