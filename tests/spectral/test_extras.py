@@ -115,7 +115,7 @@ def test_stack_turns_image_nodata_into_nan_and_names_all_bands(tmp_path: Path) -
     img[0, 0, 0] = 0
     with ExtraInputs([ExtraSpec(dem)], IMAGE, terrain=("slope",), image_names=("red", "nir")
                      ) as extras:
-        raw, names, nodata = extras.stack(img, ("red", "nir"), 0.0, Window(2, 2, 4, 4))
+        raw, names, nodata = extras.stack(img, 0.0, Window(2, 2, 4, 4))
     assert names == ("red", "nir", "dem", "slope") and math.isnan(nodata)
     assert raw.dtype == np.float32 and np.isnan(raw[0, 0, 0]) and raw[1, 0, 0] == 7
     bands, valid = resolve_band_set("red,slope").compute(raw, names, nodata)

@@ -50,6 +50,17 @@ def predict(
         str | None,
         typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
     ] = None,
+    extra: Annotated[
+        list[str] | None,
+        typer.Option("--extra", help="Extra raster for the bands the image lacks, as in "
+                     "prepare: [NAMES=]PATH[:RESAMPLING], e.g. pre=pre_ms.tif or dem=dem.tif "
+                     "(slope computed from it; polygons get mean_slope); repeatable."),
+    ] = None,
+    min_slope: Annotated[
+        float | None,
+        typer.Option("--min-slope", help="Drop polygons whose mean slope is below this many "
+                     "degrees (needs --extra with a DEM; off by default)."),
+    ] = None,
 ) -> None:
     """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
     from landslip.errors import InputError
@@ -65,7 +76,7 @@ def predict(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device,
+        device=device, extras=extra or (), min_slope=min_slope,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(

@@ -28,7 +28,7 @@ import logging
 import re
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -39,14 +39,16 @@ from landslip.errors import BandError, InputError
 from landslip.grid import Grid, Window
 from landslip.io.raster import RasterInfo, raster_info
 from landslip.io.warp import RESAMPLING, WarpedReader, check_resampling
-from landslip.spectral.bands import validate_band_names
+from landslip.spectral.bands import BandSet, validate_band_names
 from landslip.spectral.terrain import HALO, TERRAIN_BANDS, terrain_window
 
 __all__ = [
     "DEM_BAND",
     "ExtraInputs",
     "ExtraSpec",
+    "ModelInputs",
     "extra_band_names",
+    "model_inputs",
     "parse_extra",
     "terrain_needed",
 ]
@@ -164,6 +166,7 @@ class ExtraInputs:
         self.raw_names = tuple(n for s in self.sources for n in s.names)
         self.terrain = tuple(terrain)
         self.names = self.raw_names + self.terrain
+        self.image_bands = tuple(image_names)
         self._check(image_names)
         self._readers: list[WarpedReader] = []
         self._stack = ExitStack()
@@ -238,14 +241,18 @@ class ExtraInputs:
         raise BandError(f"no --extra gives the band {name!r} (extra bands: "
                         f"{', '.join(self.names) or 'none'})")
 
-    def stack(self, image: npt.NDArray[np.generic], image_names: Sequence[str],
-              image_nodata: float | None, window: Window
+    @property
+    def has_slope(self) -> bool:
+        """True when the extras give ``slope``, raw or from a ``dem`` band."""
+        return "slope" in self.raw_names or DEM_BAND in self.raw_names
+
+    def stack(self, image: npt.NDArray[np.generic], image_nodata: float | None, window: Window
               ) -> tuple[F32, tuple[str, ...], float]:
         """Image bands of a window followed by the extra bands, as one float32 stack.
 
         Args:
-            image: The image bands of ``window``, (C, h, w), any dtype.
-            image_names: Their names.
+            image: The image bands of ``window``, (C, h, w), any dtype; they are named
+                :attr:`image_bands` (the ``image_names`` given on creation).
             image_nodata: The image's nodata value (those pixels become NaN), or None.
             window: The window on the image grid.
 
@@ -257,4 +264,68 @@ class ExtraInputs:
         if image_nodata is not None and not np.isnan(image_nodata):
             img[image == image.dtype.type(image_nodata)] = np.nan
         stacked = np.concatenate([img, self.read(window)], axis=0)
-        return stacked, (*image_names, *self.names), float("nan")
+        return stacked, (*self.image_bands, *self.names), float("nan")
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Where each raw band a model needs comes from: the image or the extra rasters.
+
+    Attributes:
+        image_set: The model's band set with ``required`` cut to the bands read from the image
+            (for :func:`~landslip.inference.predict.match_bands`).
+        extras: The extra inputs (not yet open; their :attr:`ExtraInputs.image_bands` are the
+            image bands read), or None without ``--extra``.
+    """
+
+    image_set: BandSet
+    extras: ExtraInputs | None
+
+
+def model_inputs(band_set: BandSet, image: RasterInfo, band_names: Sequence[str] | None,
+                 specs: Sequence[ExtraSpec | str], need_slope: bool = False) -> ModelInputs:
+    """Split a model's raw bands between the image and the ``--extra`` rasters.
+
+    A band is read from the image when the image has it (band descriptions or
+    ``band_names``), else from an extra raster of that name, else computed from the ``dem``
+    band when it is a terrain band. Everything is checked before any output is written.
+
+    Args:
+        band_set: The model's band set (from the bundle).
+        image: The image.
+        band_names: Names of the image bands overriding the descriptions, or None.
+        specs: The ``--extra`` rasters.
+        need_slope: A slope is needed besides the model's bands (``--min-slope``).
+
+    Raises:
+        BandError: A band neither the image nor an extra raster gives (the message says what
+            ``--extra`` to add).
+        InputError: ``need_slope`` without a DEM or slope raster.
+    """
+    parsed = [parse_extra(s) if isinstance(s, str) else s for s in specs]
+    names = [n.strip().lower() for n in (band_names or [d or "" for d in image.descriptions])]
+    from_image = [b for b in band_set.required if b in names]
+    rest = [b for b in band_set.required if b not in names]
+    if not parsed:
+        if need_slope:
+            raise InputError("--min-slope needs the terrain: add --extra dem=DEM.tif (or a "
+                             "slope raster, --extra slope=SLOPE.tif)")
+        if not rest or not all(names) or len(set(names)) != len(names):
+            return ModelInputs(band_set, None)  # match_bands explains unnamed bands
+    probe = ExtraInputs(parsed, image.grid)
+    terrain = terrain_needed(rest, probe.raw_names)
+    missing = [b for b in rest if b not in probe.raw_names and not (
+        b in terrain and DEM_BAND in probe.raw_names)]
+    if missing:
+        raise BandError(
+            f"the model's band set {band_set.spec!r} needs {', '.join(missing)}, which neither "
+            f"{image.path} (bands {', '.join(n or '?' for n in names)}) nor --extra "
+            f"({', '.join(probe.raw_names) or 'no bands'}) gives; add the raster, e.g. "
+            "--extra pre=PRE.tif (pre_blue..pre_nir) or --extra dem=DEM.tif (dem, slope)"
+        )
+    if need_slope and not probe.has_slope:
+        raise InputError("--min-slope needs the terrain: add --extra dem=DEM.tif (or a "
+                         "slope raster, --extra slope=SLOPE.tif)")
+    extras = ExtraInputs(parsed, image.grid, terrain, from_image)
+    image_set = replace(band_set, required=tuple(from_image))
+    return ModelInputs(image_set, extras)
