@@ -120,7 +120,7 @@ def test_cli_refuses_a_missing_extra_before_writing(tmp_path: Path,
         rc = main([*args, "-o", str(out), *[a for e in extra for a in ("--extra", e)]])
         assert rc == 2
         err = capsys.readouterr().err
-        assert f"needs {missing}" in err and "--extra" in err
+        assert f"needs band(s) {missing}" in err and "--extra" in err
         assert not out.exists()
     assert main([*args, "-o", str(tmp_path / "ok"), "--extra", f"pre={pre}", "--extra",
                  str(dem), "--min-slope", "5"]) == 0, capsys.readouterr().err
@@ -135,5 +135,5 @@ def test_model_inputs_split_between_image_and_extras(tmp_path: Path) -> None:
     inputs = model_inputs(bs, raster_info(image), None, [str(dem)])
     assert inputs.image_set.required == ("blue", "green", "red", "nir")
     assert inputs.extras is not None and inputs.extras.names == ("dem", "slope")
-    with pytest.raises(BandError, match="needs slope"):
+    with pytest.raises(BandError, match=r"needs band\(s\) slope"):
         model_inputs(bs, raster_info(image), None, [])

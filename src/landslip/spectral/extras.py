@@ -318,8 +318,8 @@ def model_inputs(band_set: BandSet, image: RasterInfo, band_names: Sequence[str]
         b in terrain and DEM_BAND in probe.raw_names)]
     if missing:
         raise BandError(
-            f"the model's band set {band_set.spec!r} needs {', '.join(missing)}, which neither "
-            f"{image.path} (bands {', '.join(n or '?' for n in names)}) nor --extra "
+            f"the model's band set {band_set.spec!r} needs band(s) {', '.join(missing)}, which "
+            f"neither {image.path} (bands {', '.join(n or '?' for n in names)}) nor --extra "
             f"({', '.join(probe.raw_names) or 'no bands'}) gives; add the raster, e.g. "
             "--extra pre=PRE.tif (pre_blue..pre_nir) or --extra dem=DEM.tif (dem, slope)"
         )
