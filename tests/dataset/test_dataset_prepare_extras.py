@@ -1,4 +1,4 @@
-"""``prepare --extra``: warped extra rasters and terrain bands computed on the scene, not patches."""
+"""``prepare --extra``: warped extra rasters, terrain bands computed on the scene not patches."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_refusals_before_writing(tmp_path: Path) -> None:
         prepare_dataset(p["img"], p["lab"], out, patch_size=8, extras=[str(p["pre"])])
     with pytest.raises(BandError, match="need a DEM"):
         prepare_dataset(p["img"], p["lab"], out, patch_size=8, terrain=("slope",))
-    with pytest.raises(BandError, match="dem=DEM.tif"):
+    with pytest.raises(BandError, match=r"dem=DEM\.tif"):
         prepare_dataset(p["img"], p["lab"], out, patch_size=8, extras=[f"elev={p['dem']}"],
                         terrain=("slope",))
     assert not out.exists()

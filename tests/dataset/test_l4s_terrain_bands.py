@@ -47,7 +47,7 @@ def test_slope_band_sets_work_on_the_l4s_layout(tmp_path: Path) -> None:
         assert bs.names == names
         mean, std = ds.band_stats(bs)
         assert len(mean) == len(names) and all(s > 0 for s in std)
-        bands, valid = bs.compute(np.asarray(ds.images[:2]), ds.band_names, ds.nodata)
+        bands, _ = bs.compute(np.asarray(ds.images[:2]), ds.band_names, ds.nodata)
         np.testing.assert_array_equal(bands[:, names.index("slope")],
                                       np.asarray(ds.images[:2, 12]))
     bs = resolve_band_set("bgrn,slope")

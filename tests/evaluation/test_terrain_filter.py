@@ -87,5 +87,5 @@ def test_min_slope_needs_a_slope_band(tmp_path: Path) -> None:
     meta = BundleMeta(model="unet", model_params={"width": 4, "depth": 2}, in_channels=1,
                       band_set="red", band_names=["red"], mean=[1.0], std=[1.0])
     save_bundle(tmp_path / "run" / "bundle", create_model("unet", 1, width=4, depth=2), meta)
-    with pytest.raises(BandError, match="--extra dem=DEM.tif"):
+    with pytest.raises(BandError, match=r"--extra dem=DEM\.tif"):
         evaluate(tmp_path / "run", ds.path, EvaluateOptions(min_slope=10.0))

@@ -95,7 +95,7 @@ def test_min_slope_drops_flat_polygons_and_mean_slope_is_written(tmp_path: Path)
 
 def test_min_slope_without_a_dem_is_refused(tmp_path: Path) -> None:
     image, _, _ = _write_inputs(tmp_path)
-    with pytest.raises(InputError, match="--extra dem=DEM.tif"):
+    with pytest.raises(InputError, match=r"--extra dem=DEM\.tif"):
         model_inputs(resolve_band_set("blue"), raster_info(image), None, [], need_slope=True)
 
 

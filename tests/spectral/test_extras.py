@@ -55,7 +55,7 @@ def test_band_names_from_descriptions_prefix_or_list(tmp_path: Path) -> None:
 
 
 def _plane_dem(tmp_path: Path, grid: Grid, degrees: float = 30.0) -> Path:
-    rows, cols = np.mgrid[0:grid.height, 0:grid.width]
+    cols = np.mgrid[0:grid.height, 0:grid.width][1]
     x = grid.transform.c + (cols + 0.5) * grid.transform.a
     z = math.tan(math.radians(degrees)) * (x - 500000.0) + 50.0
     return _write(tmp_path / "dem.tif", z[None].astype(np.float32), grid, ["dem"], -9999.0)
@@ -127,7 +127,7 @@ def test_checks_before_reading(tmp_path: Path) -> None:
     dem = _plane_dem(tmp_path, IMAGE)
     with pytest.raises(BandError, match="given twice"):
         ExtraInputs([ExtraSpec(dem)], IMAGE, image_names=("dem",))
-    with pytest.raises(BandError, match="--extra dem=DEM.tif"):
+    with pytest.raises(BandError, match=r"--extra dem=DEM\.tif"):
         ExtraInputs([ExtraSpec(dem, ("elev",))], IMAGE, terrain=("slope",))
     with pytest.raises(RasterIOError, match="not found"):
         ExtraInputs([ExtraSpec(tmp_path / "missing.tif")], IMAGE)

@@ -211,7 +211,7 @@ class ExtraInputs:
         """The DEM of ``window`` (NaN where missing), with the window's own size."""
         for s, reader in zip(self.sources, self._readers, strict=True):
             if DEM_BAND in s.names:
-                return reader.read(window)[s.names.index(DEM_BAND)]
+                return np.asarray(reader.read(window)[s.names.index(DEM_BAND)], np.float32)
         raise BandError(f"no --extra gives the band {DEM_BAND!r}")
 
     def read(self, window: Window) -> F32:
@@ -234,10 +234,10 @@ class ExtraInputs:
         """One band by name (raw or terrain) of a window, float32 (h, w), NaN nodata."""
         for s, reader in zip(self.sources, self._readers, strict=True):
             if name in s.names:
-                return reader.read(window)[s.names.index(name)]
+                return np.asarray(reader.read(window)[s.names.index(name)], np.float32)
         if name in TERRAIN_BANDS and DEM_BAND in self.raw_names:
             dem = self._dem(window.expand(HALO))
-            return terrain_window(dem, self.grid, window, (name,))[0]
+            return np.asarray(terrain_window(dem, self.grid, window, (name,))[0], np.float32)
         raise BandError(f"no --extra gives the band {name!r} (extra bands: "
                         f"{', '.join(self.names) or 'none'})")
 

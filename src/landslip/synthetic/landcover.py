@@ -261,9 +261,10 @@ def _paint_fields(c: _BlockFrame, terrain: TerrainBlock, cls: U8, refl: F32,
     pb = 0.85 + 0.3 * cell_hash(pi, pj, c.seed, _SALT["parcel2"])
     edge = ((c.U - pi * 70.0) < 2.0) | ((c.V - pj * 130.0) < 2.0)
     field_tex = 1.0 + 0.06 * c.perlin(8.0, "tex")
-    parcels = ((0.0, 0.33, "crop", CROP), (0.33, 0.58, "stubble", STUBBLE),
-               (0.58, 0.68, "bare_dark", BARE), (0.68, 0.78, "bare_bright", BARE),
-               (0.78, 1.01, "grass", GRASS))
+    parcels: tuple[tuple[float, float, str, int], ...] = (
+        (0.0, 0.33, "crop", CROP), (0.33, 0.58, "stubble", STUBBLE),
+        (0.58, 0.68, "bare_dark", BARE), (0.68, 0.78, "bare_bright", BARE),
+        (0.78, 1.01, "grass", GRASS))
     if not harvested:
         parcels = ((0.0, 0.68, "crop", CROP), *parcels[3:])
     for lo, hi, name, code in parcels:
