@@ -14,27 +14,24 @@ from landslip.models.registry import create_model
 from landslip.spectral.bands import resolve_band_set
 
 
-def _h5(path: Path, **arrays: np.ndarray) -> None:
-    import h5py
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        for k, v in arrays.items():
-            f.create_dataset(k, data=v)
-
-
 def _l4s(src: Path) -> None:
     """A tiny L4S-like folder: 32 x 32 x 14 float32 patches, slope high under the landslides."""
+    import h5py
+
     rng = np.random.default_rng(4)
     for folder, n in (("TrainData", 6), ("ValidData", 2), ("TestData", 2)):
+        (src / folder / "img").mkdir(parents=True)
+        (src / folder / "mask").mkdir(parents=True)
         for k in range(1, n + 1):
             img = rng.random((32, 32, 14), dtype=np.float32)
             mask = np.zeros((32, 32), np.uint8)
             mask[8:16, 10:20] = 1
             img[:, :, 12] = np.where(mask == 1, 35.0, 3.0)  # band 13: slope
             img[:, :, 13] = 200.0 + rng.random((32, 32)) * 10  # band 14: DEM
-            _h5(src / folder / "img" / f"image_{k}.h5", img=img)
-            _h5(src / folder / "mask" / f"mask_{k}.h5", mask=mask)
+            with h5py.File(src / folder / "img" / f"image_{k}.h5", "w") as f:
+                f.create_dataset("img", data=img)
+            with h5py.File(src / folder / "mask" / f"mask_{k}.h5", "w") as f:
+                f.create_dataset("mask", data=mask)
 
 
 def test_slope_band_sets_work_on_the_l4s_layout(tmp_path: Path) -> None:

@@ -222,9 +222,16 @@ class ExtraInputs:
         """
         if len(self._readers) != len(self.sources):
             raise InputError("the extra inputs are not open; use them in a `with` block")
-        parts = [reader.read(window) for reader in self._readers]
-        if self.terrain:
-            dem = self._dem(window.expand(HALO))
+        parts: list[F32] = []
+        dem: F32 | None = None
+        for s, reader in zip(self.sources, self._readers, strict=True):
+            if self.terrain and DEM_BAND in s.names:  # one read with the halo serves both
+                block = reader.read(window.expand(HALO))
+                dem = block[s.names.index(DEM_BAND)]
+                parts.append(block[:, HALO:-HALO, HALO:-HALO])
+            else:
+                parts.append(reader.read(window))
+        if self.terrain and dem is not None:
             parts.append(terrain_window(dem, self.grid, window, self.terrain))
         if not parts:
             return np.empty((0, window.height, window.width), dtype=np.float32)
