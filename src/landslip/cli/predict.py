@@ -53,6 +53,17 @@ def predict(
     html: Annotated[
         bool, typer.Option("--html", help="Also write map.html, a self-contained map page.")
     ] = False,
+    extra: Annotated[
+        list[str] | None,
+        typer.Option("--extra", help="Extra raster for the bands the image lacks, as in "
+                     "prepare: [NAMES=]PATH[:RESAMPLING], e.g. pre=pre_ms.tif or dem=dem.tif "
+                     "(slope computed from it; polygons get mean_slope); repeatable."),
+    ] = None,
+    min_slope: Annotated[
+        float | None,
+        typer.Option("--min-slope", help="Drop polygons whose mean slope is below this many "
+                     "degrees (needs --extra with a DEM; off by default)."),
+    ] = None,
 ) -> None:
     """Predict probability.tif, landslides.tif, landslides.gpkg and stac-item.json for a whole
     scene (and map.html with --html)."""
@@ -70,7 +81,7 @@ def predict(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device, html=html,
+        device=device, html=html, extras=extra or (), min_slope=min_slope,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(

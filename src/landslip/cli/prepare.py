@@ -38,6 +38,18 @@ def prepare(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
     ] = False,
+    extra: Annotated[
+        list[str] | None,
+        typer.Option("--extra", help="Extra raster stored after the image bands, warped onto "
+                     "the image grid: [NAMES=]PATH[:RESAMPLING], e.g. pre=pre_ms.tif (bands "
+                     "pre_blue..pre_nir) or dem=dem.tif; repeatable."),
+    ] = None,
+    terrain: Annotated[
+        str | None,
+        typer.Option("--terrain", help="Terrain bands computed from the dem band with a halo: "
+                     "comma list of slope (degrees), hillshade; '' for none (default: slope "
+                     "when a dem band is given)."),
+    ] = None,
 ) -> None:
     """Cut IMAGE and LABELS into patches, split them and write a dataset folder."""
     from landslip.dataset.prepare import prepare_dataset
@@ -50,12 +62,18 @@ def prepare(
         raise DatasetError(f"--fractions must be three numbers like 0.64,0.16,0.2, got "
                            f"{fractions!r}") from exc
     names = parse_band_names(band_names) if band_names is not None else None
+    terrain_bands = None
+    if terrain is not None:
+        terrain_bands = [t.strip().lower() for t in terrain.split(",") if t.strip()]
     res = prepare_dataset(image, labels, output, patch_size=patch_size, stride=stride,
                           split=split, fractions=fr, seed=seed, block_size=block_size,
-                          max_nodata=max_nodata, band_names=names, overwrite=overwrite)
+                          max_nodata=max_nodata, band_names=names, overwrite=overwrite,
+                          extras=extra or (), terrain=terrain_bands)
     r = res.report
     counts = ", ".join(f"{s} {n}" for s, n in r["counts"].items())
     leak = r["leakage"]
+    if "extras" in r:
+        typer.echo(f"Bands: {', '.join(res.dataset.band_names)}")
     typer.echo(f"Wrote {res.dataset.path}: {counts} patches of {patch_size} px "
                f"({r['patches']['dropped_nodata']} dropped as nodata, "
                f"{r['patches']['dropped_buffer']} as buffer)")

@@ -20,12 +20,18 @@ def synth(
     ] = 2048,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same scene.")] = 0,
     dem: Annotated[bool, typer.Option("--dem", help="Also write dem.tif (metres).")] = False,
+    pre: Annotated[
+        bool,
+        typer.Option("--pre", help="Also write pre_pan.tif and pre_ms.tif: the same ground "
+                     "before the landslides, seen on another date (20 Aug 2018)."),
+    ] = False,
     fraction: Annotated[
         float | None,
         typer.Option(help="Share of the scene covered by landslides (default 0.05, 0.02-0.08)."),
     ] = None,
 ) -> None:
-    """Write pan.tif, ms.tif, truth.tif, landslides.geojson, preview.png and scene.json."""
+    """Write pan.tif, ms.tif, truth.tif, landslides.geojson, preview.png and scene.json
+    (and dem.tif with --dem, pre_pan.tif and pre_ms.tif with --pre)."""
     from landslip.errors import InputError
     from landslip.synthetic.scene import MAX_SIZE, MIN_SIZE, RATIO, make_scene
 
@@ -40,14 +46,14 @@ def synth(
         if not 0 < fraction < 0.5:
             raise InputError(f"--fraction must be between 0 and 0.5, got {fraction}")
     result = make_scene(output, size=size, seed=seed, dem=dem, landslide_fraction=fraction,
-                        fraction_range=(lo, hi))
+                        fraction_range=(lo, hi), pre=pre)
     km = size * 1.5 / 1000
     typer.echo(
         f"Wrote a {size} x {size} px ({km:.2f} km) synthetic scene to {result.out_dir} "
         f"in {result.seconds:.1f} s (seed {seed}):"
     )
     files = [result.pan, result.ms, result.truth, result.landslides, result.dem,
-             result.preview, result.scene_json]
+             result.pre_pan, result.pre_ms, result.preview, result.scene_json]
     for p in files:
         if p is not None:
             typer.echo(f"  {p.name}")

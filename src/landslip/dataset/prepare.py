@@ -14,6 +14,13 @@ Rules:
       invalid (padding past the scene edge does not count, so thin edge patches are kept and
       the whole scene stays covered).
     * Splits and the leakage audit: :mod:`landslip.dataset.split`.
+    * Extra inputs (``extras``, :mod:`landslip.spectral.extras`): other rasters (a pre-event
+      image, a DEM) are warped window by window onto the image grid and stored after the
+      image bands under their names (``pre_blue`` .. ``pre_nir``, ``dem``); terrain bands
+      (``slope`` by default when a ``dem`` band is given) are computed from the DEM read with a
+      halo around each window, so patch borders hold the scene's slope, not a patch's. With
+      extras the dataset is float32 with nodata :data:`EXTRA_NODATA`, and a pixel that is
+      nodata in any band (image or extra) is that value in every band and label 255.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import json
 import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +56,15 @@ from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, open_raster, raster_info, read_window
 from landslip.progress import track
 from landslip.spectral.bands import validate_band_names
+from landslip.spectral.extras import DEM_BAND, ExtraInputs, ExtraSpec, parse_extra
 
-__all__ = ["PrepareOptions", "PrepareResult", "prepare_dataset", "resolve_band_names"]
+__all__ = [
+    "EXTRA_NODATA",
+    "PrepareOptions",
+    "PrepareResult",
+    "prepare_dataset",
+    "resolve_band_names",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +72,10 @@ SPLIT_METHODS = ("random", "blocks")
 
 GDAL_CACHE_MB = 128
 """GDAL block cache while reading the scene (MiB), so memory stays bounded for any scene."""
+
+EXTRA_NODATA = float(np.finfo(np.float32).min)
+"""Nodata value of datasets with extra inputs (float32): no band (reflectance, elevation,
+slope) can take it, whereas 0 is a valid slope and elevation."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +173,7 @@ class _Scene:
     labels: Path
     info: RasterInfo
     names: list[str]
+    extras: ExtraInputs | None = None
 
     @property
     def grid(self) -> Grid:
@@ -174,6 +193,8 @@ def prepare_dataset(
     max_nodata: float = 0.5,
     band_names: Sequence[str] | None = None,
     overwrite: bool = False,
+    extras: Sequence[ExtraSpec | str] = (),
+    terrain: Sequence[str] | None = None,
 ) -> PrepareResult:
     """Cut a scene and its label raster into a dataset folder.
 
@@ -186,6 +207,10 @@ def prepare_dataset(
             :class:`PrepareOptions`.
         band_names: Names of the image bands (else the band descriptions).
         overwrite: Replace an existing output folder.
+        extras: Extra rasters (:class:`~landslip.spectral.extras.ExtraSpec` or the text of
+            ``--extra``: ``[NAMES=]PATH[:RESAMPLING]``), stored after the image bands.
+        terrain: Terrain bands computed from the ``dem`` band of ``extras`` (default:
+            ``slope`` when there is a ``dem`` band, else none).
 
     Returns:
         A :class:`PrepareResult`.
@@ -198,14 +223,19 @@ def prepare_dataset(
     """
     opts = PrepareOptions(patch_size, stride, split, fractions, seed, block_size, max_nodata)
     scene = _check_scene(Path(image), Path(labels), band_names)
+    scene = _with_extras(scene, extras, terrain)
     layout = patch_layout(scene.grid.height, scene.grid.width, opts.patch_size, opts.step)
+    dtype, nodata = scene.info.dtype, scene.info.nodata
+    if scene.extras is not None:
+        dtype, nodata = "float32", EXTRA_NODATA
     with ExitStack() as stack:
         stack.enter_context(gdal_env(GDAL_CACHE_MB))
         img_ds = stack.enter_context(open_raster(scene.image))
         lab_ds = stack.enter_context(open_raster(scene.labels))
+        if scene.extras is not None:
+            stack.enter_context(scene.extras)
         writer = stack.enter_context(DatasetWriter(
-            out, len(layout), scene.names, scene.info.dtype, opts.patch_size, scene.info.nodata,
-            overwrite))
+            out, len(layout), scene.names, dtype, opts.patch_size, nodata, overwrite))
         kept = _cut_patches(img_ds, lab_ds, scene, layout, opts.max_nodata, writer)
         splits, split_meta = _split(layout, kept, opts)
         report = _report(scene, layout, kept, splits, split_meta, opts)
@@ -213,6 +243,8 @@ def prepare_dataset(
                 "res": report["res"], "sources": report["sources"],
                 "leakage": report["leakage"], "scene": report["scene"],
                 "patches": report["patches"]}
+        if "extras" in report:
+            meta["extras"] = report["extras"]
         ds_out = writer.finish(splits, meta, report=report)
     report = json.loads((ds_out.path / "report.json").read_text(encoding="utf-8"))
     log.info("prepared %d patches (%s) into %s", len(ds_out),
@@ -243,6 +275,22 @@ def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None) ->
     return _Scene(image, labels, info, names)
 
 
+def _with_extras(scene: _Scene, extras: Sequence[ExtraSpec | str],
+                 terrain: Sequence[str] | None) -> _Scene:
+    """The scene with its extra inputs checked and named (no file is read yet)."""
+    specs = [parse_extra(e) if isinstance(e, str) else e for e in extras]
+    if not specs:
+        if terrain:
+            raise BandError(f"terrain band(s) {', '.join(terrain)} need a DEM; add "
+                            "--extra dem=DEM.tif")
+        return scene
+    inputs = ExtraInputs(specs, scene.grid, (), scene.names)
+    if terrain is None:
+        terrain = ("slope",) if DEM_BAND in inputs.raw_names else ()
+    inputs = ExtraInputs(specs, scene.grid, terrain, scene.names)
+    return replace(scene, names=[*scene.names, *inputs.names], extras=inputs)
+
+
 def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
                  max_nodata: float, writer: DatasetWriter) -> list[int]:
     """Read every window, drop the mostly-nodata ones, add the others to ``writer``.
@@ -262,6 +310,8 @@ def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
         win = layout.windows[k]
         img = read_window(img_ds, win, fill=fill)
         valid = _valid_pixels(img_ds, img, win, nodata, masked)
+        if scene.extras is not None:
+            img, valid = _add_extras(img, valid, scene.extras, win)
         inside = win.intersection(scene_window)
         n_inside = inside.height * inside.width if inside is not None else 0
         if n_inside == 0 or 1 - valid.sum() / n_inside > max_nodata + 1e-12:
@@ -274,6 +324,16 @@ def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
         raise DatasetError(f"every patch of {scene.image} is more than {max_nodata:.0%} nodata; "
                            "check the image's nodata value or raise --max-nodata")
     return kept
+
+
+def _add_extras(img: npt.NDArray[Any], valid: npt.NDArray[np.bool_], extras: ExtraInputs,
+                win: Window) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Image bands and extra bands of a window as float32, :data:`EXTRA_NODATA` where invalid."""
+    more = extras.read(win)
+    valid = valid & np.isfinite(more).all(axis=0)
+    stacked = np.concatenate([img.astype(np.float32), more], axis=0)
+    stacked[:, ~valid] = np.float32(EXTRA_NODATA)
+    return stacked, valid
 
 
 def _valid_pixels(ds: Any, img: npt.NDArray[Any], win: Window, nodata: float | None,
@@ -331,7 +391,7 @@ def _report(scene: _Scene, layout: PatchLayout, kept: Sequence[int],
     final = [(layout.windows[k], s) for k, s in zip(kept, splits, strict=True) if s is not None]
     final_splits = [s for _, s in final]
     grid = scene.grid
-    return {
+    report: dict[str, Any] = {
         "scene": {"height": grid.height, "width": grid.width, "bands": scene.names,
                   "dtype": scene.info.dtype, "nodata": scene.info.nodata},
         "patches": {"windows": len(layout), "dropped_nodata": len(layout) - len(kept),
@@ -346,4 +406,20 @@ def _report(scene: _Scene, layout: PatchLayout, kept: Sequence[int],
                      "sha256": sha256_file(scene.labels)}],
         "crs": grid.crs.to_wkt() if grid.crs is not None else None,
         "res": list(grid.res),
-    }
+    } | _extras_report(scene)
+    if "extras" in report:
+        report["sources"] += [{"role": "extra", "path": r["path"], "sha256": r["sha256"]}
+                              for r in report["extras"]["rasters"]]
+    return report
+
+
+def _extras_report(scene: _Scene) -> dict[str, Any]:
+    """The ``extras`` block (rasters, their bands, resampling, terrain bands) and sources."""
+    if scene.extras is None:
+        return {}
+    rasters = scene.extras.describe()
+    for r in rasters:
+        r["sha256"] = sha256_file(Path(str(r["path"])))
+        r["path"] = str(Path(str(r["path"])).resolve())
+    return {"extras": {"rasters": rasters, "terrain": list(scene.extras.terrain),
+                       "terrain_units": {"slope": "degrees", "hillshade": "0-1"}}}

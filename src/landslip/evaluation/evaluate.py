@@ -52,7 +52,7 @@ from landslip.encoding import (
     encode_probability,
     mask_from_probability,
 )
-from landslip.errors import DatasetError, InputError, ModelError
+from landslip.errors import BandError, DatasetError, InputError, ModelError
 from landslip.evaluation.figures import plot_area_frequency, plot_patch_panels, plot_pr_curve
 from landslip.evaluation.metrics import DEFAULT_BINS, Confusion, PRCurve, ThresholdSweep, confusion
 from landslip.evaluation.objects import (
@@ -62,6 +62,7 @@ from landslip.evaluation.objects import (
     ObjectMetrics,
 )
 from landslip.evaluation.report import CLASS_NOTE, REPORT_FORMAT, REPORT_VERSION, write_report
+from landslip.evaluation.terrain_filter import drop_flat_regions
 from landslip.io.atomic import atomic_path, write_text_atomic
 from landslip.models.bundle import Bundle, load_bundle
 from landslip.progress import track
@@ -111,6 +112,9 @@ class EvaluateOptions:
         object_rule: Object matching rule (``overlap`` or ``iou``).
         min_overlap: Fraction needed for an object match.
         size_edges_m2: Size-class boundaries of the object metrics in m2.
+        min_slope: Remove predicted landslides whose mean slope (the dataset's ``slope``
+            band, degrees) is below this before counting, as ``predict --min-slope`` does;
+            the PR curve and threshold tuning stay unfiltered. None: off.
     """
 
     split: str = "test"
@@ -126,6 +130,7 @@ class EvaluateOptions:
     object_rule: MatchRule = "overlap"
     min_overlap: float = 0.5
     size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2
+    min_slope: float | None = None
 
 
 @dataclass
@@ -344,6 +349,9 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
               else load_bundle(bundle_or_run, str(device)))
     ds = dataset if isinstance(dataset, DatasetFolder) else open_dataset(dataset)
     bundle.check_bands(list(ds.band_names))
+    if opts.min_slope is not None and "slope" not in ds.band_names:
+        raise BandError(f"--min-slope needs a slope band, which dataset {ds.path} lacks; "
+                        "prepare it with --extra dem=DEM.tif")
     if bundle.meta.patch_size is not None and bundle.meta.patch_size != ds.patch_size:
         log.warning("the model was trained on %d px patches, the dataset has %d px patches",
                     bundle.meta.patch_size, ds.patch_size)
@@ -398,6 +406,8 @@ def _score(s: _Setup, applied: float) -> _Scores:
         for batch, prob, truth in predict_split(s.bundle, s.ds, s.idx, opts.batch_size,
                                                 s.device, f"evaluating {s.split}"):
             codes, masks = encode_predictions(prob, truth, applied)
+            if opts.min_slope is not None:
+                masks = _slope_filtered(s.ds, batch, masks, opts.min_slope)
             pred = masks == LANDSLIDE
             sweep.update(prob, truth)
             for j in range(batch.size):
@@ -411,9 +421,20 @@ def _score(s: _Setup, applied: float) -> _Scores:
             row += batch.size
     curve = sweep.curve()
     # The sweep and the direct thresholding must agree at grid thresholds (a cheap self-check).
-    if (curve.thresholds == applied).any() and curve.confusion_at(applied) != total:
+    if (opts.min_slope is None and (curve.thresholds == applied).any()
+            and curve.confusion_at(applied) != total):
         raise RuntimeError("internal error: threshold sweep disagrees with direct thresholding")
     return _Scores(curve, total, per_patch, objects.result(), pixel_area)
+
+
+def _slope_filtered(ds: DatasetFolder, batch: npt.NDArray[np.int64],
+                    masks: npt.NDArray[np.uint8], min_slope: float) -> npt.NDArray[np.uint8]:
+    """``masks`` without the predicted regions on flatter ground than ``min_slope``."""
+    slope = np.asarray(ds.images[np.sort(batch), ds.band_names.index("slope")], np.float64)
+    slope = slope[np.argsort(np.argsort(batch))]
+    if ds.nodata is not None:
+        slope[slope == np.float32(ds.nodata)] = np.nan
+    return drop_flat_regions(masks, slope, min_slope)[0]
 
 
 def _threshold_marks(
@@ -553,6 +574,8 @@ def evaluate(
     figs = _draw_figures(s, th, sc, marks)
     files["patches_csv"] = _write_patch_table(s.out / "patches.csv", s.idx, sc.per_patch)
     report = _build_report(s, th, sc, pixel_at, figs, files)
+    if opts.min_slope is not None:
+        report["min_slope"] = opts.min_slope  # predicted regions on flatter ground removed
     js, md = write_report(report, s.out)
     return EvaluationResult(report=report, out_dir=s.out, report_json=js, report_md=md,
                             confusion=sc.total, threshold=th.applied, curve=sc.curve,

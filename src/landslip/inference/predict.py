@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -55,12 +55,14 @@ from landslip.inference.stream import (
     model_multiple,
     stream_predict,
 )
+from landslip.inference.terrain_filter import add_mean_slope
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
 from landslip.io.cog import LABELS, probability_style
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
 from landslip.spectral.bands import BandSet, validate_band_names
+from landslip.spectral.extras import ExtraSpec, model_inputs
 
 __all__ = [
     "MapWriter",
@@ -98,6 +100,8 @@ class PredictOptions:
             nodata.
         polygons: Trace polygons (off for benchmarks of the raster part).
         html: Also write the self-contained map page ``map.html``.
+        min_slope: Drop polygons whose mean slope is below this many degrees (needs the
+            terrain in ``spec.extras``); None keeps all.
     """
 
     threshold: float = 0.5
@@ -112,6 +116,7 @@ class PredictOptions:
     max_window_rows: int | None = None
     polygons: bool = True
     html: bool = False
+    min_slope: float | None = None
 
     def check(self) -> None:
         """Refuse bad option values (before anything is written).
@@ -129,6 +134,9 @@ class PredictOptions:
             raise InputError(f"--min-area must be >= 0 square metres, got {self.min_area}")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.min_slope is not None and not 0 <= self.min_slope < 90:
+            raise InputError(f"--min-slope must be between 0 and 90 degrees, got "
+                             f"{self.min_slope}")
 
 
 @dataclass(frozen=True)
@@ -332,6 +340,8 @@ def predict_image(
     info = raster_info(image)
     out = _outputs(Path(out_dir), opts.geojson)
     opts.check()
+    if opts.min_slope is not None and (spec.extras is None or not spec.extras.has_slope):
+        raise InputError("--min-slope needs the terrain: add --extra dem=DEM.tif")
     if (opts.geojson or opts.html) and info.grid.crs is None:
         what = "--geojson" if opts.geojson else "--html"
         raise InputError(f"{image} has no CRS, so {what} (EPSG:4326) cannot be written; "
@@ -351,6 +361,8 @@ def predict_image(
     if opts.polygons:
         with gdal_env(GDAL_CACHE_MB):
             polys = polygonize_mask(out.mask, out.probability, min_area=opts.min_area)
+            if spec.extras is not None and spec.extras.has_slope:
+                polys = add_mean_slope(polys, spec.extras, opts.min_slope)
             write_polygons(polys, out.polygons, out.geojson)
         n_polygons = len(polys.frame)
     result = PredictResult(
@@ -403,6 +415,8 @@ def predict_scene(
     max_window_rows: int | None = None,
     polygons: bool = True,
     html: bool = False,
+    extras: Sequence[ExtraSpec | str] = (),
+    min_slope: float | None = None,
 ) -> PredictResult:
     """Map landslides over a whole scene with a trained model bundle.
 
@@ -414,6 +428,10 @@ def predict_scene(
         out_dir: Output folder.
         threshold: Probability threshold; default the bundle's.
         band_names: One name per image band, overriding the descriptions.
+        extras: Extra rasters giving the bands the image lacks (``--extra``, as in
+            ``prepare``: a pre-event image, a DEM from which slope is computed); with a DEM
+            every polygon gets ``mean_slope``.
+        min_slope: Drop polygons whose mean slope is below this many degrees (needs a DEM).
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
             max_window_rows, polygons, html: As in :class:`PredictOptions`.
 
@@ -429,16 +447,22 @@ def predict_scene(
 
     info = raster_info(image)  # fail on a missing image before loading weights
     bundle = load_bundle(bundle_path, device=str(select_device(device)))
-    indexes = match_bands(info, bundle.band_set, band_names)
+    inputs = model_inputs(bundle.band_set, info, band_names, extras, min_slope is not None)
+    indexes = match_bands(info, inputs.image_set, band_names)
     spec = InputSpec(
         band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
-        std=tuple(bundle.std), nodata=info.nodata,
+        std=tuple(bundle.std), nodata=info.nodata, extras=inputs.extras,
     )
     options = PredictOptions(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
         probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
         polygons=polygons, html=html,
+        polygons=polygons, min_slope=min_slope,
     )
-    return predict_image(bundle.model, spec, image, out_dir, options,
-                         report_extra={"bundle": str(bundle.path)})
+    report_extra: dict[str, Any] = {"bundle": str(bundle.path)}
+    if inputs.extras is not None:
+        report_extra.update(extras=inputs.extras.describe(), min_slope=min_slope)
+    with inputs.extras or nullcontext():
+        return predict_image(bundle.model, spec, image, out_dir, options,
+                             report_extra=report_extra)

@@ -61,6 +61,8 @@ class InputSpec:
         mean: Per model-input band mean (from the bundle), same units as the image.
         std: Per model-input band standard deviation.
         nodata: The image's nodata value, or None.
+        extras: Open :class:`~landslip.spectral.extras.ExtraInputs` giving the bands not read
+            from the image (``--extra``), or None.
     """
 
     band_set: BandSet
@@ -68,6 +70,7 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     nodata: float | None
+    extras: Any = None
 
 
 @dataclass
@@ -110,8 +113,12 @@ def prepare_window(ds: Any, window: Window, spec: InputSpec) -> tuple[Float, Boo
         nodata and outside the image).
     """
     fill = spec.nodata if spec.nodata is not None else 0
-    raw = read_window(ds, window, spec.band_indexes, fill=fill)
-    bands, valid = spec.band_set.compute(raw, spec.band_set.required, spec.nodata)
+    raw = (read_window(ds, window, spec.band_indexes, fill=fill) if spec.band_indexes
+           else np.zeros((0, window.height, window.width), np.float32))  # all from --extra
+    names, nodata = spec.band_set.required, spec.nodata
+    if spec.extras is not None:
+        raw, names, nodata = spec.extras.stack(raw, spec.nodata, window)
+    bands, valid = spec.band_set.compute(raw, names, nodata)
     inside = window.intersection(Window(0, 0, ds.height, ds.width))
     if inside is None or inside.height != window.height or inside.width != window.width:
         mask = np.zeros(valid.shape, dtype=bool)

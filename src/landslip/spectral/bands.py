@@ -10,8 +10,8 @@ Grammar of a band set (EBNF; case-insensitive, blanks around items and tokens ig
 
     band_set   = item , { "," , item } ;
     item       = set_name | index_name | band_name | expression ;
-    set_name   = "bgrn" | "bgr" | "grn" | "bg-ndvi" | "rgb" ;    (* BAND_SETS *)
-    index_name = "ndvi" | "ndwi" | "brightness" ;                 (* DERIVED_BANDS *)
+    set_name   = "bgrn" | "bgr" | "grn" | "bg-ndvi" | "rgb" | "pre-bgrn" ;  (* BAND_SETS *)
+    index_name = "ndvi" | "ndwi" | "brightness" | "pre_ndvi" | "dndvi" ;  (* DERIVED_BANDS *)
     band_name  = letter , { letter | digit | "_" } ;              (* a raw band of the data *)
     expression = term , { ( "+" | "-" ) , term } ;
     term       = factor , { ( "*" | "/" ) , factor } ;
@@ -36,6 +36,15 @@ Meaning (every accepted string has exactly one):
 
 ``str(band_set)`` is the canonical spec (the output names joined by commas), which resolves to
 an equal :class:`BandSet`.
+
+Extra inputs (``--extra`` of prepare and predict, :mod:`landslip.spectral.extras`) are raw
+bands with fixed meanings, one name each wherever they come from (:data:`EXTRA_BANDS`):
+``pre_blue`` .. ``pre_nir`` (a pre-event image), ``dem`` (elevation, metres), ``slope``
+(degrees, computed from ``dem`` on the scene with a halo by :mod:`landslip.spectral.terrain`,
+or the Landslide4Sense band of that name) and ``hillshade``. ``pre_ndvi`` and ``dndvi``
+(post-event NDVI minus pre-event NDVI: negative where vegetation was lost) are derived from
+them like ``ndvi``. Combine them with a spectral set by commas: ``bgrn,slope``,
+``bg-ndvi,dndvi``, ``bgrn,pre-bgrn,slope``.
 
 Training, evaluation and prediction all resolve band sets here (:func:`resolve_band_set`) and
 compute model inputs with :meth:`BandSet.compute`, so the three can never disagree. Lists of
@@ -63,6 +72,7 @@ from landslip.errors import BandError
 __all__ = [
     "BAND_SETS",
     "DERIVED_BANDS",
+    "EXTRA_BANDS",
     "RAW_BANDS",
     "BandSet",
     "normalize",
@@ -79,6 +89,8 @@ DERIVED_BANDS: dict[str, str] = {
     "ndvi": "(nir-red)/(nir+red)",
     "ndwi": "(green-nir)/(green+nir)",
     "brightness": "(blue+green+red)/3",
+    "pre_ndvi": "(pre_nir-pre_red)/(pre_nir+pre_red)",
+    "dndvi": "ndvi-pre_ndvi",
 }
 """Named index expressions over raw bands."""
 
@@ -88,8 +100,24 @@ BAND_SETS: dict[str, tuple[str, ...]] = {
     "grn": ("green", "red", "nir"),
     "bg-ndvi": ("blue", "green", "ndvi"),
     "rgb": ("red", "green", "blue"),
+    "pre-bgrn": ("pre_blue", "pre_green", "pre_red", "pre_nir"),
 }
-"""Named band sets: the paper's datasets (1) to (4), and ``rgb`` for 3-band true-colour data."""
+"""Named band sets: the paper's datasets (1) to (4), ``rgb`` for 3-band true-colour data, and
+``pre-bgrn``, the four bands of a pre-event image."""
+
+EXTRA_BANDS: dict[str, str] = {
+    "pre_blue": "pre-event image, blue (same units as the post-event bands)",
+    "pre_green": "pre-event image, green",
+    "pre_red": "pre-event image, red",
+    "pre_nir": "pre-event image, near infrared",
+    "dem": "elevation, metres",
+    "slope": "terrain slope, degrees (0 flat .. 90), from dem with a halo (Horn's gradient)",
+    "hillshade": "cos of the incidence of light from azimuth 315, elevation 45 (0 .. 1)",
+}
+"""Raw band names with a fixed meaning beyond the image's own bands (one name, one meaning).
+
+The Landslide4Sense importer's ``slope`` and ``dem`` are the benchmark's bands 13 and 14 as
+stored in its HDF5 files (the benchmark's own scaling, not checked here)."""
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _TOKEN = re.compile(

@@ -20,7 +20,16 @@ import numpy.typing as npt
 from landslip.synthetic.noise import cell_hash, coarse_field, fbm, perlin
 from landslip.synthetic.terrain import TerrainBlock
 
-__all__ = ["CLASS_NAMES", "LANDSLIDE", "SPECTRA", "LandslideAttrs", "render_landcover"]
+__all__ = [
+    "AUTUMN",
+    "CLASS_NAMES",
+    "LANDSLIDE",
+    "SPECTRA",
+    "SUMMER",
+    "LandslideAttrs",
+    "Phenology",
+    "render_landcover",
+]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -78,6 +87,30 @@ class LandslideAttrs:
     reveg_strength: F32
 
 
+@dataclass(frozen=True)
+class Phenology:
+    """The season's state of the vegetation (the land itself does not change).
+
+    Attributes:
+        autumn: Factor on the share of autumn colours in the forest (1: early October, the
+            post-event scene; 0: summer).
+        harvested: Stubble and dark bare parcels are harvested (True, October); in summer
+            (False) they are still green crop. Bright bare (fallow) parcels are bare in both.
+        vigour: Factor on the near-infrared reflectance of forest, grass and crop (leaf area).
+    """
+
+    autumn: float = 1.0
+    harvested: bool = True
+    vigour: float = 1.0
+
+
+AUTUMN = Phenology()
+"""Early October 2018, the post-event acquisition."""
+
+SUMMER = Phenology(autumn=0.0, harvested=False, vigour=1.08)
+"""Mid-August, a pre-event acquisition: no autumn colours, crops not yet harvested."""
+
+
 def _spec(name: str) -> F32:
     return np.array(SPECTRA[name], dtype=np.float32)[:, None, None]
 
@@ -94,6 +127,7 @@ def render_landcover(
     landslide_id: npt.NDArray[np.int32],
     attrs: LandslideAttrs,
     seed: int,
+    phenology: Phenology = AUTUMN,
 ) -> tuple[U8, F32]:
     """Classify a block and give its surface reflectance.
 
@@ -108,6 +142,7 @@ def render_landcover(
             polygons.
         attrs: Per-landslide appearance.
         seed: Scene seed.
+        phenology: The season (default :data:`AUTUMN`, the post-event date).
 
     Returns:
         (class codes uint8 (H, W) indexing :data:`CLASS_NAMES`,
@@ -116,12 +151,15 @@ def render_landcover(
     c = _BlockFrame.of(xs, ys, terrain.valley.shape, seed)
     cls = np.full((c.h, c.w), FOREST, dtype=np.uint8)
     refl = np.empty((4, c.h, c.w), dtype=np.float32)
-    _paint_forest(c, refl)
+    _paint_forest(c, refl, phenology.autumn)
     _paint_clearcuts(c, terrain, cls, refl)
-    flood = _paint_fields(c, terrain, cls, refl)
+    flood = _paint_fields(c, terrain, cls, refl, phenology.harvested)
     _paint_settlements(c, terrain, cls, refl)
     _paint_roads(c, terrain, flood, cls, refl)
     water = _paint_water(c, terrain, cls, refl)
+    if phenology.vigour != 1.0:
+        green = np.isin(cls, (FOREST, GRASS, CROP))
+        refl[3, green] *= np.float32(phenology.vigour)
     _paint_landslides(c, landslide_id, attrs, water, cls, refl)
     return cls, refl
 
@@ -182,10 +220,12 @@ def _paint(cls: U8, refl: F32, mask: npt.NDArray[np.bool_], spectrum: str, code:
     cls[mask] = code
 
 
-def _paint_forest(c: _BlockFrame, refl: F32) -> None:
+def _paint_forest(c: _BlockFrame, refl: F32, autumn_factor: float = 1.0) -> None:
     """Hills: deciduous/conifer mix with autumn colours, crown texture and shaded gaps."""
     mix = 1.0 / (1.0 + np.exp(-6.0 * c.coarse("mix", 260.0)))
     autumn = np.clip(c.coarse("autumn", 180.0) * 2.0, 0.0, 0.45)
+    if autumn_factor != 1.0:
+        autumn = autumn * np.float32(autumn_factor)
     forest = _spec("deciduous") * mix + _spec("conifer") * (1 - mix)
     forest = forest * (1 - autumn) + _spec("autumn") * autumn
     crown = c.perlin(4.5, "crown") + 0.5 * c.perlin(2.0, "crown2")
@@ -208,9 +248,12 @@ def _paint_clearcuts(c: _BlockFrame, terrain: TerrainBlock, cls: U8, refl: F32) 
         cls[cut] = CLEARCUT
 
 
-def _paint_fields(c: _BlockFrame, terrain: TerrainBlock, cls: U8,
-                  refl: F32) -> npt.NDArray[np.bool_]:
-    """Valley floor: agricultural parcels with grass edges; returns the flood plain mask."""
+def _paint_fields(c: _BlockFrame, terrain: TerrainBlock, cls: U8, refl: F32,
+                  harvested: bool = True) -> npt.NDArray[np.bool_]:
+    """Valley floor: agricultural parcels with grass edges; returns the flood plain mask.
+
+    Before the harvest (``harvested`` False) the stubble and dark bare parcels are crop.
+    """
     flood: npt.NDArray[np.bool_] = terrain.valley < (0.3 + 0.5 * c.coarse("flood", 300.0))
     pi = np.floor(c.U / 70.0).astype(np.int64)
     pj = np.floor(c.V / 130.0).astype(np.int64)
@@ -218,9 +261,13 @@ def _paint_fields(c: _BlockFrame, terrain: TerrainBlock, cls: U8,
     pb = 0.85 + 0.3 * cell_hash(pi, pj, c.seed, _SALT["parcel2"])
     edge = ((c.U - pi * 70.0) < 2.0) | ((c.V - pj * 130.0) < 2.0)
     field_tex = 1.0 + 0.06 * c.perlin(8.0, "tex")
-    for lo, hi, name, code in ((0.0, 0.33, "crop", CROP), (0.33, 0.58, "stubble", STUBBLE),
-                               (0.58, 0.68, "bare_dark", BARE), (0.68, 0.78, "bare_bright", BARE),
-                               (0.78, 1.01, "grass", GRASS)):
+    parcels: tuple[tuple[float, float, str, int], ...] = (
+        (0.0, 0.33, "crop", CROP), (0.33, 0.58, "stubble", STUBBLE),
+        (0.58, 0.68, "bare_dark", BARE), (0.68, 0.78, "bare_bright", BARE),
+        (0.78, 1.01, "grass", GRASS))
+    if not harvested:
+        parcels = ((0.0, 0.68, "crop", CROP), *parcels[3:])
+    for lo, hi, name, code in parcels:
         m = flood & (ph >= lo) & (ph < hi) & ~edge
         if m.any():
             refl[:, m] = (_spec(name) * (pb * field_tex)[None])[:, m]

@@ -6,7 +6,11 @@
 * ``ms.tif``: 4 bands blue, green, red, nir, 6 m, uint16, the same extent;
 * ``truth.tif``: uint8 0/1 on the PAN grid, the rasterization of the polygons;
 * ``landslides.geojson``: the landslide polygons in EPSG:4326 (lon/lat), like the GSI data;
-* ``dem.tif`` (optional): float32 elevation in metres on the PAN grid;
+* ``dem.tif`` (optional): float32 elevation in metres on the PAN grid, band ``dem``;
+* ``pre_pan.tif``, ``pre_ms.tif`` (optional): a pre-event scene of the same ground, the same
+  terrain and land cover without the scars, seen on another date (:data:`PRE_ACQUISITION`:
+  another sun position, summer phenology) with a small co-registration offset
+  (:data:`PRE_OFFSET_M`), on the same grids as ``pan.tif`` and ``ms.tif``;
 * ``preview.png``: true and false colour with the polygons drawn;
 * ``scene.json``: parameters, seed, landslide count and fraction, per-class NDVI, shadows.
 
@@ -23,8 +27,8 @@ import logging
 import math
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +42,28 @@ from landslip.io.cog import CONTINUOUS, LABELS
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterWriter
 from landslip.progress import track
-from landslip.synthetic.landcover import CLASS_NAMES, LandslideAttrs, render_landcover
+from landslip.synthetic.landcover import (
+    AUTUMN,
+    CLASS_NAMES,
+    SUMMER,
+    LandslideAttrs,
+    Phenology,
+    render_landcover,
+)
 from landslip.synthetic.landslides import LandslideConfig, generate_landslides
 from landslip.synthetic.sensor import SensorModel
 from landslip.synthetic.solar import SPOT7_ATSUMA_TIME, SunPosition, solar_position
 from landslip.synthetic.terrain import TerrainModel, cast_shadow_lit
 
-__all__ = ["MAX_SIZE", "MIN_SIZE", "SceneResult", "make_scene", "scene_grids"]
+__all__ = [
+    "MAX_SIZE",
+    "MIN_SIZE",
+    "PRE_ACQUISITION",
+    "PRE_OFFSET_M",
+    "SceneResult",
+    "make_scene",
+    "scene_grids",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +79,12 @@ CENTRE_LONLAT = (141.9, 42.7)
 BANDS = ("blue", "green", "red", "nir")
 GDAL_CACHE_MB = 128
 """GDAL block cache while writing the scene, MiB."""
+PRE_ACQUISITION = datetime(2018, 8, 20, 1, 2, tzinfo=UTC)
+"""UTC time of the pre-event scene: 17 days before the 6 September 2018 earthquake, at
+SPOT-7's 10:30 local solar time (sun higher and further east than on 4 October)."""
+PRE_OFFSET_M = (1.1, -0.7)
+"""Co-registration offset of the pre-event scene, metres (east, north): its pixel at a given
+map position shows the ground that lies this far away (0.7 and 0.5 PAN pixels)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,8 @@ class SceneResult:
         out_dir: The output folder.
         pan, ms, truth, landslides, preview, scene_json: Paths of the files written.
         dem: Path of the DEM, or None when not requested.
+        pre_pan: Path of the pre-event PAN, or None when not requested.
+        pre_ms: Path of the pre-event MS, or None when not requested.
         pan_grid: Grid of pan.tif and truth.tif (EPSG:32654, 1.5 m).
         ms_grid: Grid of ms.tif (EPSG:32654, 6 m), same extent.
         seed: The seed.
@@ -103,6 +130,8 @@ class SceneResult:
     landslide_shaded_share: float = 0.0
     landslide_cast_shadow_share: float = 0.0
     seconds: float = 0.0
+    pre_pan: Path | None = None
+    pre_ms: Path | None = None
 
 
 def _check_size(size: int) -> None:
@@ -165,7 +194,12 @@ class _SceneSetup:
         sensor: Sensor model.
         polys: Landslide polygons in UTM metres; polygon i has landslide id i + 1.
         attrs: Per-landslide appearance.
-        tree: Spatial index of ``polys`` (``shapely.STRtree``), None without landslides.
+        tree: Spatial index of ``polys`` (``shapely.STRtree``), None without landslides
+            (and for the pre-event scene, which has none).
+        offset: Shift (east, north) in metres of the ground seen, for the co-registration
+            offset of the pre-event scene.
+        phenology: The season of the vegetation.
+        noise_salt: Salt of the sensor-noise generator (another date, other noise).
     """
 
     seed: int
@@ -178,6 +212,9 @@ class _SceneSetup:
     polys: list[Any]
     attrs: LandslideAttrs
     tree: Any
+    offset: tuple[float, float] = (0.0, 0.0)
+    phenology: Phenology = AUTUMN
+    noise_salt: int = 77
 
     @property
     def sin_el(self) -> float:
@@ -266,6 +303,8 @@ def make_scene(
     fraction_range: tuple[float, float] = (0.02, 0.08),
     preview: bool = True,
     acquisition: datetime = SPOT7_ATSUMA_TIME,
+    pre: bool = False,
+    pre_acquisition: datetime = PRE_ACQUISITION,
 ) -> SceneResult:
     """Generate a synthetic SPOT-7-like scene with landslides and write it to ``out_dir``.
 
@@ -280,6 +319,8 @@ def make_scene(
         fraction_range: Allowed range of that share.
         preview: Write ``preview.png``.
         acquisition: UTC time of the simulated acquisition (sets the sun position).
+        pre: Also write ``pre_pan.tif`` and ``pre_ms.tif``, the pre-event scene.
+        pre_acquisition: UTC time of the pre-event scene (its sun position).
 
     Returns:
         A :class:`SceneResult` with the paths and the measured figures.
@@ -293,12 +334,12 @@ def make_scene(
     target = (lo + hi) / 2 if landslide_fraction is None else float(landslide_fraction)
     ls_config = LandslideConfig(fraction_range=(lo, hi), target_fraction=target)
     setup = _scene_setup(size, seed, acquisition, ls_config)
+    pre_setup = _pre_setup(setup, pre_acquisition) if pre else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rasters = {name: out / f"{name}.tif" for name in ("pan", "ms", "truth", "dem")}
-    if not dem:
-        del rasters["dem"]
-    stats = _write_rasters(setup, rasters, size)
+    wanted = {"pan": True, "ms": True, "truth": True, "dem": dem, "pre_pan": pre, "pre_ms": pre}
+    rasters = {name: out / f"{name}.tif" for name, on in wanted.items() if on}
+    stats = _write_rasters(setup, rasters, size, pre_setup)
     geojson = _write_geojson(out / "landslides.geojson", setup.polys, setup.pan_grid)
     preview_path: Path | None = None
     if preview:
@@ -312,6 +353,8 @@ def make_scene(
     seconds = time.perf_counter() - t_start
     meta = _scene_metadata(setup, size, acquisition, ls_config, fraction, classes,
                            (shaded, cast), files, seconds)
+    if pre_setup is not None:
+        meta["pre"] = _pre_metadata(pre_setup, pre_acquisition)
     scene_json = write_json_atomic(out / "scene.json", meta)
     if not (lo <= fraction <= hi):
         log.warning("landslide fraction %.4f is outside the configured range [%s, %s]",
@@ -325,6 +368,7 @@ def make_scene(
         class_fraction={k: v["fraction"] for k, v in classes.items()},
         class_slope_deg={k: v["mean_slope_deg"] for k, v in classes.items()},
         landslide_shaded_share=shaded, landslide_cast_shadow_share=cast, seconds=seconds,
+        pre_pan=rasters.get("pre_pan"), pre_ms=rasters.get("pre_ms"),
     )
 
 
@@ -340,10 +384,7 @@ def _scene_setup(size: int, seed: int, acquisition: datetime,
     from shapely.affinity import translate
 
     pan_grid, ms_grid, ref = scene_grids(size)
-    sun = solar_position(CENTRE_LONLAT[1], CENTRE_LONLAT[0], acquisition)
-    if sun.elevation_deg <= 5:
-        raise InputError(f"the sun is only {sun.elevation_deg:.1f} degrees high at "
-                         f"{acquisition.isoformat()}; choose a daytime acquisition")
+    sun = _sun(acquisition)
     terrain = TerrainModel(seed=seed)
     # landslide polygons: drawn in local metres, moved to UTM
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{CRS_EPSG}", always_xy=True)
@@ -359,8 +400,40 @@ def _scene_setup(size: int, seed: int, acquisition: datetime,
                        tree=STRtree(polys) if polys else None)
 
 
-def _write_rasters(setup: _SceneSetup, paths: dict[str, Path], size: int) -> _SceneStats:
-    """Render the scene tile by tile into the rasters of ``paths`` (pan, ms, truth[, dem]).
+def _sun(acquisition: datetime) -> SunPosition:
+    """The sun over the scene centre at ``acquisition``.
+
+    Raises:
+        InputError: When the sun is 5 degrees high or less.
+    """
+    sun = solar_position(CENTRE_LONLAT[1], CENTRE_LONLAT[0], acquisition)
+    if sun.elevation_deg <= 5:
+        raise InputError(f"the sun is only {sun.elevation_deg:.1f} degrees high at "
+                         f"{acquisition.isoformat()}; choose a daytime acquisition")
+    return sun
+
+
+def _pre_setup(setup: _SceneSetup, acquisition: datetime) -> _SceneSetup:
+    """The pre-event scene: same ground, no scars, another sun, summer, shifted, other noise."""
+    return replace(setup, sun=_sun(acquisition), polys=[], tree=None, offset=PRE_OFFSET_M,
+                   phenology=SUMMER, noise_salt=78)
+
+
+def _pre_metadata(pre: _SceneSetup, acquisition: datetime) -> dict[str, Any]:
+    """The ``pre`` block of scene.json."""
+    return {"files": ["pre_pan.tif", "pre_ms.tif"], "acquisition_utc": acquisition.isoformat(),
+            "sun": {"azimuth_deg": round(pre.sun.azimuth_deg, 3),
+                    "elevation_deg": round(pre.sun.elevation_deg, 3)},
+            "offset_m": list(pre.offset), "landslides": 0,
+            "phenology": {"autumn": pre.phenology.autumn,
+                          "harvested": pre.phenology.harvested,
+                          "vigour": pre.phenology.vigour}}
+
+
+def _write_rasters(setup: _SceneSetup, paths: dict[str, Path], size: int,
+                   pre: _SceneSetup | None = None) -> _SceneStats:
+    """Render the scene tile by tile into the rasters of ``paths`` (pan, ms, truth[, dem]
+    [, pre_pan, pre_ms]); ``pre`` renders the pre-event scene's tiles.
 
     All files are written atomically: on any error none of them is left behind.
 
@@ -373,7 +446,9 @@ def _write_rasters(setup: _SceneSetup, paths: dict[str, Path], size: int) -> _Sc
         "pan": (pan_grid, 1, "uint16", ["pan"]),
         "ms": (setup.ms_grid, 4, "uint16", list(BANDS)),
         "truth": (pan_grid, 1, "uint8", ["landslide"]),
-        "dem": (pan_grid, 1, "float32", ["elevation_m"]),
+        "dem": (pan_grid, 1, "float32", ["dem"]),
+        "pre_pan": (pan_grid, 1, "uint16", ["pan"]),
+        "pre_ms": (setup.ms_grid, 4, "uint16", list(BANDS)),
     }
     stats = _SceneStats()
     tiles = list(iter_clipped_tiles(size, size, TILE))
@@ -384,12 +459,17 @@ def _write_rasters(setup: _SceneSetup, paths: dict[str, Path], size: int) -> _Sc
             style=LABELS if name == "truth" else CONTINUOUS)) for name, path in paths.items()}
         for win in track(tiles, total=len(tiles), description="synth"):
             tile = _render_tile(setup, win)
+            ms_win = Window(win.row_off // RATIO, win.col_off // RATIO, win.height // RATIO,
+                            win.width // RATIO)
             writers["pan"].write(tile.pan, win)
-            writers["ms"].write(tile.ms, Window(win.row_off // RATIO, win.col_off // RATIO,
-                                                win.height // RATIO, win.width // RATIO))
+            writers["ms"].write(tile.ms, ms_win)
             writers["truth"].write(tile.truth, win)
             if "dem" in writers:
                 writers["dem"].write(tile.height, win)
+            if pre is not None:
+                before = _render_tile(pre, win)
+                writers["pre_pan"].write(before.pan, win)
+                writers["pre_ms"].write(before.ms, ms_win)
             stats.add(tile, setup.sin_el)
     return stats
 
@@ -419,18 +499,18 @@ def _render_tile(setup: _SceneSetup, win: Window) -> _Tile:
     ref, sensor = setup.ref, setup.sensor
     ext = win.expand(h)
     ext_grid = setup.pan_grid.window_grid(ext)
-    x0 = ext_grid.transform.c - ref[0]
-    y0 = ext_grid.transform.f - ref[1]
+    x0 = ext_grid.transform.c - ref[0] + setup.offset[0]
+    y0 = ext_grid.transform.f - ref[1] + setup.offset[1]
     xs = (x0 + (np.arange(ext.width) + 0.5) * PAN_RES).astype(np.float64)
     ys = (y0 - (np.arange(ext.height) + 0.5) * PAN_RES).astype(np.float64)
     tb = setup.terrain.block(x0, y0, PAN_RES, ext.height, ext.width, setup.sun)
     lit = cast_shadow_lit(setup.terrain, x0, y0, PAN_RES, ext.height, ext.width, setup.sun)
     ids = _tile_landslide_ids(setup, ext_grid)
-    cls, refl = render_landcover(xs, ys, tb, ids, setup.attrs, setup.seed)
+    cls, refl = render_landcover(xs, ys, tb, ids, setup.attrs, setup.seed, setup.phenology)
     direct = np.clip(tb.cos_incidence, 0.0, None) * lit
     sky_view = ((1.0 + np.cos(np.radians(tb.slope_deg))) / 2.0).astype(np.float32)
     signal = sensor.at_sensor(refl, direct, setup.sin_el, sky_view)
-    rng = np.random.default_rng([setup.seed, 77, win.row_off, win.col_off])
+    rng = np.random.default_rng([setup.seed, setup.noise_salt, win.row_off, win.col_off])
     core = (slice(h, h + win.height), slice(h, h + win.width))
     pan = sensor.to_dn(sensor.pan_from_signal(signal)[core], sensor.pan_gain, rng)
     hr = h // RATIO
