@@ -457,8 +457,7 @@ def predict_scene(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
         probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
-        polygons=polygons, html=html,
-        polygons=polygons, min_slope=min_slope,
+        polygons=polygons, html=html, min_slope=min_slope,
     )
     report_extra: dict[str, Any] = {"bundle": str(bundle.path)}
     if inputs.extras is not None:
