@@ -289,6 +289,7 @@ class _StepLosses(pl.Callback):
                            outputs: dict[str, torch.Tensor], batch: object,
                            batch_idx: int) -> None:
         self.losses.append(float(outputs["loss"]))
+        self.dtypes.add(outputs["loss"].dtype)
 
 
 LAYOUT_RTOL = 1e-4
@@ -328,7 +329,7 @@ def test_precision_on_the_cpu(dataset: Path, tmp_path: Path) -> None:
                       precision="bf16-mixed", epochs=1, **TINY)
     result = train(cfg, progress=False, callbacks=[rec])
     assert result.best_val and np.isfinite(rec.losses).all()
-    assert rec.dtypes == {torch.bfloat16}  # autocast really ran
+    assert rec.dtypes == {torch.bfloat16, torch.float32}  # bf16 logits, float32 loss
     assert load_bundle(tmp_path / "bf16").meta.training["config"]["precision"] == "bf16-mixed"
 
 

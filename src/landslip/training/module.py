@@ -161,7 +161,8 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
         """Loss of one batch; logs ``loss`` (step, progress bar) and ``train_loss`` (epoch)."""
         x, y = batch
-        loss: torch.Tensor = self.loss_fn(self(x), y)
+        # float32 loss under mixed precision too: sums over bf16 pixels would lose the counts.
+        loss: torch.Tensor = self.loss_fn(self(x).float(), y)
         n = int(x.shape[0])
         self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False,
                  batch_size=n)
@@ -180,7 +181,7 @@ class SegmentationModule(pl.LightningModule):
             batch_idx: Index of the batch.
         """
         x, y = batch
-        logits = self(x)
+        logits = self(x).float()
         loss = self.loss_fn(logits, y)
         pred = landslide_pixels(logits.detach()[:, 0], self.threshold)
         self.val_counts.update(pred.long(), y.long())
