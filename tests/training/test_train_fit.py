@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -21,8 +22,8 @@ from landslip.dataset.folder import open_dataset
 from landslip.dataset.torch import LandslideDataModule
 from landslip.errors import ConfigError, ModelError
 from landslip.models.bundle import load_bundle
-from landslip.training.config import load_config, save_config
-from landslip.training.fit import train
+from landslip.training.config import TrainConfig, load_config, save_config
+from landslip.training.fit import check_precision, resolve_accelerator, train, use_compile
 
 TINY = {"model": "unet", "width": 4, "depth": 2, "batch_size": 4}
 
@@ -350,3 +351,41 @@ def test_compile_failure_in_training_falls_back_to_eager(
     assert result.epochs_completed == 1 and result.bundle_dir is not None
     failed = [r for r in caplog.records if "torch.compile failed" in r.getMessage()]
     assert len(failed) == 1 and "\n" not in failed[0].getMessage()
+
+
+def test_check_precision_rules(monkeypatch: pytest.MonkeyPatch,
+                               caplog: pytest.LogCaptureFixture) -> None:
+    def cfg(precision: str) -> TrainConfig:
+        return load_config(None, dataset="d", output="o", precision=precision)
+
+    for accelerator in ("gpu", "mps"):  # passed through to Lightning
+        for precision in ("32", "16-mixed", "bf16-mixed"):
+            check_precision(cfg(precision), accelerator)
+    check_precision(cfg("32"), "cpu")
+    with pytest.raises(ConfigError, match="16-mixed needs a GPU"):
+        check_precision(cfg("16-mixed"), "cpu")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    with caplog.at_level("WARNING", logger="landslip.training.fit"):
+        check_precision(cfg("bf16-mixed"), "cpu")
+    assert [r.getMessage() for r in caplog.records] == [
+        "this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16-mixed is emulated and "
+        "slower than --precision 32"]
+    monkeypatch.setattr("landslip.training.fit._bf16_runs_on_cpu", lambda: False)
+    with pytest.raises(ConfigError, match=r"^precision bf16-mixed does not run on this CPU; "
+                                          r"use --precision 32$"):
+        check_precision(cfg("bf16-mixed"), "cpu")
+
+
+def test_compile_auto_is_off_and_accelerator_resolution() -> None:
+    def cfg(**kw: str) -> TrainConfig:
+        return load_config(None, dataset="d", output="o", **kw)
+
+    # auto = off: on the CPU compiling cost about a minute and trained no faster (DESIGN.md).
+    assert [use_compile(cfg(compile=c), a) for c in ("auto", "on", "off")
+            for a in ("cpu", "gpu")] == [False, False, True, True, False, False]
+    assert resolve_accelerator(cfg(accelerator="cuda")) == "gpu"
+    assert resolve_accelerator(cfg(accelerator="cpu")) == "cpu"
+    expected = "gpu" if torch.cuda.is_available() else (
+        "mps" if torch.backends.mps.is_available() else "cpu")
+    assert resolve_accelerator(cfg()) == expected

@@ -151,7 +151,7 @@ def _bf16_runs_on_cpu() -> bool:
         w = torch.ones(1, 1, 3, 3, requires_grad=True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = torch.nn.functional.conv2d(torch.ones(1, 1, 4, 4), w)
-        out.float().sum().backward()
+        torch.autograd.grad(out.float().sum(), w)
     except RuntimeError:
         return False
     return True

@@ -117,7 +117,8 @@ class SegmentationModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.memory_format = MEMORY_FORMATS[memory_format]
-        self.model = model.to(memory_format=self.memory_format)
+        # nn.Module.to takes memory_format (torch's stubs omit it).
+        self.model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.compile_model = compile
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.loss_fn = loss
