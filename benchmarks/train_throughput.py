@@ -17,7 +17,7 @@ the sanity check, validation and the bundle are not (the whole ``train()`` wall 
 too). ``wall`` is elapsed time; ``cpu`` is this process's CPU time (less sensitive to other
 load, though with several threads it counts their spinning too).
 
-Run (the lead's figures; about 4 minutes on 2 idle cores)::
+Run (the lead's figures; about 3-4 minutes on 2 idle cores, 14 on the loaded machine)::
 
     .venv/bin/python benchmarks/train_throughput.py
 
