@@ -1,29 +1,40 @@
-"""Training throughput: the full ``landslip train`` loop against a bare PyTorch loop.
+"""Training throughput: the code before channels_last, the new default, and a bare PyTorch loop.
 
-Both loops train the same model (same seed, so same initial weights) with the same loss
-(dice), optimizer (Adam, lr 0.001), batch size and batches (the same ``LandslideDataModule``
-over the same dataset of 256 x 256 patches), in the same process, alternating (bare, Lightning,
-bare, Lightning, ...) so machine load affects both alike. Throughput is patches per second over
-the training steps after ``--warmup`` warm-up steps, measured at batch ends (data loading
-included). The Lightning side runs :func:`landslip.training.fit.train` itself: checkpoints,
-metrics CSV, curve and bundle writing all happen, but only the steady-state training steps are
-timed; its end-to-end wall time is printed too.
+For each configuration (``unet`` width 8, batch 16, 128 px patches; width 16, batch 4, 256 px)
+and each repeat, in ONE process and in turn, so machine load affects every variant alike:
 
-Run (CPU, one thread, a few steps each)::
+* ``old``: :func:`landslip.training.fit.train` as before issue 12, reproduced by its options
+  (``memory_format=contiguous``, ``compile=off``, ``precision=32``);
+* ``new``: :func:`landslip.training.fit.train` with the default options (channels_last);
+* ``bare``: a bare PyTorch loop in channels_last: same model and initial weights (same seed),
+  loss (dice), optimizer (Adam, lr 0.001) and batches (the same ``LandslideDataModule``);
+* with ``--compile``: ``new`` with ``compile=on`` (its first step, the compile time, is printed);
+* with ``--bf16``: ``new`` with ``precision=bf16-mixed`` (a CPU with AMX runs it about 3x faster).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/train_throughput.py --widths 16 64
+Throughput is patches per second over the training steps after the warm-up steps, timed at
+batch ends: data loading, the logging and the ``last.ckpt`` saved every 20 steps are included;
+the sanity check, validation and the bundle are not (the whole ``train()`` wall time is printed
+too). ``wall`` is elapsed time; ``cpu`` is this process's CPU time (less sensitive to other
+load, though with several threads it counts their spinning too).
 
-The issue's acceptance figure: ratio (Lightning / bare) >= 0.9 for width 16 and 64.
+Run (the lead's figures; about 3-4 minutes on 2 idle cores, 14 on the loaded machine)::
+
+    .venv/bin/python benchmarks/train_throughput.py
+
+``--quick`` (one repeat, a few steps) checks that it runs. Acceptance (issue 12): ``new / old``
+at least 1.4 for both configurations; ``new / bare`` at least 0.9.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import platform
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +48,48 @@ from landslip.training.config import load_config
 from landslip.training.fit import train
 
 
-class StepTimer(pl.Callback):
-    """Records the wall-clock time at the end of every training batch."""
+@dataclass(frozen=True)
+class Case:
+    """One configuration: model width, batch size, patch size and steps per run."""
 
-    def __init__(self) -> None:
-        self.times: list[tuple[float, float]] = []
+    width: int
+    batch: int
+    patch: int
+    steps: int
+    warmup: int
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.times.append(_now())
+    @property
+    def name(self) -> str:
+        return f"width {self.width}, batch {self.batch}, {self.patch} px"
+
+
+CASES = (Case(8, 16, 128, 24, 4), Case(16, 4, 256, 12, 2))
+QUICK = (Case(8, 16, 128, 8, 2), Case(16, 4, 256, 5, 1))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _now() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
+
+
+class StepTimer(pl.Callback):
+    """Records (wall, CPU) time at the end of every training batch, and the first batch's wall."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[float, float]] = []
+        self.t0 = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        _sync(pl_module.device)
+        self.times.append(_now())
 
 
 def _rate(times: list[tuple[float, float]], batch: int, warmup: int) -> tuple[float, float]:
@@ -59,89 +99,128 @@ def _rate(times: list[tuple[float, float]], batch: int, warmup: int) -> tuple[fl
     return n / (t[-1][0] - t[0][0]), n / (t[-1][1] - t[0][1])
 
 
-def bare_loop(dataset: Path, width: int, batch: int, steps: int,
-              warmup: int) -> tuple[float, float]:
-    """A plain PyTorch training loop; returns patches per (wall, CPU) second."""
-    dm = LandslideDataModule(dataset, "bgrn", batch_size=batch, seed=0)
+def bare_loop(dataset: Path, case: Case, device: torch.device) -> tuple[float, float]:
+    """A bare channels_last PyTorch training loop; returns patches per (wall, CPU) second."""
+    cl = torch.channels_last
+    dm = LandslideDataModule(dataset, "bgrn", batch_size=case.batch, seed=0)
     dm.setup("fit")
     pl.seed_everything(0, verbose=False)
-    model = create_model("unet", 4, width=width)
+    model = create_model("unet", 4, width=case.width).to(device, memory_format=cl)
     loss_fn = create_loss("dice")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     times: list[tuple[float, float]] = []
-    while len(times) < steps:
+    while len(times) < case.steps:
         for x, y in dm.train_dataloader():
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            x = x.to(device, non_blocking=True).contiguous(memory_format=cl)
+            loss = loss_fn(model(x), y.to(device, non_blocking=True))
             loss.backward()
             opt.step()
+            _sync(device)
             times.append(_now())
-            if len(times) >= steps:
+            if len(times) >= case.steps:
                 break
-    return _rate(times, batch, warmup)
+    return _rate(times, case.batch, case.warmup)
 
 
-def lightning_loop(dataset: Path, run: Path, width: int, batch: int, steps: int,
-                   warmup: int) -> tuple[tuple[float, float], float]:
-    """``landslip.training.fit.train``: ((wall, CPU) patches/s of the steps, wall seconds)."""
+def landslip_loop(dataset: Path, run: Path, case: Case, accelerator: str,
+                  **options: Any) -> tuple[float, float, float, float]:
+    """``landslip.training.fit.train`` with ``options``.
+
+    Returns:
+        (wall patches/s, CPU patches/s, seconds to the end of the first step, train() seconds).
+    """
     timer = StepTimer()
     cfg = load_config(None, dataset=dataset, output=run, bands="bgrn", model="unet",
-                      width=width, batch_size=batch, epochs=1, max_train_batches=steps,
-                      max_val_batches=1, seed=0)
+                      width=case.width, batch_size=case.batch, epochs=1,
+                      max_train_batches=case.steps, max_val_batches=1, seed=0,
+                      accelerator=accelerator, **options)
     t0 = time.perf_counter()
     train(cfg, progress=False, callbacks=[timer])
     total = time.perf_counter() - t0
-    return _rate(timer.times, batch, warmup), total
+    wall, cpu = _rate(timer.times, case.batch, case.warmup)
+    return wall, cpu, timer.times[0][0] - timer.t0, total
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "old": {"memory_format": "contiguous", "compile": "off", "precision": "32"},
+    "new": {},
+    "compile": {"compile": "on"},
+    "bf16": {"precision": "bf16-mixed"},
+}
+
+
+def run_case(case: Case, tmp: Path, variants: list[str], repeats: int, accelerator: str,
+             device: torch.device) -> dict[str, list[tuple[float, ...]]]:
+    """Write the case's dataset and run every variant ``repeats`` times, interleaved."""
+    # The synthetic dataset writer is a test helper (tests/helpers), not part of landslip.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from helpers.datasets import write_synthetic_dataset
+
+    ds = tmp / f"ds-{case.patch}"
+    n_train = case.batch * case.steps
+    write_synthetic_dataset(ds, n=2 * n_train + 4, patch_size=case.patch,
+                            fractions=(0.5, 0.25, 0.25))
+    rows: dict[str, list[tuple[float, ...]]] = {v: [] for v in variants}
+    print(f"\n{case.name}: {case.steps} steps ({case.warmup} warm-up) per run")
+    print(f"  {'variant':<8} {'wall p/s':>9} {'cpu p/s':>9} {'1st step s':>10} {'train() s':>10}")
+    for r in range(repeats):
+        for v in variants:
+            if v == "bare":
+                row: tuple[float, ...] = (*bare_loop(ds, case, device), float("nan"),
+                                          float("nan"))
+            else:
+                row = landslip_loop(ds, tmp / f"run-{case.patch}-{v}-{r}", case, accelerator,
+                                    **VARIANTS[v])
+            rows[v].append(row)
+            print(f"  {v:<8} {row[0]:>9.2f} {row[1]:>9.2f} {row[2]:>10.1f} {row[3]:>10.1f}"
+                  f"   repeat {r + 1}", flush=True)
+    return rows
+
+
+def summary(case: Case, rows: dict[str, list[tuple[float, ...]]]) -> list[str]:
+    """Median throughputs and the ratios against ``old`` and ``bare``, one line each."""
+    med = {v: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+           for v, rs in rows.items()}
+    lines = [f"{case.name}: " + ", ".join(f"{v} {w:.2f} ({c:.2f} cpu)"
+                                         for v, (w, c) in med.items()) + " patches/s"]
+    for v in med:
+        for base in ("old", "bare"):
+            if v not in ("old", "bare") and base in med:
+                w, c = med[v][0] / med[base][0], med[v][1] / med[base][1]
+                lines.append(f"  {v} / {base}: {w:.2f} wall, {c:.2f} cpu")
+    return lines
 
 
 def main() -> None:
-    """Parse arguments, run the alternating measurements and print the table."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--widths", type=int, nargs="+", default=[16, 64])
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=8, help="timed + warm-up steps per run")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--patch", type=int, default=256)
+    """Parse arguments, run the interleaved measurements and print the tables and ratios."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one repeat of a few steps")
+    ap.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--compile", action="store_true", help="also time compile=on")
+    ap.add_argument("--bf16", action="store_true", help="also time precision=bf16-mixed")
+    ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    n_train = args.batch * args.steps
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    repeats = args.repeats or (1 if args.quick else 3)
+    variants = ["old", "new", "bare", *(["compile"] if args.compile else []),
+                *(["bf16"] if args.bf16 else [])]
+    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
+          f"torch {torch.__version__}, lightning {pl.__version__}, device {device}, "
+          f"{repeats} repeat(s); p/s = patches per second")
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        ds = Path(tmp) / "ds"
-        # The synthetic dataset writer is a test helper (tests/helpers), not part of landslip.
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from helpers.datasets import write_synthetic_dataset
-
-        # Train share 0.5: enough training patches for one epoch of `steps` batches.
-        write_synthetic_dataset(ds, n=2 * n_train + 2, patch_size=args.patch,
-                                fractions=(0.5, 0.25, 0.25))
-        print(f"patch {args.patch} x {args.patch}, batch {args.batch}, {args.steps} steps "
-              f"({args.warmup} warm-up), {args.threads} thread(s), torch {torch.__version__}, "
-              f"lightning {pl.__version__}")
-        print("throughput in patches/s over the timed steps; ratio = lightning / bare;")
-        print("wall = elapsed time, cpu = this process's CPU time (robust to other load)")
-        print(f"{'width':>5} {'bare wall':>9} {'lit wall':>9} {'ratio':>6} {'bare cpu':>9} "
-              f"{'lit cpu':>9} {'ratio':>6} {'train() s':>10}")
-        for width in args.widths:
-            rows = []
-            for r in range(args.repeats):
-                b = bare_loop(ds, width, args.batch, args.steps, args.warmup)
-                lit, wall = lightning_loop(ds, Path(tmp) / f"run-{width}-{r}", width,
-                                           args.batch, args.steps, args.warmup)
-                row = (b[0], lit[0], lit[0] / b[0], b[1], lit[1], lit[1] / b[1], wall)
-                rows.append(row)
-                print(_fmt(width, row, f"repeat {r + 1}"), flush=True)
-            med = tuple(statistics.median(col) for col in zip(*rows, strict=True))
-            print(_fmt(width, med, "median"), flush=True)
-
-
-def _fmt(width: int, row: tuple[float, ...], note: str) -> str:
-    bw, lw, rw, bc, lc, rc, wall = row
-    return (f"{width:>5} {bw:>9.3f} {lw:>9.3f} {rw:>6.3f} {bc:>9.3f} {lc:>9.3f} {rc:>6.3f} "
-            f"{wall:>10.1f}   {note}")
+        for case in QUICK if args.quick else CASES:
+            lines += summary(case, run_case(case, Path(tmp), variants, repeats,
+                                            args.accelerator, device))
+    print("\nmedians (ratios: >= 1.4 against old and >= 0.9 against bare is the issue's bar)")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

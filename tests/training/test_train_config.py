@@ -24,6 +24,15 @@ def test_paper_defaults_and_descriptions() -> None:
     assert c.model_name_and_params() == ("unet-paper", {})
     missing = [n for n, f in TrainConfig.model_fields.items() if not f.description]
     assert missing == []
+    assert (c.precision, c.memory_format, c.compile) == ("32", "channels_last", "auto")
+
+
+@pytest.mark.parametrize("given", [32, "32", "32-true"])
+def test_precision_32_spellings(given: object) -> None:
+    # YAML "precision: 32" is a number; configs saved before "32" was canonical say 32-true.
+    assert load_config(None, dataset="d", output="o", precision=given).precision == "32"
+    with pytest.raises(ConfigError, match="precision: Input should be '32', '16-mixed' or "):
+        load_config(None, dataset="d", output="o", precision="64")
 
 
 def test_width_switches_paper_model_to_unet() -> None:

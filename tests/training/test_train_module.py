@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from landslip.encoding import IGNORE, apply_threshold
+from landslip.errors import ModelError
 from landslip.evaluation.metrics import Confusion, confusion
 from landslip.models.losses import create_loss
 from landslip.models.registry import create_model
@@ -105,3 +106,63 @@ def test_module_step_and_optimizer() -> None:
     assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == 0.01
     x = torch.randn(2, 3, 16, 16)
     assert m(x).shape == (2, 1, 16, 16)
+
+
+def _first_conv(m: SegmentationModule) -> torch.Tensor:
+    weight: torch.Tensor = m.model.down[0][0].weight
+    return weight
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "contiguous"])
+def test_memory_format_of_weights_and_batches(fmt: str) -> None:
+    layout = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    m = SegmentationModule(create_model("unet", 3, width=4, depth=2), create_loss("dice"),
+                           memory_format=fmt)  # type: ignore[arg-type]
+    seen: list[bool] = []
+    m.model.register_forward_pre_hook(
+        lambda _mod, args: seen.append(args[0].is_contiguous(memory_format=layout)))
+    assert _first_conv(m).is_contiguous(memory_format=layout)
+    x = torch.randn(2, 3, 16, 16)  # NCHW, as the loader gives it
+    out = m(x)
+    assert seen == [True] and out.shape == (2, 1, 16, 16)
+    # Same logits in both layouts, within float32 rounding.
+    ref = create_model("unet", 3, width=4, depth=2)
+    ref.load_state_dict(m.model.state_dict())
+    torch.testing.assert_close(out, ref(x), rtol=1e-5, atol=1e-6)
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    def broken_compile(fn: object, **kwargs: object) -> object:
+        def compiled(x: torch.Tensor) -> torch.Tensor:
+            calls.append(1)
+            raise RuntimeError("backend 'inductor' failed\nC++ compile error: no gcc\n...")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    m = SegmentationModule(create_model("unet", 3, width=4, depth=2), create_loss("dice"),
+                           compile=True)
+    m.on_fit_start()
+    x = torch.randn(2, 3, 16, 16)
+    with caplog.at_level("WARNING", logger="landslip.training.module"):
+        out = m(x)
+        out2 = m(x)
+    assert calls == [1]  # tried once, then eager for good
+    torch.testing.assert_close(out, out2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["torch.compile failed (RuntimeError: backend 'inductor' failed); "
+                        "training continues without compiling"]
+    assert not m.compile_model
+
+
+def test_model_errors_pass_through_the_compiled_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # "compiled" = the eager forward
+    m = SegmentationModule(create_model("unet", 3, width=4, depth=2), create_loss("dice"),
+                           compile=True)
+    m.on_fit_start()
+    with pytest.raises(ModelError, match="pad to 16"):
+        m(torch.randn(1, 3, 14, 14))
+    assert m.compile_model  # a wrong input is not a compiler failure

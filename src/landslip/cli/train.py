@@ -53,6 +53,9 @@ def train(
     num_workers: Annotated[int | None, _opt("num_workers")] = None,
     early_stopping: Annotated[int | None, _opt("early_stopping")] = None,
     max_train_batches: Annotated[int | None, _opt("max_train_batches")] = None,
+    precision: Annotated[str | None, _opt("precision")] = None,
+    memory_format: Annotated[str | None, _opt("memory_format")] = None,
+    compile: Annotated[str | None, _opt("compile")] = None,
     resume: Annotated[bool, _opt("resume")] = False,
     config: Annotated[
         Path | None,

@@ -267,6 +267,8 @@ class LandslideDataModule(pl.LightningDataModule):
         augment: Random symmetries of the square for training batches.
         mean: Per-band means (from the dataset's training statistics when None).
         std: Per-band standard deviations (likewise).
+        pin_memory: Return batches in page-locked memory (faster copies to a CUDA device; use
+            it only when training on one).
 
     Attributes:
         dataset: The opened :class:`DatasetFolder`.
@@ -285,6 +287,7 @@ class LandslideDataModule(pl.LightningDataModule):
         augment: bool = True,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -296,6 +299,7 @@ class LandslideDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.augment = augment
+        self.pin_memory = pin_memory
         self._sets: dict[str, PatchDataset] = {}
         self._train_generator: torch.Generator | None = None
 
@@ -325,6 +329,7 @@ class LandslideDataModule(pl.LightningDataModule):
             worker_init_fn=seed_worker,
             generator=generator,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:

