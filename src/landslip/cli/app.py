@@ -2,8 +2,10 @@
 
 Every verb lives in its own module of this package as a plain function with typer
 annotations; it parses, calls one library function and reports. Heavy imports stay inside
-the function bodies so that ``landslip --help`` is fast. Any :class:`LandslipError` becomes
-one line on stderr and exit code 2 (the traceback only with ``-v``).
+the function bodies so that ``landslip --help`` is fast. Any :class:`LandslipError`, and any
+OS error such as an output folder that cannot be written, becomes one line on stderr and exit
+code 2; Ctrl-C says how to resume and exits with 130 (the traceback only with ``-v``; the rules
+are in :mod:`landslip.cli.errors`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from landslip import __version__
-from landslip.errors import LandslipError
+from landslip.cli.errors import describe, report
 
 __all__ = ["COMMANDS", "app", "main", "run"]
 
@@ -85,13 +87,10 @@ class _LazyGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except LandslipError as exc:
-            if _state["verbose"]:
-                import traceback
-
-                traceback.print_exc()
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        except (Exception, KeyboardInterrupt) as exc:
+            if describe(exc) is None:
+                raise
+            raise typer.Exit(report(exc, _state["verbose"])) from None
 
 
 app = typer.Typer(

@@ -50,10 +50,20 @@ def predict(
         str | None,
         typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
     ] = None,
+    nodata: Annotated[
+        str | None,
+        typer.Option("--nodata", help="Nodata value of the image when the file has no nodata "
+                     "tag (a number or nan; NaN and infinite values are always nodata)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse an image far outside the model's training "
+                           "data (default: warn).")
+    ] = False,
 ) -> None:
     """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
     from landslip.errors import InputError
     from landslip.inference.predict import predict_scene
+    from landslip.io.checks import check_writable, parse_nodata
     from landslip.spectral.bands import parse_band_names
 
     if probability_dtype not in ("uint8", "float32"):
@@ -61,11 +71,13 @@ def predict(
             f"--probability-dtype must be uint8 or float32, got {probability_dtype!r}"
         )
     names = parse_band_names(band_names) if band_names is not None else None
+    nd = parse_nodata(nodata)
+    check_writable(output, folder=True)
     r = predict_scene(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device,
+        device=device, nodata=nd, strict=strict,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(

@@ -38,10 +38,22 @@ def prepare(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
     ] = False,
+    nodata: Annotated[
+        str | None,
+        typer.Option("--nodata", help="Nodata value of the image when the file has no nodata "
+                     "tag (a number or nan; NaN and infinite values are always nodata)."),
+    ] = None,
+    landslide_values: Annotated[
+        str | None,
+        typer.Option("--landslide-values", help="Label values that mean landslide, e.g. 1 or "
+                     "1,2 (others but 255 become background; default: labels are 0, 1, 255)."),
+    ] = None,
 ) -> None:
     """Cut IMAGE and LABELS into patches, split them and write a dataset folder."""
     from landslip.dataset.prepare import prepare_dataset
     from landslip.errors import DatasetError
+    from landslip.io.checks import check_writable, parse_nodata
+    from landslip.labels.values import parse_landslide_values
     from landslip.spectral.bands import parse_band_names
 
     try:
@@ -50,9 +62,12 @@ def prepare(
         raise DatasetError(f"--fractions must be three numbers like 0.64,0.16,0.2, got "
                            f"{fractions!r}") from exc
     names = parse_band_names(band_names) if band_names is not None else None
+    nd, values = parse_nodata(nodata), parse_landslide_values(landslide_values)
+    check_writable(output, folder=True)
     res = prepare_dataset(image, labels, output, patch_size=patch_size, stride=stride,
                           split=split, fractions=fr, seed=seed, block_size=block_size,
-                          max_nodata=max_nodata, band_names=names, overwrite=overwrite)
+                          max_nodata=max_nodata, band_names=names, overwrite=overwrite,
+                          nodata=nd, landslide_values=values)
     r = res.report
     counts = ", ".join(f"{s} {n}" for s, n in r["counts"].items())
     leak = r["leakage"]

@@ -43,7 +43,7 @@ BandStats = dict[str, dict[str, float]]
 def valid_mask(
     images: npt.NDArray[Any], labels: npt.NDArray[np.uint8], nodata: float | None
 ) -> npt.NDArray[np.bool_]:
-    """Valid pixels of patches: label not IGNORE (255) and no raw band equal to nodata.
+    """Valid pixels of patches: label not IGNORE (255), no raw band nodata, NaN or infinite.
 
     Args:
         images: (N, C, P, P) or (C, P, P) raw bands.
@@ -56,6 +56,8 @@ def valid_mask(
     valid: npt.NDArray[np.bool_] = labels != IGNORE
     if nodata is not None:
         valid &= nodata_free(images, nodata)
+    if images.dtype.kind == "f":  # NaN and infinite values are nodata too
+        valid &= np.isfinite(images).all(axis=images.ndim - 3)
     return valid
 
 

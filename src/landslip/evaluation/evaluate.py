@@ -53,6 +53,7 @@ from landslip.encoding import (
     mask_from_probability,
 )
 from landslip.errors import DatasetError, InputError, ModelError
+from landslip.evaluation.drift import check_dataset_input
 from landslip.evaluation.figures import plot_area_frequency, plot_patch_panels, plot_pr_curve
 from landslip.evaluation.metrics import DEFAULT_BINS, Confusion, PRCurve, ThresholdSweep, confusion
 from landslip.evaluation.objects import (
@@ -63,6 +64,7 @@ from landslip.evaluation.objects import (
 )
 from landslip.evaluation.report import CLASS_NOTE, REPORT_FORMAT, REPORT_VERSION, write_report
 from landslip.io.atomic import atomic_path, write_text_atomic
+from landslip.io.checks import check_writable
 from landslip.models.bundle import Bundle, load_bundle
 from landslip.progress import track
 
@@ -111,6 +113,8 @@ class EvaluateOptions:
         object_rule: Object matching rule (``overlap`` or ``iou``).
         min_overlap: Fraction needed for an object match.
         size_edges_m2: Size-class boundaries of the object metrics in m2.
+        strict: Refuse a split far outside the model's training data instead of warning
+            (:mod:`landslip.evaluation.drift`).
     """
 
     split: str = "test"
@@ -126,6 +130,7 @@ class EvaluateOptions:
     object_rule: MatchRule = "overlap"
     min_overlap: float = 0.5
     size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2
+    strict: bool = False
 
 
 @dataclass
@@ -353,6 +358,8 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
                            f"(counts: {ds.counts}); choose another split")
     out = (Path(opts.out_dir) if opts.out_dir is not None
            else default_output(bundle, ds, split))
+    check_writable(out, folder=True)
+    check_dataset_input(bundle.meta.input_profile, ds, idx, opts.strict)
     return _Setup(bundle, ds, split, idx, out, device, opts)
 
 

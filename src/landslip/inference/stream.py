@@ -31,7 +31,7 @@ from torch import nn
 from landslip.errors import ModelError
 from landslip.grid import Window
 from landslip.inference.sliding import DEFAULT_MULTIPLE, RowBand, RowBandAccumulator, SlidingPlan
-from landslip.io.raster import read_window
+from landslip.io.raster import read_valid, read_window
 from landslip.progress import track
 from landslip.spectral.bands import BandSet, normalize
 
@@ -61,6 +61,8 @@ class InputSpec:
         mean: Per model-input band mean (from the bundle), same units as the image.
         std: Per model-input band standard deviation.
         nodata: The image's nodata value, or None.
+        masked: Also honour GDAL's masks (an alpha band or internal mask; the image has no
+            nodata value).
     """
 
     band_set: BandSet
@@ -68,6 +70,7 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     nodata: float | None
+    masked: bool = False
 
 
 @dataclass
@@ -112,6 +115,8 @@ def prepare_window(ds: Any, window: Window, spec: InputSpec) -> tuple[Float, Boo
     fill = spec.nodata if spec.nodata is not None else 0
     raw = read_window(ds, window, spec.band_indexes, fill=fill)
     bands, valid = spec.band_set.compute(raw, spec.band_set.required, spec.nodata)
+    if spec.masked:
+        valid &= read_valid(ds, window, spec.band_indexes)
     inside = window.intersection(Window(0, 0, ds.height, ds.width))
     if inside is None or inside.height != window.height or inside.width != window.width:
         mask = np.zeros(valid.shape, dtype=bool)
