@@ -190,17 +190,21 @@ def far_bands(profile: InputProfile, measured: Measurement) -> list[str]:
     """The bands whose input median lies outside the training 1-99 % range, described.
 
     Returns:
-        One phrase per far band, such as ``red: median 612 vs training 1-99 % 12 to 180
-        (median 56, input 10.9x it)``; empty when nothing is far.
+        One phrase per far band, such as ``red median 612 is 10.9x the training median 56,
+        outside the training 1-99 % range 12 to 180``; empty when nothing is far.
     """
     out = []
     for name, band in profile.bands.items():
         m = measured.medians.get(name)
         if m is None or band.p1 <= m <= band.p99:
             continue
-        ratio = f", input {m / band.p50:.3g}x it" if band.p50 > 0 and m > 0 else ""
-        out.append(f"{name}: median {m:.4g} vs training 1-99 % {band.p1:.4g} to "
-                   f"{band.p99:.4g} (median {band.p50:.4g}{ratio})")
+        rng = f"the training 1-99 % range {band.p1:.4g} to {band.p99:.4g}"
+        if band.p50 > 0 and m > 0:
+            out.append(f"{name} median {m:.4g} is {m / band.p50:.3g}x the training median "
+                       f"{band.p50:.4g}, outside {rng}")
+        else:
+            out.append(f"{name} median {m:.4g} is outside {rng} (training median "
+                       f"{band.p50:.4g})")
     return out
 
 
@@ -226,8 +230,8 @@ def check_drift(profile: InputProfile | None, measured: Measurement, strict: boo
         return far
     types = (f"; the model was trained on {profile.dtype} data, the input is {measured.dtype}"
              if profile.dtype != measured.dtype else "")
-    message = (f"{measured.source} is far outside the model's training data ({'; '.join(far)}"
-               f"{types}); check the bands and their scaling (digital numbers, reflectance)")
+    message = (f"{measured.source} is far outside the model's training data: {'; '.join(far)}"
+               f"{types}; check the bands and their scaling (digital numbers, reflectance)")
     if strict:
         raise DriftError(f"{message}, or use a model trained on such data (refused: --strict)")
     log.warning("%s; results may be meaningless (--strict refuses such input)", message)

@@ -106,8 +106,9 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 def _read_failed(path: Any, what: str, window: Any, exc: BaseException) -> RasterIOError:
     return RasterIOError(
-        f"cannot read {what} {_window_text(window)} of {path}: {_gdal_reason(exc)}; the file "
-        "may be truncated or damaged (check it with `gdalinfo -checksum`, or copy it again)"
+        f"cannot read {what}{_window_text(window)} of {path}: {_gdal_reason(exc).rstrip('.')}; "
+        "the file may be truncated or damaged (check it with `gdalinfo -checksum`, or copy it "
+        "again)"
     )
 
 
@@ -131,14 +132,14 @@ class CheckedDataset:
         try:
             return self._ds.read(*args, **kwargs)
         except _read_errors() as exc:
-            raise _read_failed(self._path, "pixels", kwargs.get("window"), exc) from exc
+            raise _read_failed(self._path, "", kwargs.get("window"), exc) from exc
 
     def read_masks(self, *args: Any, **kwargs: Any) -> Any:
         """``rasterio`` ``read_masks``, with read failures as :class:`RasterIOError`."""
         try:
             return self._ds.read_masks(*args, **kwargs)
         except _read_errors() as exc:
-            raise _read_failed(self._path, "the mask of", kwargs.get("window"), exc) from exc
+            raise _read_failed(self._path, "the mask of ", kwargs.get("window"), exc) from exc
 
     def close(self) -> None:
         """Close the wrapped dataset."""
@@ -230,7 +231,7 @@ def read_window(
     try:
         data = ds.read(idx, window=inside.to_rasterio())
     except _read_errors() as exc:  # a bare rasterio dataset (a CheckedDataset raises its own)
-        raise _read_failed(getattr(ds, "name", "the raster"), "pixels", inside.to_rasterio(),
+        raise _read_failed(getattr(ds, "name", "the raster"), "", inside.to_rasterio(),
                            exc) from exc
     rel = inside.relative_to(window)
     rs, cs = rel.slices()
@@ -262,7 +263,7 @@ def read_valid(ds: Any, window: Window, bands: Sequence[int] | None = None
     try:
         masks = ds.read_masks(idx, window=inside.to_rasterio())
     except _read_errors() as exc:  # a bare rasterio dataset (a CheckedDataset raises its own)
-        raise _read_failed(getattr(ds, "name", "the raster"), "the mask of",
+        raise _read_failed(getattr(ds, "name", "the raster"), "the mask of ",
                            inside.to_rasterio(), exc) from exc
     out[inside.relative_to(window).slices()] = (masks != 0).all(axis=0)
     return out

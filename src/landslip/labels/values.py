@@ -33,8 +33,8 @@ __all__ = [
     "parse_landslide_values",
 ]
 
-LANDSLIDE_VALUES_HINT = ("say which of these values mean landslide with --landslide-values "
-                         "V[,V...]; every other value but 255 (ignore) then becomes background")
+LANDSLIDE_VALUES_HINT = ("say which values mean landslide with --landslide-values V[,V...] "
+                         "(every other value but 255, ignore, then becomes background)")
 """The safe hint for label values landslip does not know."""
 
 
@@ -110,6 +110,6 @@ def check_threshold_mask(arr: npt.NDArray[Any], path: str | Path) -> None:
     if 0 < top <= 127:
         fix = ("use --mask-mode labels (or auto) for 0/1 masks" if top == 1
                else LANDSLIDE_VALUES_HINT)
-        raise LabelError(f"mask {path} holds values up to {top}, none above 127, so reading it "
-                         "as a 0/255 mask (landslide where > 127) would find no landslide; "
-                         f"{fix}")
+        raise LabelError(f"mask {path} holds values {_found(np.unique(arr))}, none above 127, "
+                         "so reading it as a 0/255 mask (landslide where > 127) would find no "
+                         f"landslide; {fix}")
