@@ -75,7 +75,7 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_check_writable_refuses_a_read_only_folder(read_only: Path) -> None:
-    with pytest.raises(OutputError, match="cannot write .*Permission denied; choose a writable"):
+    with pytest.raises(OutputError, match=r"cannot write .*Permission denied; choose a writable"):
         check_writable(read_only / "new" / "out.tif")
     with pytest.raises(OutputError, match="Permission denied"):
         check_writable(read_only, folder=True)
