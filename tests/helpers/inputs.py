@@ -77,10 +77,11 @@ def write_pair(folder: Path, pan_size: int = 64, ratio: int = 4, *, dtype: str =
 
 
 def make_bundle(folder: Path, *, band_set: str = "bgr", profile: InputProfile | None = None,
-                with_profile: bool = True, seed: int = 0) -> Path:
+                with_profile: bool = True, seed: int = 0, std: float = 200.0) -> Path:
     """A tiny random U-Net bundle (width 4, depth 2) over ``band_set`` (raw bands only).
 
-    Its normalisation is mean 500, std 200 per band; its training profile (unless
+    Its normalisation is mean 500, std ``std`` per band (a small std gives varied
+    probabilities); its training profile (unless
     ``with_profile`` is False) says the training pixels lay in 100-900 with median 500.
     """
     from landslip.spectral.bands import resolve_band_set
@@ -93,6 +94,6 @@ def make_bundle(folder: Path, *, band_set: str = "bgr", profile: InputProfile | 
             b: BandProfile(p1=108.0, p50=500.0, p99=892.0) for b in bs.required})
     meta = BundleMeta(model="unet", model_params={"width": 4, "depth": 2}, in_channels=len(bs),
                       band_set=band_set, band_names=list(bs.names), mean=[500.0] * len(bs),
-                      std=[200.0] * len(bs), threshold=0.5, input_profile=profile)
+                      std=[std] * len(bs), threshold=0.5, input_profile=profile)
     save_bundle(folder, model, meta)
     return folder

@@ -83,6 +83,6 @@ def _erase(mask_path: Path, geoms: list[Any]) -> None:
                 if hits:
                     burn = rasterio.features.rasterize(
                         [(g, 1) for g in hits], out_shape=mask.shape, fill=0, dtype="uint8",
-                        transform=grid.transform * Affine.translation(0, r0))
+                        transform=grid.transform @ Affine.translation(0, r0))
                     mask[(burn == 1) & (mask == LANDSLIDE)] = BACKGROUND
                 out.write(mask, win)
