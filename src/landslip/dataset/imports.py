@@ -59,7 +59,7 @@ from landslip.dataset.index import SPLITS
 from landslip.dataset.writer import DatasetWriter
 from landslip.encoding import IGNORE, LANDSLIDE
 from landslip.errors import BandError, DatasetError, RasterIOError
-from landslip.io.raster import open_raster, raster_info
+from landslip.io.raster import band_colours, open_raster, raster_info
 from landslip.labels.values import check_threshold_mask, labels_from_values
 from landslip.progress import track
 from landslip.spectral.bands import validate_band_names
@@ -216,8 +216,7 @@ def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], tuple[str, .
             return arr, _PNG_COLOURS.get(mode, ()), []
         if suffix in (".tif", ".tiff"):
             with open_raster(path) as ds:
-                return (ds.read(), tuple(c.name.lower() for c in ds.colorinterp),
-                        list(ds.descriptions))
+                return ds.read(), band_colours(ds), list(ds.descriptions)
         if suffix == ".npy":
             arr = np.load(path, mmap_mode="r")
             return np.asarray(arr[None] if arr.ndim == 2 else arr), (), []

@@ -26,6 +26,7 @@ __all__ = [
     "CheckedDataset",
     "RasterInfo",
     "RasterWriter",
+    "band_colours",
     "geotiff_profile",
     "open_checked",
     "open_raster",
@@ -54,7 +55,8 @@ class RasterInfo:
         nodata: The nodata value, or None.
         descriptions: One band description per band (None where unset).
         colorinterp: One GDAL colour interpretation per band, lower case (``"red"``,
-            ``"green"``, ``"blue"``, ``"alpha"``, ``"gray"``, ``"undefined"``, ...).
+            ``"green"``, ``"blue"``, ``"alpha"``, ``"gray"``, ``"undefined"``, ...), as
+            :func:`band_colours` reads it (a described band is never alpha).
         masked: True when GDAL marks invalid pixels without a nodata value (an alpha band or
             an internal/external mask), so :meth:`CheckedDataset.read_masks` must be read.
     """
@@ -67,6 +69,20 @@ class RasterInfo:
     descriptions: tuple[str | None, ...]
     colorinterp: tuple[str, ...] = ()
     masked: bool = False
+
+
+def band_colours(ds: Any) -> tuple[str, ...]:
+    """The colour interpretation of each band of an open dataset, lower case.
+
+    GDAL writes every 4-band Byte GeoTIFF as RGB + alpha unless told otherwise, so a band
+    marked alpha whose description names it (``nir``) is data: it is reported ``"undefined"``.
+    """
+    out = []
+    for colour, desc in zip(ds.colorinterp, ds.descriptions, strict=True):
+        name = colour.name.lower()
+        described = bool(desc and desc.strip() and desc.strip().lower() != "alpha")
+        out.append("undefined" if name == "alpha" and described else name)
+    return tuple(out)
 
 
 def _window_text(window: Any) -> str:
@@ -189,6 +205,8 @@ def raster_info(path: str | Path) -> RasterInfo:
 
     with open_raster(path) as ds:
         nodata = None if ds.nodata is None else float(ds.nodata)
+        colours = band_colours(ds)
+        true_alpha = "alpha" in colours
         return RasterInfo(
             path=Path(path),
             grid=_grid_of(ds),
@@ -196,9 +214,10 @@ def raster_info(path: str | Path) -> RasterInfo:
             dtype=str(ds.dtypes[0]),
             nodata=nodata,
             descriptions=tuple(ds.descriptions),
-            colorinterp=tuple(c.name.lower() for c in ds.colorinterp),
+            colorinterp=colours,
             masked=nodata is None and any(
-                flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums),
+                flags != [MaskFlags.all_valid] and (true_alpha or MaskFlags.alpha not in flags)
+                for flags in ds.mask_flag_enums),
         )
 
 
