@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import signal
 import sys
+import threading
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from landslip import __version__
-from landslip.cli.errors import describe, report
+from landslip.cli.errors import EXIT_INTERRUPTED, describe, report
 
 __all__ = ["COMMANDS", "app", "main", "run"]
 
@@ -148,19 +151,35 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (0 ok, 1 unexpected failure, 2 bad input)."""
+    """Run the CLI and return its exit code (0 ok, 1 unexpected failure, 2 bad input, 130
+    interrupted). The Ctrl-C handler is as before when it returns."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         app(args=argv, prog_name="landslip")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def run() -> None:
-    """Console-script entry point: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Console-script entry point: exit with :func:`main`'s code.
+
+    After Ctrl-C the process leaves at once with 130 (output flushed, everything already
+    closed and cleaned up by the verb): CPython may otherwise still turn a KeyboardInterrupt
+    that landslip handled into death by SIGINT at interpreter shutdown when the interrupt
+    landed inside a nested ``PyRun`` call of an extension.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import re
+import signal
 import traceback
 from pathlib import Path
 
@@ -86,6 +87,14 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def _ignore_further_interrupts() -> None:
+    """Ignore Ctrl-C from now on (and one already pending): the run is over, it only exits."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to do
+        pass
+
+
 def report(exc: BaseException, verbose: bool) -> int:
     """Print the one-line report of ``exc`` (and its traceback with ``-v``); the exit code.
 
@@ -96,6 +105,8 @@ def report(exc: BaseException, verbose: bool) -> int:
     described = describe(exc)
     if described is None:
         raise exc
+    if isinstance(exc, KeyboardInterrupt):
+        _ignore_further_interrupts()
     if verbose:
         traceback.print_exception(exc)
     message, code = described
