@@ -92,6 +92,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _patches(i / "p01", [np.eye(16), np.zeros((16, 16))])
     _patches(i / "p012", [np.eye(16) * 2, np.eye(16)])
     write_synthetic_dataset(i / "ds", n=8, patch_size=16)
+    shutil.copytree(i / "ds", i / "ds_trunc")
+    raw = (i / "ds_trunc" / "images.npy").read_bytes()
+    (i / "ds_trunc" / "images.npy").write_bytes(raw[: len(raw) // 2])
     (i / "bad.yaml").write_text("epochs: 3\nbands: [bgrn\nlr: 0.1\n")
     (i / "study.yaml").write_text("datasets: {a: 1\n")
     (i / "file.txt").write_text("a file, not a folder\n")
@@ -188,6 +191,10 @@ CASES = [
          "threshold"),
     Case("evaluate-unwritable", ["evaluate", "{i}/run", "{i}/ds", "-o", UNDER_FILE],
          "cannot write"),
+    Case("evaluate-truncated-dataset", ["evaluate", "{i}/run", "{i}/ds_trunc", "-o", "{o}/ev"],
+         "truncated"),
+    Case("train-truncated-dataset", ["train", "{i}/ds_trunc", "-o", "{o}/run", "--epochs",
+                                     "1"], "images.npy"),
     Case("evaluate-no-bundle", ["evaluate", "{i}", "{i}/ds", "-o", "{o}/ev"], "no model bundle"),
     # predict
     Case("predict-strict-drift", ["predict", "{i}/run", "{i}/far.tif", "-o", "{o}/p",

@@ -13,6 +13,7 @@ The full traceback is printed only with ``-v``. Anything else is a bug: tracebac
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import signal
@@ -89,10 +90,8 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
 
 def _ignore_further_interrupts() -> None:
     """Ignore Ctrl-C from now on (and one already pending): the run is over, it only exits."""
-    try:
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to do
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to do
-        pass
 
 
 def report(exc: BaseException, verbose: bool) -> int:
