@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import StrictOption
+
 __all__ = ["evaluate"]
 
 
@@ -50,10 +52,7 @@ def evaluate(
         str, typer.Option("--device", help="Torch device: auto (CUDA when present, else the "
                           "CPU), cpu, cuda or cuda:N.")
     ] = "auto",
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Refuse a split far outside the model's training "
-                           "data (default: warn).")
-    ] = False,
+    strict: StrictOption = False,
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import LandslideValuesOption
+
 __all__ = ["import_patches"]
 
 
@@ -32,11 +34,7 @@ def import_patches(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
     ] = False,
-    landslide_values: Annotated[
-        str | None,
-        typer.Option("--landslide-values", help="Mask values that mean landslide, e.g. 1 or "
-                     "1,2 (others but 255 become background); replaces --mask-mode."),
-    ] = None,
+    landslide_values: LandslideValuesOption = None,
     as_split: Annotated[
         str | None,
         typer.Option("--as-split", help="Put every patch into this split (train, val or "

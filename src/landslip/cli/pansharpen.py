@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import NodataOption
+
 __all__ = ["pansharpen", "pansharpen_assess"]
 
 
@@ -73,11 +75,7 @@ def pansharpen(
                           "(default: least-squares fit)."),
     ] = None,
     tile: Annotated[int, typer.Option(help="Processing tile size in pixels.")] = 1024,
-    nodata: Annotated[
-        str | None,
-        typer.Option("--nodata", help="Nodata value of both images when their files have no "
-                     "nodata tag (a number or nan; NaN and infinite values are always nodata)."),
-    ] = None,
+    nodata: NodataOption = None,
 ) -> None:
     """Pan-sharpen MS bands to the PAN grid (HPF resolution merge by default)."""
     from landslip.io.checks import check_writable, parse_nodata, warn_nonfinite

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import NodataOption, StrictOption
+
 __all__ = ["predict"]
 
 
@@ -50,15 +52,8 @@ def predict(
         str | None,
         typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
     ] = None,
-    nodata: Annotated[
-        str | None,
-        typer.Option("--nodata", help="Nodata value of the image when the file has no nodata "
-                     "tag (a number or nan; NaN and infinite values are always nodata)."),
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Refuse an image far outside the model's training "
-                           "data (default: warn).")
-    ] = False,
+    nodata: NodataOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
     from landslip.errors import InputError

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import LandslideValuesOption, NodataOption
+
 __all__ = ["prepare"]
 
 
@@ -38,16 +40,8 @@ def prepare(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
     ] = False,
-    nodata: Annotated[
-        str | None,
-        typer.Option("--nodata", help="Nodata value of the image when the file has no nodata "
-                     "tag (a number or nan; NaN and infinite values are always nodata)."),
-    ] = None,
-    landslide_values: Annotated[
-        str | None,
-        typer.Option("--landslide-values", help="Label values that mean landslide, e.g. 1 or "
-                     "1,2 (others but 255 become background; default: labels are 0, 1, 255)."),
-    ] = None,
+    nodata: NodataOption = None,
+    landslide_values: LandslideValuesOption = None,
 ) -> None:
     """Cut IMAGE and LABELS into patches, split them and write a dataset folder."""
     from landslip.dataset.prepare import prepare_dataset

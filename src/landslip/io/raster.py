@@ -244,18 +244,27 @@ def read_window(
     """
     idx = list(bands) if bands is not None else list(range(1, ds.count + 1))
     out = np.full((len(idx), window.height, window.width), fill, dtype=ds.dtypes[0])
+    got = _read_inside(ds, window, lambda win: ds.read(idx, window=win), "")
+    if got is not None:
+        out[(slice(None), *got[0].relative_to(window).slices())] = got[1]
+    return out
+
+
+def _read_inside(ds: Any, window: Window, read: Any, what: str
+                 ) -> tuple[Window, npt.NDArray[Any]] | None:
+    """(the part of ``window`` inside the raster, ``read(rasterio window)`` of it), or None.
+
+    A bare rasterio dataset's read failure becomes the one-line :class:`RasterIOError` (a
+    :class:`CheckedDataset` raises its own).
+    """
     inside = window.intersection(Window(0, 0, ds.height, ds.width))
     if inside is None:
-        return out
+        return None
     try:
-        data = ds.read(idx, window=inside.to_rasterio())
-    except _read_errors() as exc:  # a bare rasterio dataset (a CheckedDataset raises its own)
-        raise _read_failed(getattr(ds, "name", "the raster"), "", inside.to_rasterio(),
+        return inside, read(inside.to_rasterio())
+    except _read_errors() as exc:
+        raise _read_failed(getattr(ds, "name", "the raster"), what, inside.to_rasterio(),
                            exc) from exc
-    rel = inside.relative_to(window)
-    rs, cs = rel.slices()
-    out[:, rs, cs] = data
-    return out
 
 
 def read_valid(ds: Any, window: Window, bands: Sequence[int] | None = None
@@ -276,15 +285,9 @@ def read_valid(ds: Any, window: Window, bands: Sequence[int] | None = None
     """
     idx = list(bands) if bands is not None else list(range(1, ds.count + 1))
     out = np.zeros((window.height, window.width), dtype=bool)
-    inside = window.intersection(Window(0, 0, ds.height, ds.width))
-    if inside is None:
-        return out
-    try:
-        masks = ds.read_masks(idx, window=inside.to_rasterio())
-    except _read_errors() as exc:  # a bare rasterio dataset (a CheckedDataset raises its own)
-        raise _read_failed(getattr(ds, "name", "the raster"), "the mask of ",
-                           inside.to_rasterio(), exc) from exc
-    out[inside.relative_to(window).slices()] = (masks != 0).all(axis=0)
+    got = _read_inside(ds, window, lambda win: ds.read_masks(idx, window=win), "the mask of ")
+    if got is not None:
+        out[got[0].relative_to(window).slices()] = (got[1] != 0).all(axis=0)
     return out
 
 
