@@ -84,7 +84,7 @@ def _same_files(a: Path, b: Path, names: list[str]) -> None:
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("inputs")
     make_bundle(d / "run" / "bundle", with_profile=False, std=2.0)
-    write_scene(d / "img.tif", 512, 512)
+    write_scene(d / "img.tif", 768, 768)
     write_scene(d / "scene.tif", 2048, 2048)
     write_labels(d / "labels.tif", 2048, 2048)
     rng = np.random.default_rng(0)
@@ -97,16 +97,16 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _predict(inputs: Path, out: Path) -> list[str]:
     return _cmd("predict", str(inputs / "run"), str(inputs / "img.tif"), "-o", str(out),
-                "--window", "128", "--overlap", "16", "--min-area", "20")
+                "--window", "96", "--overlap", "16", "--min-area", "20")
 
 
 def test_predict_interrupted_then_rerun(inputs: Path, tmp_path: Path) -> None:
     _run(_predict(inputs, tmp_path / "ref"))
     out = tmp_path / "out"
     # prediction.json is written last: its absence says the run did not finish
-    _check_sigint(_interrupt(_predict(inputs, out), out, signal.SIGINT, 0.1), out,
+    _check_sigint(_interrupt(_predict(inputs, out), out, signal.SIGINT, 0.05), out,
                   out / "prediction.json")
-    killed = _interrupt(_predict(inputs, out), out, signal.SIGKILL)
+    killed = _interrupt(_predict(inputs, out), out, signal.SIGKILL, 0.05)
     assert killed.returncode == -signal.SIGKILL and _partials(out)
     _run(_predict(inputs, out))
     _same_files(tmp_path / "ref", out, ["probability.tif", "landslides.tif"])
