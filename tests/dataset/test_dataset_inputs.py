@@ -113,10 +113,12 @@ def test_import_treats_alpha_the_same_in_tif_and_png(kind: str, tmp_path: Path) 
         assert (labels[k][eye] == (1 if cls in (1, 2) else 0)).all()
 
 
-def test_import_nan_patches_as_a_test_split_and_evaluate(tmp_path: Path) -> None:
+def test_import_nan_patches_as_a_test_split_and_evaluate(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _patch_folder(tmp_path / "src", "npy")
     ds = import_patches(tmp_path / "src", tmp_path / "ds", band_names=["blue", "green", "red"],
                         landslide_values=[1, 2, 3], as_split="test").dataset
+    assert "4 pixel(s) hold NaN or infinite values" in caplog.text
     assert ds.counts == {"train": 0, "val": 0, "test": 4}
     assert (np.asarray(ds.labels)[:, 2, 2] == IGNORE).all()
     assert ds.meta["split"]["as_split"] == "test"

@@ -56,6 +56,7 @@ import numpy.typing as npt
 from landslip.dataset.checksums import sha256_file
 from landslip.dataset.folder import DatasetFolder
 from landslip.dataset.index import SPLITS
+from landslip.dataset.stats import warn_nonfinite_patches
 from landslip.dataset.writer import DatasetWriter
 from landslip.encoding import IGNORE, LANDSLIDE
 from landslip.errors import BandError, DatasetError, RasterIOError
@@ -359,6 +360,7 @@ def import_patches(
                 "import": {"layout": layout, "mask_mode": mask_mode,
                            "landslide_values": rule[1]}}
         ds = writer.finish(splits, meta, report=report)
+    warn_nonfinite_patches(ds)
     log.info("imported %d patches from %s into %s", len(ds), root, ds.path)
     return ImportResult(dataset=ds,
                         report=json.loads((ds.path / "report.json").read_text(encoding="utf-8")))

@@ -14,8 +14,8 @@ median and the training range (and the dtypes when they differ); with ``--strict
 :class:`~landslip.errors.DriftError` (exit 2) instead. A bundle without a profile (written
 before profiles existed) is not checked.
 
-Also here: :func:`warn_nonfinite_patches`, the count of NaN/infinite pixels of a dataset split
-(they are nodata, like in a raster).
+:func:`check_image_input` and :func:`check_dataset_input` run the rule and count the NaN and
+infinite input pixels (nodata everywhere) with one warning.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip.dataset.folder import DatasetFolder
-from landslip.dataset.memmaps import CHUNK_PATCHES
-from landslip.dataset.stats import valid_mask
+from landslip.dataset.stats import valid_mask, warn_nonfinite_patches
 from landslip.errors import DriftError
 from landslip.grid import Window
 from landslip.io.checks import warn_nonfinite
@@ -49,7 +48,6 @@ __all__ = [
     "measure_image",
     "measure_patches",
     "profile_dataset",
-    "warn_nonfinite_patches",
 ]
 
 log = logging.getLogger(__name__)
@@ -236,25 +234,6 @@ def check_drift(profile: InputProfile | None, measured: Measurement, strict: boo
         raise DriftError(f"{message}, or use a model trained on such data (refused: --strict)")
     log.warning("%s; results may be meaningless (--strict refuses such input)", message)
     return far
-
-
-def warn_nonfinite_patches(ds: DatasetFolder, indices: npt.NDArray[np.int64]) -> int:
-    """Count the patch pixels of ``indices`` where any band is NaN or infinite; warn if any.
-
-    Returns:
-        The count (0 for integer data, which is not read).
-    """
-    if np.dtype(ds.images.dtype).kind != "f":
-        return 0
-    idx = np.sort(indices)
-    n = 0
-    for start in range(0, idx.size, CHUNK_PATCHES):
-        imgs = np.asarray(ds.images[idx[start:start + CHUNK_PATCHES]])
-        n += int(np.count_nonzero(~np.isfinite(imgs).all(axis=1)))
-    if n:
-        log.warning("%s: %d pixel(s) hold NaN or infinite values; they are treated as nodata",
-                    ds.path, n)
-    return n
 
 
 def check_image_input(profile: InputProfile | None, info: RasterInfo,
