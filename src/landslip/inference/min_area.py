@@ -1,12 +1,13 @@
 """``--min-area``: drop small landslides from the polygons *and* the mask, so the two agree.
 
-:func:`drop_small_landslides` takes every traced landslide (:func:`polygonize_mask` with no
-area filter), keeps those of at least ``min_area`` square metres (the polygons' ``area_m2``, so
-the rule is exactly the one the polygons were measured with) and rewrites ``landslides.tif``
-with the pixels of the dropped ones set to 0 (background): each dropped polygon, traced along
-pixel edges, is burned back with GDAL's pixel-centre rule, which gives back exactly its pixels.
-The mask is rewritten row band by row band, atomically; it is untouched when nothing is
-dropped.
+:func:`drop_landslides` removes chosen polygons from a traced set (:func:`polygonize_mask`
+with no filter) and rewrites ``landslides.tif`` with their pixels set to 0 (background): each
+dropped polygon, traced along pixel edges, is burned back with GDAL's pixel-centre rule, which
+gives back exactly its pixels. The mask is rewritten row band by row band, atomically; it is
+untouched when nothing is dropped. :func:`drop_small_landslides` drops those under
+``min_area`` square metres (the polygons' ``area_m2``, so the rule is exactly the one the
+polygons were measured with); any other polygon filter (a slope filter) can use
+:func:`drop_landslides` the same way, so the mask always matches the polygons.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from landslip.encoding import BACKGROUND, LANDSLIDE
 from landslip.grid import Window
 from landslip.inference.vectorize import Polygons
 from landslip.io.raster import RasterWriter, open_raster, raster_info
 
-__all__ = ["drop_small_landslides"]
+__all__ = ["drop_landslides", "drop_small_landslides"]
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +47,37 @@ def drop_small_landslides(polygons: Polygons, mask_path: str | Path, min_area: f
         The kept polygons, numbered 1..n again, with ``dropped`` counting the dropped ones and
         ``dropped_pixels`` their pixels.
     """
+    if min_area <= 0 or len(polygons.frame) == 0:
+        return polygons
+    return drop_landslides(polygons, mask_path, polygons.frame["area_m2"].to_numpy() < min_area,
+                           f"--min-area {min_area:g} m2")
+
+
+def drop_landslides(polygons: Polygons, mask_path: str | Path, drop: npt.NDArray[np.bool_],
+                    reason: str = "filter") -> Polygons:
+    """Remove the polygons flagged in ``drop`` and their pixels from the mask.
+
+    Args:
+        polygons: Landslides traced from the mask, with a ``pixels`` column.
+        mask_path: The mask GeoTIFF they were traced from (rewritten when any is dropped).
+        drop: (n,) bool, one per polygon in frame order: True to drop.
+        reason: The filter, for the log.
+
+    Returns:
+        The kept polygons numbered 1..n again, ``dropped`` and ``dropped_pixels`` increased.
+    """
     frame = polygons.frame
-    if min_area <= 0 or len(frame) == 0:
+    drop = np.asarray(drop, dtype=bool)
+    if not drop.any():
         return polygons
-    small = frame["area_m2"].to_numpy() < min_area
-    if not small.any():
-        return polygons
-    kept = frame.loc[~small].copy()
+    kept = frame.loc[~drop].copy()
     kept["id"] = np.arange(1, len(kept) + 1, dtype=np.int64)
     kept = kept.reset_index(drop=True)
-    removed = int(frame.loc[small, "pixels"].sum())
-    _erase(Path(mask_path), list(frame.geometry[small]))
-    log.info("--min-area %g m2: dropped %d landslide(s), %d pixel(s), from the polygons and "
-             "the mask", min_area, int(small.sum()), removed)
-    return replace(polygons, frame=kept, dropped=polygons.dropped + int(small.sum()),
+    removed = int(frame.loc[drop, "pixels"].sum())
+    _erase(Path(mask_path), list(frame.geometry[drop]))
+    log.info("%s: dropped %d landslide(s), %d pixel(s), from the polygons and the mask", reason,
+             int(drop.sum()), removed)
+    return replace(polygons, frame=kept, dropped=polygons.dropped + int(drop.sum()),
                    dropped_pixels=polygons.dropped_pixels + removed)
 
 
