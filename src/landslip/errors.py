@@ -14,11 +14,14 @@ __all__ = [
     "CRSMismatchError",
     "ConfigError",
     "DatasetError",
+    "DriftError",
     "GridError",
     "InputError",
+    "Interrupted",
     "LabelError",
     "LandslipError",
     "ModelError",
+    "OutputError",
     "RasterIOError",
     "VectorIOError",
 ]
@@ -66,3 +69,19 @@ class RasterIOError(LandslipError, OSError):
 
 class VectorIOError(LandslipError, OSError):
     """A vector file cannot be opened, read or written."""
+
+
+class DriftError(InputError):
+    """The input is far outside the data the model was trained on (``--strict``)."""
+
+
+class OutputError(LandslipError, OSError):
+    """An output location cannot be written (read-only, no permission, no space, not a folder)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a run (Ctrl-C); the message says how to resume.
+
+    A :class:`KeyboardInterrupt`, not a :class:`LandslipError`: the CLI prints the message and
+    exits with 130, the shell's code for SIGINT.
+    """

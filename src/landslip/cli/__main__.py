@@ -1,7 +1,5 @@
 """``python -m landslip.cli``."""
 
-import sys
+from landslip.cli.app import run
 
-from landslip.cli.app import main
-
-sys.exit(main())
+run()

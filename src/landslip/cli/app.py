@@ -2,22 +2,27 @@
 
 Every verb lives in its own module of this package as a plain function with typer
 annotations; it parses, calls one library function and reports. Heavy imports stay inside
-the function bodies so that ``landslip --help`` is fast. Any :class:`LandslipError` becomes
-one line on stderr and exit code 2 (the traceback only with ``-v``).
+the function bodies so that ``landslip --help`` is fast. Any :class:`LandslipError`, and any
+OS error such as an output folder that cannot be written, becomes one line on stderr and exit
+code 2; Ctrl-C says how to resume and exits with 130 (the traceback only with ``-v``; the rules
+are in :mod:`landslip.cli.errors`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+import signal
 import sys
+import threading
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from landslip import __version__
-from landslip.errors import LandslipError
+from landslip.cli.errors import EXIT_INTERRUPTED, describe, report
 
 __all__ = ["COMMANDS", "app", "main", "run"]
 
@@ -87,13 +92,10 @@ class _LazyGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except LandslipError as exc:
-            if _state["verbose"]:
-                import traceback
-
-                traceback.print_exc()
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        except (Exception, KeyboardInterrupt) as exc:
+            if describe(exc) is None:
+                raise
+            raise typer.Exit(report(exc, _state["verbose"])) from None
 
 
 app = typer.Typer(
@@ -151,19 +153,35 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (0 ok, 1 unexpected failure, 2 bad input)."""
+    """Run the CLI and return its exit code (0 ok, 1 unexpected failure, 2 bad input, 130
+    interrupted). The Ctrl-C handler is as before when it returns."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         app(args=argv, prog_name="landslip")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def run() -> None:
-    """Console-script entry point: exit with :func:`main`'s code."""
-    sys.exit(main())
+    """Console-script entry point: exit with :func:`main`'s code.
+
+    After Ctrl-C the process leaves at once with 130 (output flushed, everything already
+    closed and cleaned up by the verb): CPython may otherwise still turn a KeyboardInterrupt
+    that landslip handled into death by SIGINT at interpreter shutdown when the interrupt
+    landed inside a nested ``PyRun`` call of an extension.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

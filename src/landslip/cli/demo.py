@@ -43,6 +43,7 @@ def demo(
     from rich.console import Console
 
     from landslip.demo import PAPER_BAND_SETS, run_demo
+    from landslip.io.checks import check_writable
 
     if not logging.getLogger("landslip").isEnabledFor(logging.DEBUG):
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -55,6 +56,7 @@ def demo(
         else:
             console.print(f"[{i}/{n}] {name}: {event}")
 
+    check_writable(output, folder=True)
     res = run_demo(output, full=full, seed=seed, profile=profile,
                    band_sets=bands or PAPER_BAND_SETS, epochs=epochs, threads=threads,
                    on_stage=on_stage)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import StrictOption
+
 __all__ = ["evaluate"]
 
 
@@ -56,6 +58,7 @@ def evaluate(
                      "dataset's slope band) is below this many degrees, as predict --min-slope "
                      "does (off by default)."),
     ] = None,
+    strict: StrictOption = False,
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError
@@ -69,7 +72,7 @@ def evaluate(
     res = run_evaluation(run_or_bundle, dataset, EvaluateOptions(
         split=split, threshold=threshold, out_dir=output, figure_patches=figure_patches,
         save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
-        min_overlap=min_overlap, device=device, min_slope=min_slope))
+        min_overlap=min_overlap, device=device, min_slope=min_slope, strict=strict))
     r = res.report
     px, obj = r["pixel"], r["objects"]
     thr = r["threshold"]

@@ -27,11 +27,13 @@ def export(
 ) -> None:
     """Export a trained model to ONNX (probabilities out, bundle metadata inside)."""
     from landslip.inference.engine import ONNX_CACHE_FILE
+    from landslip.io.checks import check_writable
     from landslip.models.bundle import load_bundle
     from landslip.models.export import export_onnx
 
     b = load_bundle(bundle)
-    r = export_onnx(b, output if output is not None else b.path / ONNX_CACHE_FILE, check=check)
+    target = check_writable(output if output is not None else b.path / ONNX_CACHE_FILE)
+    r = export_onnx(b, target, check=check)
     meta = r.metadata.bundle
     checked = (f"; ONNX Runtime vs PyTorch max probability difference {r.max_difference:.1g}"
                if r.max_difference is not None else "")

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import NodataOption
+
 __all__ = ["pansharpen", "pansharpen_assess"]
 
 
@@ -73,15 +75,21 @@ def pansharpen(
                           "(default: least-squares fit)."),
     ] = None,
     tile: Annotated[int, typer.Option(help="Processing tile size in pixels.")] = 1024,
+    nodata: NodataOption = None,
 ) -> None:
     """Pan-sharpen MS bands to the PAN grid (HPF resolution merge by default)."""
+    from landslip.io.checks import check_writable, parse_nodata, warn_nonfinite
     from landslip.spectral.fusion import pansharpen as run
 
+    parsed = _parse_weights(weights), parse_nodata(nodata)
+    check_writable(output)
+    for path in (pan, ms):
+        warn_nonfinite(path)
     result = run(
         pan, ms, output, method=method.value, center=center.value,
         modulation=modulation.value,
         second_pass=second_pass, histogram_match=not no_histogram_match,
-        weights=_parse_weights(weights), tile=tile,
+        weights=parsed[0], tile=tile, nodata=parsed[1],
     )
     h, w = result.grid.shape
     typer.echo(
@@ -103,8 +111,11 @@ def pansharpen_assess(
 ) -> None:
     """Score hpf, brovey and bilinear by Wald's protocol (ERGAS, SAM, Q, Q4)."""
     from landslip.io.atomic import write_json_atomic
+    from landslip.io.checks import check_writable
     from landslip.spectral.assess import assess_pair
 
+    if json_out is not None:
+        check_writable(json_out)
     report = assess_pair(pan, ms, center=center.value,
                          modulation=modulation.value)
     typer.echo(f"Wald's protocol, R = {report.ratio}, reference MS window "

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import NodataOption, StrictOption
+
 __all__ = ["predict"]
 
 
@@ -64,12 +66,15 @@ def predict(
         typer.Option("--min-slope", help="Drop polygons whose mean slope is below this many "
                      "degrees (needs --extra with a DEM; off by default)."),
     ] = None,
+    nodata: NodataOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Predict probability.tif, landslides.tif, landslides.gpkg and stac-item.json for a whole
     scene (and map.html with --html)."""
     from landslip.errors import InputError
     from landslip.inference.folder import MAP_HTML, STAC_ITEM
     from landslip.inference.predict import predict_scene
+    from landslip.io.checks import check_writable, parse_nodata
     from landslip.spectral.bands import parse_band_names
 
     if probability_dtype not in ("uint8", "float32"):
@@ -77,11 +82,14 @@ def predict(
             f"--probability-dtype must be uint8 or float32, got {probability_dtype!r}"
         )
     names = parse_band_names(band_names) if band_names is not None else None
+    nd = parse_nodata(nodata)
+    check_writable(output, folder=True)
     r = predict_scene(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device, html=html, extras=extra or (), min_slope=min_slope,
+        device=device, html=html, extras=extra or (), min_slope=min_slope, nodata=nd,
+        strict=strict,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(

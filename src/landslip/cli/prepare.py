@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.options import LandslideValuesOption, NodataOption
+
 __all__ = ["prepare"]
 
 
@@ -50,10 +52,14 @@ def prepare(
                      "comma list of slope (degrees), hillshade; '' for none (default: slope "
                      "when a dem band is given)."),
     ] = None,
+    nodata: NodataOption = None,
+    landslide_values: LandslideValuesOption = None,
 ) -> None:
     """Cut IMAGE and LABELS into patches, split them and write a dataset folder."""
     from landslip.dataset.prepare import prepare_dataset
     from landslip.errors import DatasetError
+    from landslip.io.checks import check_writable, parse_nodata
+    from landslip.labels.values import parse_landslide_values
     from landslip.spectral.bands import parse_band_names
 
     try:
@@ -62,13 +68,16 @@ def prepare(
         raise DatasetError(f"--fractions must be three numbers like 0.64,0.16,0.2, got "
                            f"{fractions!r}") from exc
     names = parse_band_names(band_names) if band_names is not None else None
+    nd, values = parse_nodata(nodata), parse_landslide_values(landslide_values)
+    check_writable(output, folder=True)
     terrain_bands = None
     if terrain is not None:
         terrain_bands = [t.strip().lower() for t in terrain.split(",") if t.strip()]
     res = prepare_dataset(image, labels, output, patch_size=patch_size, stride=stride,
                           split=split, fractions=fr, seed=seed, block_size=block_size,
                           max_nodata=max_nodata, band_names=names, overwrite=overwrite,
-                          extras=extra or (), terrain=terrain_bands)
+                          extras=extra or (), terrain=terrain_bands, nodata=nd,
+                          landslide_values=values)
     r = res.report
     counts = ", ".join(f"{s} {n}" for s, n in r["counts"].items())
     leak = r["leakage"]

@@ -30,8 +30,10 @@ def rasterize(
     ] = None,
 ) -> None:
     """Rasterize landslide polygons onto an image grid: 0 background, 1 landslide, 255 nodata."""
+    from landslip.io.checks import check_writable
     from landslip.labels.rasterize import rasterize_labels
 
+    check_writable(output)
     r = rasterize_labels(labels, like, output, all_touched=all_touched, where=where,
                          labels_crs=labels_crs, layer=layer)
     total = r.landslide_pixels + r.background_pixels

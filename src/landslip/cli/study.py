@@ -20,9 +20,11 @@ def study(
     ] = None,
 ) -> None:
     """Train and evaluate every band set x batch size (x seed) and write Table 1."""
+    from landslip.io.checks import check_writable
     from landslip.study import load_study_config, run_study
 
     cfg = load_study_config(config)
+    check_writable(output, folder=True)
     res = run_study(cfg, output, max_runs=max_runs)
     done, total = len(res.runs), cfg.n_runs()
     typer.echo(f"{done} of {total} runs finished ({res.trained} trained now, {res.skipped} "

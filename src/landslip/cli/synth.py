@@ -33,6 +33,7 @@ def synth(
     """Write pan.tif, ms.tif, truth.tif, landslides.geojson, preview.png and scene.json
     (and dem.tif with --dem, pre_pan.tif and pre_ms.tif with --pre)."""
     from landslip.errors import InputError
+    from landslip.io.checks import check_writable
     from landslip.synthetic.scene import MAX_SIZE, MIN_SIZE, RATIO, make_scene
 
     if size < MIN_SIZE or size > MAX_SIZE or size % RATIO:
@@ -45,6 +46,7 @@ def synth(
         lo, hi = min(lo, fraction), max(hi, fraction)
         if not 0 < fraction < 0.5:
             raise InputError(f"--fraction must be between 0 and 0.5, got {fraction}")
+    check_writable(output, folder=True)
     result = make_scene(output, size=size, seed=seed, dem=dem, landslide_fraction=fraction,
                         fraction_range=(lo, hi), pre=pre)
     km = size * 1.5 / 1000

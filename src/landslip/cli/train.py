@@ -18,6 +18,63 @@ from landslip.training.config import TrainConfig
 __all__ = ["train"]
 
 
+def _check_before_run(config: TrainConfig) -> None:
+    """Refuse an absent GPU and an unwritable run folder before the run folder is touched.
+
+    Raises:
+        InputError: ``--accelerator gpu`` (or cuda) without that many CUDA devices.
+        OutputError: The run folder cannot be written.
+    """
+    import torch
+
+    from landslip.devices import select_device
+    from landslip.errors import InputError
+    from landslip.io.checks import check_writable
+
+    if config.accelerator in ("gpu", "cuda"):
+        try:
+            select_device(f"cuda:{config.devices - 1}")
+        except InputError:
+            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            raise InputError(f"--accelerator {config.accelerator} needs {config.devices} CUDA "
+                             f"device(s) but this machine has {found}; use --accelerator cpu "
+                             "(or auto)") from None
+    check_writable(config.output, folder=True)
+
+
+def _fit_interruptible(config: TrainConfig) -> Any:
+    """Run the training; Ctrl-C (which Lightning turns into exit 1) becomes ``Interrupted``.
+
+    Raises:
+        Interrupted: After Ctrl-C, saying whether to rerun with --resume (a checkpoint
+            exists) or as it was (none yet).
+    """
+    import lightning.pytorch as pl
+
+    from landslip.errors import Interrupted
+    from landslip.training.fit import run_paths
+    from landslip.training.fit import train as fit
+
+    class Watch(pl.Callback):
+        interrupted = False
+
+        def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                         exception: BaseException) -> None:
+            Watch.interrupted = isinstance(exception, KeyboardInterrupt)
+
+    try:
+        return fit(config, callbacks=[Watch()])
+    except (SystemExit, KeyboardInterrupt) as exc:
+        if not (Watch.interrupted or isinstance(exc, KeyboardInterrupt)):
+            raise
+        last = run_paths(config.output)["last"]
+        hint = (f"interrupted; rerun with --resume to continue from {last} (at most "
+                f"{config.checkpoint_every_n_steps} training steps are lost)"
+                if last.is_file() else
+                "interrupted before the first checkpoint; rerun the same command")
+        raise Interrupted(hint) from None
+
+
 def _help(name: str) -> str:
     """The help text of option ``name``: its TrainConfig description and default."""
     field = TrainConfig.model_fields[name]
@@ -70,12 +127,13 @@ def train(
     import logging
 
     from landslip.training.config import resolve_config
-    from landslip.training.fit import train as fit
 
     if not logging.getLogger("landslip").isEnabledFor(logging.DEBUG):
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    result = fit(resolve_config(config, resume=resume, **options))
+    resolved = resolve_config(config, resume=resume, **options)
+    _check_before_run(resolved)
+    result = _fit_interruptible(resolved)
     if not result.is_global_zero:
         return
     best = result.best_val

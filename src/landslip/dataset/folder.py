@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from landslip.dataset.checksums import DATA_FILES, data_checksums, fingerprint, sha256_file
 from landslip.dataset.index import SPLITS, IndexRow, read_index
+from landslip.dataset.memmaps import open_npy
 from landslip.dataset.stats import band_set_stats
 from landslip.errors import DatasetError
 from landslip.formats import read_document
@@ -107,14 +108,14 @@ class DatasetFolder:
     def images(self) -> np.memmap[Any, Any]:
         """(N, C, P, P) raw bands, memory-mapped read-only, in the stored dtype."""
         if self._images is None:
-            self._images = np.load(self.path / "images.npy", mmap_mode="r")
+            self._images = open_npy(self.path / "images.npy")
         return self._images
 
     @property
     def labels(self) -> np.memmap[Any, Any]:
         """(N, P, P) uint8 labels (0, 1, 255), memory-mapped read-only."""
         if self._labels is None:
-            self._labels = np.load(self.path / "labels.npy", mmap_mode="r")
+            self._labels = open_npy(self.path / "labels.npy")
         return self._labels
 
     def __getstate__(self) -> dict[str, Any]:

@@ -25,10 +25,18 @@ An image without mask, a mask without image, or two files with one key is an err
 
 Masks: channel 0 is used. A mask whose values include 1 is read as labels (0, 1 and 255 =
 ignore); otherwise a pixel is landslide where channel 0 > 127 (0/255 masks such as the
-Landslide4Sense PNGs). ``mask_mode`` forces either reading.
+Landslide4Sense PNGs). ``mask_mode`` forces either reading; ``landslide_values`` (class masks
+such as 1 = landslide, 2 = other) says which values mean landslide instead
+(:mod:`landslip.labels.values`, which also refuses readings that would silently drop a class).
+
+Bands: an alpha band (RGBA or LA PNG, GeoTIFF alpha) is never a data band: it is dropped and
+pixels where it is 0 get label 255, as do pixels where any band is NaN or infinite. Band names
+come from ``band_names``, else the band descriptions or colour interpretation
+(:mod:`landslip.spectral.naming`).
 
 Splits: train and test (and val) folders are kept; when there is no validation folder,
-``val_fraction`` of the training patches (seeded) become the validation split.
+``val_fraction`` of the training patches (seeded) become the validation split. ``as_split``
+puts every patch into one split instead (``test``: score a model on any labelled set).
 """
 
 from __future__ import annotations
@@ -48,12 +56,15 @@ import numpy.typing as npt
 from landslip.dataset.checksums import sha256_file
 from landslip.dataset.folder import DatasetFolder
 from landslip.dataset.index import SPLITS
+from landslip.dataset.stats import warn_nonfinite_patches
 from landslip.dataset.writer import DatasetWriter
-from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
-from landslip.errors import BandError, DatasetError
-from landslip.io.raster import open_raster, raster_info
+from landslip.encoding import IGNORE, LANDSLIDE
+from landslip.errors import BandError, DatasetError, RasterIOError
+from landslip.io.raster import band_colours, open_raster, raster_info
+from landslip.labels.values import check_threshold_mask, labels_from_values
 from landslip.progress import track
 from landslip.spectral.bands import validate_band_names
+from landslip.spectral.naming import data_bands, file_band_names, naming_hint
 
 __all__ = [
     "L4S_BAND_NAMES",
@@ -85,6 +96,8 @@ _PREFIX = re.compile(r"^(image|img|mask|labels?|gt)[_\-.]?", re.IGNORECASE)
 _TRAILING = re.compile(r"(\d+)$")
 LAYOUTS = ("auto", "folders", "l4s-h5")
 MASK_MODES = ("auto", "threshold", "labels")
+_PNG_COLOURS = {"RGB": ("red", "green", "blue"), "RGBA": ("red", "green", "blue", "alpha"),
+                "LA": ("gray", "alpha"), "L": ("gray",)}
 
 
 @dataclass(frozen=True)
@@ -189,8 +202,9 @@ def _files(folder: Path, exts: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], str, list[str | None]]:
-    """Read one file as (C, H, W); also return the PIL mode or "" and band descriptions."""
+def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], tuple[str, ...],
+                                                 list[str | None]]:
+    """Read one file as (C, H, W); also its colour interpretation (or ()) and descriptions."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".png":
@@ -200,13 +214,13 @@ def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], str, list[st
                 mode = im.mode
                 arr = np.asarray(im)
             arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
-            return arr, mode, []
+            return arr, _PNG_COLOURS.get(mode, ()), []
         if suffix in (".tif", ".tiff"):
             with open_raster(path) as ds:
-                return ds.read(), "", list(ds.descriptions)
+                return ds.read(), band_colours(ds), list(ds.descriptions)
         if suffix == ".npy":
             arr = np.load(path, mmap_mode="r")
-            return np.asarray(arr[None] if arr.ndim == 2 else arr), "", []
+            return np.asarray(arr[None] if arr.ndim == 2 else arr), (), []
         import h5py
 
         with h5py.File(path, "r") as f:
@@ -218,50 +232,56 @@ def _read_array(path: Path, h5_key: str) -> tuple[npt.NDArray[Any], str, list[st
             arr = np.asarray(f[h5_key])
         if arr.ndim == 3 and arr.shape[-1] < arr.shape[0]:
             arr = np.moveaxis(arr, -1, 0)  # L4S stores (H, W, C)
-        return (arr[None] if arr.ndim == 2 else arr), "", []
-    except DatasetError:
+        return (arr[None] if arr.ndim == 2 else arr), (), []
+    except (DatasetError, RasterIOError):
         raise
     except Exception as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from exc
+        raise DatasetError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
 
 
-def _to_chw(arr: npt.NDArray[Any], n_bands: int, mode: str, path: Path) -> npt.NDArray[Any]:
-    """Bring an image to (n_bands, H, W): transpose (H, W, C) .npy, drop a PNG alpha band."""
+def _to_chw(arr: npt.NDArray[Any], n_bands: int, colours: tuple[str, ...], path: Path
+            ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None]:
+    """(n_bands, H, W) data bands, and where the alpha band is not 0 (None without alpha).
+
+    (H, W, C) .npy arrays are transposed; an alpha band is dropped (its zeros are nodata).
+    """
     if arr.shape[0] != n_bands and arr.ndim == 3 and arr.shape[-1] == n_bands:
         arr = np.moveaxis(arr, -1, 0)
-    if arr.shape[0] == n_bands + 1 and mode in ("RGBA", "LA"):
-        arr = arr[:n_bands]
+    opaque = None
+    if len(colours) == arr.shape[0] and "alpha" in colours:
+        opaque = arr[colours.index("alpha")] != 0
+        arr = arr[[i - 1 for i in data_bands(colours, arr.shape[0])]]
     if arr.shape[0] != n_bands:
-        raise BandError(f"{path} has {arr.shape[0]} bands but {n_bands} band names are used; "
-                        "give matching --band-names")
-    return arr
+        raise BandError(f"{path} has {arr.shape[0]} data band(s) but {n_bands} band name(s) "
+                        "are used; give one name per band with --band-names")
+    return arr, opaque
 
 
-def _mask_labels(arr: npt.NDArray[Any], mode: str, path: Path) -> npt.NDArray[np.uint8]:
+def _mask_labels(arr: npt.NDArray[Any], mode: str, path: Path,
+                 landslide_values: Sequence[int] | None = None) -> npt.NDArray[np.uint8]:
     m = arr[0] if arr.ndim == 3 else arr
     if m.ndim != 2:
         raise DatasetError(f"mask {path} has shape {arr.shape}; expected (H, W) or (C, H, W)")
+    if landslide_values is not None:
+        return labels_from_values(m, landslide_values, path, "mask")
     if mode == "auto":
         mode = "labels" if (m == LANDSLIDE).any() else "threshold"
     if mode == "threshold":
+        check_threshold_mask(m, path)
         return (m > 127).astype(np.uint8)
-    bad = ~np.isin(m, (BACKGROUND, LANDSLIDE, IGNORE))
-    if bad.any():
-        raise DatasetError(f"mask {path} has values {sorted(np.unique(m[bad]).tolist())[:5]} "
-                           "besides 0, 1 and 255; use --mask-mode threshold for 0/255 masks")
-    return m.astype(np.uint8)
+    return labels_from_values(m, None, path, "mask")
 
 
-def _default_band_names(layout: str, first: Path, arr: npt.NDArray[Any], mode: str,
-                        descriptions: list[str | None]) -> list[str]:
+def _default_band_names(layout: str, first: Path, arr: npt.NDArray[Any],
+                        colours: tuple[str, ...], descriptions: list[str | None]) -> list[str]:
     if layout == "l4s-h5" and arr.shape[0] == len(L4S_BAND_NAMES):
         return list(L4S_BAND_NAMES)
-    if mode in ("RGB", "RGBA"):
-        return ["red", "green", "blue"]
-    if descriptions and all(descriptions):
-        return [str(d).lower() for d in descriptions]
-    raise BandError(f"cannot tell the names of the {arr.shape[0]} bands of {first}; give them "
-                    "with --band-names, for example --band-names red,green,blue")
+    names = file_band_names(descriptions, colours, arr.shape[0])
+    if names is not None:
+        return names
+    n = len(data_bands(colours, arr.shape[0]))
+    raise BandError(f"cannot tell the names of the {n} band(s) of {first} (no band "
+                    f"descriptions or colour interpretation); {naming_hint(n)}")
 
 
 def _digest(files: Sequence[Path], root: Path) -> str:
@@ -292,29 +312,33 @@ def import_patches(
     layout: str = "auto",
     mask_mode: str = "auto",
     overwrite: bool = False,
+    landslide_values: Sequence[int] | None = None,
+    as_split: str | None = None,
 ) -> ImportResult:
     """Import a pre-chipped dataset (image and mask files) as a dataset folder.
 
     Args:
         src: Source folder (see the module docstring for the layouts and the pairing rule).
         out: Output dataset folder.
-        band_names: Names of the image bands (defaults: red,green,blue for RGB(A) PNGs,
-            :data:`L4S_BAND_NAMES` for 14-band Landslide4Sense HDF5, band descriptions for
-            GeoTIFFs).
+        band_names: Names of the image bands (defaults: :data:`L4S_BAND_NAMES` for 14-band
+            Landslide4Sense HDF5, else band descriptions or colour interpretation, so
+            red,green,blue for RGB(A) PNGs).
         val_fraction: Share of the training patches carved out as validation when the source
             has no validation folder (0 for none).
         seed: Seed of the validation carve-out.
         layout: ``auto``, ``folders`` or ``l4s-h5``.
         mask_mode: ``auto``, ``threshold`` (landslide where > 127) or ``labels`` (0/1/255).
         overwrite: Replace an existing output folder.
+        landslide_values: Mask values that mean landslide (others but 255 are background);
+            replaces ``mask_mode``.
+        as_split: Put every patch into this split (``train``, ``val`` or ``test``) whatever
+            the source folders say, with no validation carve-out.
 
     Returns:
         An :class:`ImportResult`.
     """
-    if not 0 <= val_fraction < 1:
-        raise DatasetError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    if mask_mode not in MASK_MODES:
-        raise DatasetError(f"unknown mask mode {mask_mode!r}; use one of {', '.join(MASK_MODES)}")
+    _check_options(val_fraction, mask_mode, landslide_values, as_split)
+    rule = (mask_mode, None if landslide_values is None else tuple(landslide_values))
     root = Path(src)
     layout, pairs = discover_pairs(root, layout)
     items = [(s, img, mask) for s in SPLITS for img, mask in pairs.get(s, [])]
@@ -322,28 +346,45 @@ def import_patches(
     with DatasetWriter(out, len(items), fmt.names, fmt.dtype, fmt.size, fmt.nodata,
                        overwrite) as writer:
         for _, img_path, mask_path in track(items, description="import"):
-            writer.add(*_read_pair(img_path, mask_path, fmt, mask_mode),
+            writer.add(*_read_pair(img_path, mask_path, fmt, rule),
                        source=str(img_path.relative_to(root)))
-        splits = [s for s, _, _ in items]
-        carved = 0 if "val" in pairs else _carve_validation(splits, val_fraction, seed)
+        splits = [as_split or s for s, _, _ in items]
+        carved = (0 if "val" in pairs or as_split
+                  else _carve_validation(splits, val_fraction, seed))
         files = [p for _, img, mask in items for p in (img, mask) if p is not None]
         report = _report(root, layout, pairs, splits, files, fmt, val_fraction, seed)
         report["carved_val"] = carved
+        report["split"]["as_split"] = as_split
         meta = {"split": report["split"], "leakage": report["leakage"],
                 "sources": report["sources"],
-                "import": {"layout": layout, "mask_mode": mask_mode}}
+                "import": {"layout": layout, "mask_mode": mask_mode,
+                           "landslide_values": rule[1]}}
         ds = writer.finish(splits, meta, report=report)
+    warn_nonfinite_patches(ds)
     log.info("imported %d patches from %s into %s", len(ds), root, ds.path)
     return ImportResult(dataset=ds,
                         report=json.loads((ds.path / "report.json").read_text(encoding="utf-8")))
 
 
+def _check_options(val_fraction: float, mask_mode: str,
+                   landslide_values: Sequence[int] | None, as_split: str | None) -> None:
+    """Refuse bad import options before anything is read."""
+    if not 0 <= val_fraction < 1:
+        raise DatasetError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if mask_mode not in MASK_MODES:
+        raise DatasetError(f"unknown mask mode {mask_mode!r}; use one of {', '.join(MASK_MODES)}")
+    if landslide_values is not None and mask_mode != "auto":
+        raise DatasetError("give either --mask-mode or --landslide-values, not both")
+    if as_split is not None and as_split not in SPLITS:
+        raise DatasetError(f"--as-split must be one of {', '.join(SPLITS)}, got {as_split!r}")
+
+
 def _patch_format(first: Path, layout: str, band_names: Sequence[str] | None) -> _PatchFormat:
     """Band names, size, dtype and nodata of the dataset, from the first image and the names."""
-    arr, mode, desc = _read_array(first, "img")
+    arr, colours, desc = _read_array(first, "img")
     names = (list(validate_band_names(band_names)) if band_names is not None
-             else _default_band_names(layout, first, arr, mode, desc))
-    img = _to_chw(arr, len(names), mode, first)
+             else _default_band_names(layout, first, arr, colours, desc))
+    img, _ = _to_chw(arr, len(names), colours, first)
     _, h, w = img.shape
     if h != w:
         raise DatasetError(f"patches must be square; {first} is {h} x {w}")
@@ -353,17 +394,27 @@ def _patch_format(first: Path, layout: str, band_names: Sequence[str] | None) ->
     return _PatchFormat(names, h, img.dtype, nodata)
 
 
-def _read_pair(img_path: Path, mask_path: Path | None, fmt: _PatchFormat, mask_mode: str
+def _read_pair(img_path: Path, mask_path: Path | None, fmt: _PatchFormat,
+               rule: tuple[str, tuple[int, ...] | None]
                ) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint8]]:
-    """(C, P, P) image in the dataset dtype and (P, P) labels of one patch (checked)."""
-    arr, mode, _ = _read_array(img_path, "img")
-    img = _to_chw(arr, len(fmt.names), mode, img_path)
+    """(C, P, P) image in the dataset dtype and (P, P) labels of one patch (checked).
+
+    ``rule`` is (mask mode, landslide values or None). Labels are 255 where the alpha band is
+    0 or a band is NaN or infinite.
+    """
+    arr, colours, _ = _read_array(img_path, "img")
+    img, opaque = _to_chw(arr, len(fmt.names), colours, img_path)
     marr, _, _ = _read_array(mask_path if mask_path is not None else img_path, "mask")
-    lab = _mask_labels(marr, mask_mode, mask_path or img_path)
+    lab = _mask_labels(marr, rule[0], mask_path or img_path, rule[1])
     p = fmt.size
     if img.shape[1:] != (p, p) or lab.shape != (p, p):
         raise DatasetError(f"{img_path} is {img.shape[1]} x {img.shape[2]} px with "
                            f"mask {lab.shape}; every patch must be {p} x {p}")
+    invalid = ~opaque if opaque is not None else np.zeros((p, p), dtype=bool)
+    if img.dtype.kind == "f":
+        invalid |= ~np.isfinite(img).all(axis=0)
+    if invalid.any():
+        lab = np.where(invalid, np.uint8(IGNORE), lab).astype(np.uint8)
     return img.astype(fmt.dtype, copy=False), lab
 
 

@@ -8,18 +8,35 @@ time and reopen their maps after every :data:`REMAP_BYTES` bytes (:class:`RemapB
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CHUNK_PATCHES", "REMAP_BYTES", "RemapBudget", "reopen"]
+from landslip.errors import DatasetError
+
+__all__ = ["CHUNK_PATCHES", "REMAP_BYTES", "RemapBudget", "open_npy", "reopen"]
 
 CHUNK_PATCHES = 64
 """Patches read or copied at a time."""
 
 REMAP_BYTES = 64 * 2**20
 """Memory maps are dropped and reopened after this many bytes went through them."""
+
+
+def open_npy(path: Path, mode: Literal["r", "r+"] = "r") -> Any:
+    """Memory-map a ``.npy`` file of a dataset; a damaged file is one :class:`DatasetError`.
+
+    Raises:
+        DatasetError: When the file is truncated, not a ``.npy`` file, or cannot be read.
+    """
+    try:
+        return np.load(path, mmap_mode=mode)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatasetError(f"cannot read {path}: {reason}; the file may be truncated or "
+                           "damaged: prepare or import the dataset again") from exc
 
 
 def reopen(arr: npt.NDArray[Any], mode: str = "r") -> npt.NDArray[Any]:

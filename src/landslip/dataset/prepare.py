@@ -8,8 +8,9 @@ Rules:
     * Patch windows come from :func:`landslip.dataset.tiling.patch_layout` and cover the whole
       scene, right and bottom edges included; the part of a window past the scene edge is
       padded with the image nodata value (0 when the image has none) and label 255.
-    * A pixel is invalid when any band is nodata (nodata value, or GDAL mask when the image has
-      no nodata value); its label becomes 255.
+    * A pixel is invalid when any band is nodata (nodata value, NaN or infinite, or GDAL mask
+      when the image has no nodata value: an alpha band, which is never a data band, or an
+      internal mask); its label becomes 255.
     * A patch is dropped when more than ``max_nodata`` of its pixels *inside the scene* are
       invalid (padding past the scene edge does not count, so thin edge patches are kept and
       the whole scene stays covered).
@@ -49,22 +50,18 @@ from landslip.dataset.split import (
 from landslip.dataset.stats import nodata_free
 from landslip.dataset.tiling import PatchLayout, patch_layout
 from landslip.dataset.writer import DatasetWriter
-from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE
+from landslip.encoding import IGNORE
 from landslip.errors import BandError, DatasetError, GridError, LabelError
 from landslip.grid import Grid, Window
+from landslip.io.checks import declare_nodata, warn_nonfinite
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, open_raster, raster_info, read_window
+from landslip.labels.values import labels_from_values
 from landslip.progress import track
-from landslip.spectral.bands import validate_band_names
 from landslip.spectral.extras import DEM_BAND, ExtraInputs, ExtraSpec, parse_extra
+from landslip.spectral.naming import image_band_names
 
-__all__ = [
-    "EXTRA_NODATA",
-    "PrepareOptions",
-    "PrepareResult",
-    "prepare_dataset",
-    "resolve_band_names",
-]
+__all__ = ["EXTRA_NODATA", "PrepareOptions", "PrepareResult", "prepare_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -90,35 +87,6 @@ class PrepareResult:
     dataset: DatasetFolder
     report: dict[str, Any]
 
-
-
-def resolve_band_names(
-    descriptions: Sequence[str | None], count: int, band_names: Sequence[str] | None
-) -> list[str]:
-    """Band names of an image: ``band_names`` if given, else its band descriptions.
-
-    Raises:
-        BandError: If neither gives one unique name per band.
-    """
-    if band_names is not None:
-        names = list(validate_band_names(band_names))
-        if len(names) != count:
-            raise BandError(f"{len(names)} band names given ({','.join(names)}) but the image "
-                            f"has {count} bands")
-        desc = [d.strip().lower() for d in descriptions if d]
-        if len(desc) == count and desc != names:
-            log.warning("using --band-names %s instead of the band descriptions %s",
-                        ",".join(names), ",".join(desc))
-    else:
-        if not descriptions or any(not d for d in descriptions):
-            raise BandError(
-                f"the image's {count} bands have no names (band descriptions); give them with "
-                "--band-names, for example --band-names blue,green,red,nir"
-            )
-        names = [str(d).strip().lower() for d in descriptions]
-    if len(set(names)) != len(names):
-        raise BandError(f"band names must be unique, got {','.join(names)}")
-    return names
 
 
 @dataclass(frozen=True)
@@ -167,12 +135,14 @@ class PrepareOptions:
 
 @dataclass(frozen=True)
 class _Scene:
-    """The checked inputs: image and label rasters on one grid, and the band names."""
+    """The checked inputs: image and label rasters on one grid, the data bands and names."""
 
     image: Path
     labels: Path
     info: RasterInfo
     names: list[str]
+    bands: tuple[int, ...] = ()
+    landslide_values: tuple[int, ...] | None = None
     extras: ExtraInputs | None = None
 
     @property
@@ -195,6 +165,8 @@ def prepare_dataset(
     overwrite: bool = False,
     extras: Sequence[ExtraSpec | str] = (),
     terrain: Sequence[str] | None = None,
+    nodata: float | None = None,
+    landslide_values: Sequence[int] | None = None,
 ) -> PrepareResult:
     """Cut a scene and its label raster into a dataset folder.
 
@@ -205,12 +177,16 @@ def prepare_dataset(
         out: Output dataset folder (must not exist or be empty unless ``overwrite``).
         patch_size, stride, split, fractions, seed, block_size, max_nodata: See
             :class:`PrepareOptions`.
-        band_names: Names of the image bands (else the band descriptions).
+        band_names: Names of the image bands (else the band descriptions or colour
+            interpretation; :mod:`landslip.spectral.naming`).
         overwrite: Replace an existing output folder.
         extras: Extra rasters (:class:`~landslip.spectral.extras.ExtraSpec` or the text of
             ``--extra``: ``[NAMES=]PATH[:RESAMPLING]``), stored after the image bands.
         terrain: Terrain bands computed from the ``dem`` band of ``extras`` (default:
             ``slope`` when there is a ``dem`` band, else none).
+        nodata: Nodata value of the image when the file lacks the tag (``--nodata``).
+        landslide_values: Label values that mean landslide (``--landslide-values``;
+            :mod:`landslip.labels.values`); None: the labels are 0, 1 and 255.
 
     Returns:
         A :class:`PrepareResult`.
@@ -222,7 +198,7 @@ def prepare_dataset(
         DatasetError: Bad options, or no patch left.
     """
     opts = PrepareOptions(patch_size, stride, split, fractions, seed, block_size, max_nodata)
-    scene = _check_scene(Path(image), Path(labels), band_names)
+    scene = _check_scene(Path(image), Path(labels), band_names, nodata, landslide_values)
     scene = _with_extras(scene, extras, terrain)
     layout = patch_layout(scene.grid.height, scene.grid.width, opts.patch_size, opts.step)
     dtype, nodata = scene.info.dtype, scene.info.nodata
@@ -252,9 +228,11 @@ def prepare_dataset(
     return PrepareResult(dataset=ds_out, report=report)
 
 
-def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None) -> _Scene:
+def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None,
+                 nodata: float | None = None,
+                 landslide_values: Sequence[int] | None = None) -> _Scene:
     """Check that the label raster is one integer band on the image grid; name the bands."""
-    info = raster_info(image)
+    info = declare_nodata(raster_info(image), nodata)
     linfo = raster_info(labels)
     grid = info.grid
     if linfo.count != 1:
@@ -271,8 +249,10 @@ def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None) ->
             f"({grid.height} x {grid.width} px, bounds {tuple(round(v, 3) for v in grid.bounds)}"
             "); rasterize the polygons with --like IMAGE"
         )
-    names = resolve_band_names(info.descriptions, info.count, band_names)
-    return _Scene(image, labels, info, names)
+    bands, names = image_band_names(info, band_names)
+    warn_nonfinite(image, bands)
+    values = tuple(landslide_values) if landslide_values is not None else None
+    return _Scene(image, labels, info, names, bands, values)
 
 
 def _with_extras(scene: _Scene, extras: Sequence[ExtraSpec | str],
@@ -298,17 +278,14 @@ def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
     Returns:
         The layout indices of the patches added, in order.
     """
-    from rasterio.enums import MaskFlags
-
     nodata = scene.info.nodata
     fill = nodata if nodata is not None and not np.isnan(nodata) else 0
-    masked = nodata is None and any(
-        flags != [MaskFlags.all_valid] for flags in img_ds.mask_flag_enums)
+    masked = scene.info.masked
     scene_window = Window(0, 0, scene.grid.height, scene.grid.width)
     kept: list[int] = []
     for k in track(range(len(layout)), total=len(layout), description="prepare"):
         win = layout.windows[k]
-        img = read_window(img_ds, win, fill=fill)
+        img = read_window(img_ds, win, scene.bands or None, fill=fill)
         valid = _valid_pixels(img_ds, img, win, nodata, masked)
         if scene.extras is not None:
             img, valid = _add_extras(img, valid, scene.extras, win)
@@ -316,7 +293,7 @@ def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
         n_inside = inside.height * inside.width if inside is not None else 0
         if n_inside == 0 or 1 - valid.sum() / n_inside > max_nodata + 1e-12:
             continue
-        lab = _read_labels(lab_ds, win, scene.labels)
+        lab = _read_labels(lab_ds, win, scene.labels, scene.landslide_values)
         lab = np.where(valid, lab, IGNORE).astype(np.uint8)
         writer.add(img, lab, win.row_off, win.col_off, scene.grid.window_grid(win).bounds)
         kept.append(k)
@@ -345,6 +322,8 @@ def _valid_pixels(ds: Any, img: npt.NDArray[Any], win: Window, nodata: float | N
         return valid
     rs, cs = inside.relative_to(win).slices()
     valid[rs, cs] = True
+    if img.dtype.kind == "f":
+        valid &= np.isfinite(img).all(axis=0)
     if nodata is not None:
         valid &= nodata_free(img, nodata)
     elif masked:
@@ -353,16 +332,10 @@ def _valid_pixels(ds: Any, img: npt.NDArray[Any], win: Window, nodata: float | N
     return valid
 
 
-def _read_labels(lab_ds: Any, win: Window, path: Path) -> npt.NDArray[Any]:
-    """(P, P) labels of a window (IGNORE past the edges), checked to hold 0, 1 and 255 only."""
-    lab: npt.NDArray[Any] = read_window(lab_ds, win, fill=IGNORE)[0]
-    bad = ~np.isin(lab, (BACKGROUND, LANDSLIDE, IGNORE))
-    if bad.any():
-        raise LabelError(
-            f"label raster {path} has values {sorted(np.unique(lab[bad]).tolist())[:5]}"
-            " besides 0, 1 and 255; make it with `landslip rasterize`"
-        )
-    return lab
+def _read_labels(lab_ds: Any, win: Window, path: Path,
+                 landslide_values: Sequence[int] | None = None) -> npt.NDArray[Any]:
+    """(P, P) labels 0/1/255 of a window (IGNORE past the edges), from the raster's values."""
+    return labels_from_values(read_window(lab_ds, win, fill=IGNORE)[0], landslide_values, path)
 
 
 def _split(layout: PatchLayout, kept: Sequence[int], opts: PrepareOptions

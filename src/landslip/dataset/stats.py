@@ -29,7 +29,14 @@ from landslip.spectral.bands import BandSet, parse_expression, resolve_band_set
 if TYPE_CHECKING:
     from landslip.dataset.folder import DatasetFolder
 
-__all__ = ["DERIVED_STATS", "band_set_stats", "compute_stats", "nodata_free", "valid_mask"]
+__all__ = [
+    "DERIVED_STATS",
+    "band_set_stats",
+    "compute_stats",
+    "nodata_free",
+    "valid_mask",
+    "warn_nonfinite_patches",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ BandStats = dict[str, dict[str, float]]
 def valid_mask(
     images: npt.NDArray[Any], labels: npt.NDArray[np.uint8], nodata: float | None
 ) -> npt.NDArray[np.bool_]:
-    """Valid pixels of patches: label not IGNORE (255) and no raw band equal to nodata.
+    """Valid pixels of patches: label not IGNORE (255), no raw band nodata, NaN or infinite.
 
     Args:
         images: (N, C, P, P) or (C, P, P) raw bands.
@@ -56,6 +63,8 @@ def valid_mask(
     valid: npt.NDArray[np.bool_] = labels != IGNORE
     if nodata is not None:
         valid &= nodata_free(images, nodata)
+    if images.dtype.kind == "f":  # NaN and infinite values are nodata too
+        valid &= np.isfinite(images).all(axis=images.ndim - 3)
     return valid
 
 
@@ -73,6 +82,30 @@ def nodata_free(images: npt.NDArray[Any], nodata: float) -> npt.NDArray[np.bool_
     hit = np.isnan(images) if math.isnan(nodata) else images == images.dtype.type(nodata)
     free: npt.NDArray[np.bool_] = ~hit.any(axis=axis)
     return free
+
+
+def warn_nonfinite_patches(ds: DatasetFolder, indices: npt.NDArray[np.int64] | None = None
+                           ) -> int:
+    """Count the patch pixels where any band is NaN or infinite (nodata); warn if there are any.
+
+    Args:
+        ds: The dataset.
+        indices: Patches to look at (all when None).
+
+    Returns:
+        The count (0 for integer data, which is not read).
+    """
+    if np.dtype(ds.images.dtype).kind != "f":
+        return 0
+    idx = np.arange(len(ds)) if indices is None else np.sort(np.asarray(indices))
+    n = 0
+    for start in range(0, idx.size, CHUNK_PATCHES):
+        imgs = np.asarray(ds.images[idx[start:start + CHUNK_PATCHES]])
+        n += int(np.count_nonzero(~np.isfinite(imgs).all(axis=1)))
+    if n:
+        log.warning("%s: %d pixel(s) hold NaN or infinite values; they are treated as nodata",
+                    ds.path, n)
+    return n
 
 
 def compute_stats(

@@ -27,7 +27,7 @@ from landslip.dataset.memmaps import CHUNK_PATCHES, RemapBudget, reopen
 from landslip.dataset.stats import compute_stats, valid_mask
 from landslip.encoding import LANDSLIDE
 from landslip.errors import DatasetError
-from landslip.io.atomic import write_json_atomic
+from landslip.io.atomic import remove_stale_partials, write_json_atomic
 
 __all__ = ["DatasetWriter", "write_dataset"]
 
@@ -87,7 +87,9 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.out)  # left by a run that was killed
+        self.tmp.mkdir()
         p = self.patch_size
         cap = max(self.capacity, 1)
         self._images = np.lib.format.open_memmap(

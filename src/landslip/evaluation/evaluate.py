@@ -53,6 +53,7 @@ from landslip.encoding import (
     mask_from_probability,
 )
 from landslip.errors import BandError, DatasetError, InputError, ModelError
+from landslip.evaluation.drift import check_dataset_input
 from landslip.evaluation.figures import plot_area_frequency, plot_patch_panels, plot_pr_curve
 from landslip.evaluation.metrics import DEFAULT_BINS, Confusion, PRCurve, ThresholdSweep, confusion
 from landslip.evaluation.objects import (
@@ -64,6 +65,7 @@ from landslip.evaluation.objects import (
 from landslip.evaluation.report import CLASS_NOTE, REPORT_FORMAT, REPORT_VERSION, write_report
 from landslip.evaluation.terrain_filter import drop_flat_regions
 from landslip.io.atomic import atomic_path, write_text_atomic
+from landslip.io.checks import check_writable
 from landslip.models.bundle import Bundle, load_bundle
 from landslip.progress import track
 
@@ -115,6 +117,8 @@ class EvaluateOptions:
         min_slope: Remove predicted landslides whose mean slope (the dataset's ``slope``
             band, degrees) is below this before counting, as ``predict --min-slope`` does;
             the PR curve and threshold tuning stay unfiltered. None: off.
+        strict: Refuse a split far outside the model's training data instead of warning
+            (:mod:`landslip.evaluation.drift`).
     """
 
     split: str = "test"
@@ -131,6 +135,7 @@ class EvaluateOptions:
     min_overlap: float = 0.5
     size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2
     min_slope: float | None = None
+    strict: bool = False
 
 
 @dataclass
@@ -361,6 +366,8 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
                            f"(counts: {ds.counts}); choose another split")
     out = (Path(opts.out_dir) if opts.out_dir is not None
            else default_output(bundle, ds, split))
+    check_writable(out, folder=True)
+    check_dataset_input(bundle.meta.input_profile, ds, idx, opts.strict)
     return _Setup(bundle, ds, split, idx, out, device, opts)
 
 

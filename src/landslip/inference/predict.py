@@ -47,6 +47,7 @@ from landslip.encoding import (
 )
 from landslip.errors import BandError, InputError
 from landslip.grid import Grid
+from landslip.inference.min_area import drop_small_landslides
 from landslip.inference.publish import publish_prediction
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
 from landslip.inference.stream import (
@@ -58,11 +59,13 @@ from landslip.inference.stream import (
 from landslip.inference.terrain_filter import add_mean_slope
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
+from landslip.io.checks import declare_nodata
 from landslip.io.cog import LABELS, probability_style
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
-from landslip.spectral.bands import BandSet, validate_band_names
+from landslip.spectral.bands import BandSet
 from landslip.spectral.extras import ExtraSpec, model_inputs
+from landslip.spectral.naming import band_slots, data_bands, naming_hint
 
 __all__ = [
     "MapWriter",
@@ -190,21 +193,11 @@ def match_bands(
             is absent; the message lists what is needed and what the image has.
     """
     needed = ", ".join(band_set.required)
-    if band_names is not None:
-        names = list(validate_band_names(band_names, "--band-names"))
-        if len(names) != info.count:
-            raise BandError(
-                f"--band-names gives {len(names)} name(s) ({', '.join(names)}) but {info.path} "
-                f"has {info.count} band(s); give one name per band, in order"
-            )
-    else:
-        names = [(d or "").strip().lower() for d in info.descriptions]
-        if not any(names):
-            raise BandError(
-                f"the bands of {info.path} have no names (band descriptions); the model needs "
-                f"{needed}. Name the {info.count} band(s) in order with --band-names, for "
-                f"example --band-names {','.join(['blue', 'green', 'red', 'nir'][:info.count])}"
-            )
+    names = band_slots(info, band_names)
+    if not any(names):
+        n_data = len(data_bands(info.colorinterp, info.count))
+        raise BandError(f"the bands of {info.path} have no names (band descriptions or colour "
+                        f"interpretation); {naming_hint(n_data, band_set.required)}")
     dupes = sorted({n for n in names if n and names.count(n) > 1})
     if dupes:
         raise BandError(f"band name(s) {', '.join(dupes)} appear twice in {info.path}")
@@ -357,18 +350,19 @@ def predict_image(
     ) as writer:
         stats = stream_predict(ds, model, spec, plan, writer.write, batch_size=batch_size,
                                device=dev, tta=opts.tta, max_window_rows=opts.max_window_rows)
-    n_polygons = 0
+    n_polygons, removed = 0, 0
     if opts.polygons:
         with gdal_env(GDAL_CACHE_MB):
-            polys = polygonize_mask(out.mask, out.probability, min_area=opts.min_area)
+            polys = drop_small_landslides(polygonize_mask(out.mask, out.probability), out.mask,
+                                          opts.min_area)
             if spec.extras is not None and spec.extras.has_slope:
-                polys = add_mean_slope(polys, spec.extras, opts.min_slope)
+                polys = add_mean_slope(polys, spec.extras, opts.min_slope, mask_path=out.mask)
             write_polygons(polys, out.polygons, out.geojson)
-        n_polygons = len(polys.frame)
+        n_polygons, removed = len(polys.frame), polys.dropped_pixels
     result = PredictResult(
         probability=out.probability, mask=out.mask, polygons=out.polygons,
         geojson=out.geojson, report=out.report, n_polygons=n_polygons,
-        landslide_pixels=writer.landslide_pixels, valid_pixels=writer.valid_pixels,
+        landslide_pixels=writer.landslide_pixels - removed, valid_pixels=writer.valid_pixels,
         threshold=opts.threshold, plan=plan, stats=stats,
         seconds=time.perf_counter() - start,
     )
@@ -417,6 +411,8 @@ def predict_scene(
     html: bool = False,
     extras: Sequence[ExtraSpec | str] = (),
     min_slope: float | None = None,
+    nodata: float | None = None,
+    strict: bool = False,
 ) -> PredictResult:
     """Map landslides over a whole scene with a trained model bundle.
 
@@ -434,6 +430,9 @@ def predict_scene(
         min_slope: Drop polygons whose mean slope is below this many degrees (needs a DEM).
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
             max_window_rows, polygons, html: As in :class:`PredictOptions`.
+        nodata: Nodata value of the image when the file lacks the tag (``--nodata``).
+        strict: Refuse an image far outside the training data
+            (:mod:`landslip.evaluation.drift`) instead of warning.
 
     Returns:
         The :class:`PredictResult`.
@@ -442,17 +441,20 @@ def predict_scene(
         ModelError: For a missing or broken bundle.
         BandError: When the image lacks a band the model needs (nothing is written).
         InputError: For a bad option (nothing is written).
+        DriftError: With ``strict``, for an image far outside the training data.
     """
+    from landslip.evaluation.drift import check_image_input
     from landslip.models.bundle import load_bundle
 
-    info = raster_info(image)  # fail on a missing image before loading weights
+    info = declare_nodata(raster_info(image), nodata)  # fail on a missing image first
     bundle = load_bundle(bundle_path, device=str(select_device(device)))
     inputs = model_inputs(bundle.band_set, info, band_names, extras, min_slope is not None)
     indexes = match_bands(info, inputs.image_set, band_names)
     spec = InputSpec(
         band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
-        std=tuple(bundle.std), nodata=info.nodata, extras=inputs.extras,
+        std=tuple(bundle.std), nodata=info.nodata, extras=inputs.extras, masked=info.masked,
     )
+    check_image_input(bundle.meta.input_profile, info, indexes, bundle.band_set.required, strict)
     options = PredictOptions(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
@@ -463,5 +465,9 @@ def predict_scene(
     if inputs.extras is not None:
         report_extra.update(extras=inputs.extras.describe(), min_slope=min_slope)
     with inputs.extras or nullcontext():
-        return predict_image(bundle.model, spec, image, out_dir, options,
-                             report_extra=report_extra)
+        result = predict_image(bundle.model, spec, image, out_dir, options,
+                               report_extra=report_extra)
+    if result.valid_pixels == 0:
+        log.warning("%s: every pixel the model needs is nodata, so the maps hold nodata only; "
+                    "check the nodata value (--nodata) and the image", image)
+    return result

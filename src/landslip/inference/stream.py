@@ -31,7 +31,7 @@ from torch import nn
 from landslip.errors import ModelError
 from landslip.grid import Window
 from landslip.inference.sliding import DEFAULT_MULTIPLE, RowBand, RowBandAccumulator, SlidingPlan
-from landslip.io.raster import read_window
+from landslip.io.raster import read_valid, read_window
 from landslip.progress import track
 from landslip.spectral.bands import BandSet, normalize
 
@@ -63,6 +63,8 @@ class InputSpec:
         nodata: The image's nodata value, or None.
         extras: Open :class:`~landslip.spectral.extras.ExtraInputs` giving the bands not read
             from the image (``--extra``), or None.
+        masked: Also honour GDAL's masks (an alpha band or internal mask; the image has no
+            nodata value).
     """
 
     band_set: BandSet
@@ -71,6 +73,7 @@ class InputSpec:
     std: tuple[float, ...]
     nodata: float | None
     extras: Any = None
+    masked: bool = False
 
 
 @dataclass
@@ -119,6 +122,8 @@ def prepare_window(ds: Any, window: Window, spec: InputSpec) -> tuple[Float, Boo
     if spec.extras is not None:
         raw, names, nodata = spec.extras.stack(raw, spec.nodata, window)
     bands, valid = spec.band_set.compute(raw, names, nodata)
+    if spec.masked:
+        valid &= read_valid(ds, window, spec.band_indexes)
     inside = window.intersection(Window(0, 0, ds.height, ds.width))
     if inside is None or inside.height != window.height or inside.width != window.width:
         mask = np.zeros(valid.shape, dtype=bool)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from landslip.grid import Window
+from landslip.inference.min_area import drop_landslides
 from landslip.inference.vectorize import Polygons
 from landslip.spectral.extras import ExtraInputs
 
@@ -37,7 +39,7 @@ def _pixel_rows(polys: Polygons) -> tuple[Any, Any]:
 
 
 def add_mean_slope(polys: Polygons, extras: ExtraInputs, min_slope: float | None = None,
-                   band_rows: int = 256) -> Polygons:
+                   band_rows: int = 256, mask_path: str | Path | None = None) -> Polygons:
     """Add ``mean_slope`` (degrees) to every polygon and drop those below ``min_slope``.
 
     Args:
@@ -46,6 +48,9 @@ def add_mean_slope(polys: Polygons, extras: ExtraInputs, min_slope: float | None
         extras: Open extra inputs giving ``slope`` (raw, or from ``dem``).
         min_slope: Drop polygons whose mean slope is below this many degrees; None keeps all.
         band_rows: Rows of slope read at a time.
+        mask_path: The mask the polygons were traced from: the pixels of dropped polygons are
+            removed from it too (:func:`~landslip.inference.min_area.drop_landslides`), so
+            the mask and the polygons agree.
 
     Returns:
         New :class:`~landslip.inference.vectorize.Polygons`: ids renumbered 1..n in order,
@@ -76,6 +81,10 @@ def add_mean_slope(polys: Polygons, extras: ExtraInputs, min_slope: float | None
     np.divide(sums[1:], counts[1:], out=mean, where=counts[1:] > 0)
     out = frame.copy()
     out["mean_slope"] = mean
+    if min_slope is not None and mask_path is not None:
+        flat = mean < min_slope  # NaN (no slope known) is kept
+        return drop_landslides(replace(polys, frame=out), mask_path, flat,
+                               f"--min-slope {min_slope:g}")
     if min_slope is not None:
         keep = ~(mean < min_slope)  # NaN (no slope known) is kept
         out = out[keep].reset_index(drop=True)

@@ -59,11 +59,14 @@ class Polygons:
         frame: ``geopandas.GeoDataFrame`` with columns id, area_m2, pixels, mean_probability,
             geometry (Polygon or MultiPolygon), in the grid's CRS.
         dropped: Polygons removed by the minimum-area filter.
+        dropped_pixels: Their pixels, when they were also removed from the mask
+            (:func:`landslip.inference.min_area.drop_small_landslides`).
     """
 
     grid: Grid
     frame: Any
     dropped: int = 0
+    dropped_pixels: int = 0
 
 
 def _read_probability(pds: Any, window: Window) -> npt.NDArray[np.float32]:

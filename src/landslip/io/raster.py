@@ -24,12 +24,16 @@ from landslip.grid import Grid, Window
 from landslip.io.cog import CONTINUOUS, RasterStyle, apply_style, cog_target
 
 __all__ = [
+    "CheckedDataset",
     "RasterInfo",
     "RasterWriter",
+    "band_colours",
     "geotiff_profile",
+    "open_checked",
     "open_raster",
     "raster_info",
     "read_raster",
+    "read_valid",
     "read_window",
     "write_raster",
 ]
@@ -51,6 +55,11 @@ class RasterInfo:
         dtype: Numpy dtype name of the pixels (for example ``"uint16"``).
         nodata: The nodata value, or None.
         descriptions: One band description per band (None where unset).
+        colorinterp: One GDAL colour interpretation per band, lower case (``"red"``,
+            ``"green"``, ``"blue"``, ``"alpha"``, ``"gray"``, ``"undefined"``, ...), as
+            :func:`band_colours` reads it (a described band is never alpha).
+        masked: True when GDAL marks invalid pixels without a nodata value (an alpha band or
+            an internal/external mask), so :meth:`CheckedDataset.read_masks` must be read.
     """
 
     path: Path
@@ -59,22 +68,128 @@ class RasterInfo:
     dtype: str
     nodata: float | None
     descriptions: tuple[str | None, ...]
+    colorinterp: tuple[str, ...] = ()
+    masked: bool = False
 
 
-@contextmanager
-def open_raster(path: str | Path) -> Iterator[Any]:
-    """Open a raster with rasterio, turning failures into a clear :class:`RasterIOError`."""
-    import rasterio
+def band_colours(ds: Any) -> tuple[str, ...]:
+    """The colour interpretation of each band of an open dataset, lower case.
+
+    GDAL writes every 4-band Byte GeoTIFF as RGB + alpha unless told otherwise, so a band
+    marked alpha whose description names it (``nir``) is data: it is reported ``"undefined"``.
+    """
+    out = []
+    for colour, desc in zip(ds.colorinterp, ds.descriptions, strict=True):
+        name = colour.name.lower()
+        described = bool(desc and desc.strip() and desc.strip().lower() != "alpha")
+        out.append("undefined" if name == "alpha" and described else name)
+    return tuple(out)
+
+
+def _window_text(window: Any) -> str:
+    """``rows a-b, columns c-d`` of a rasterio window (or ``the whole raster``)."""
+    if window is None:
+        return "the whole raster"
+    try:
+        from rasterio.windows import Window as RioWindow
+
+        w = window if isinstance(window, RioWindow) else RioWindow.from_slices(*window)
+        r0, c0 = int(w.row_off), int(w.col_off)
+        return (f"rows {r0}-{r0 + int(w.height) - 1}, columns {c0}-{c0 + int(w.width) - 1}")
+    except Exception:  # an unusual window spec: name it as given
+        return f"window {window}"
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    """The most specific message in an exception's cause chain (GDAL's own words)."""
+    reasons: list[str] = []
+    e: BaseException | None = exc
+    while e is not None and len(reasons) < 5:
+        reasons.append(" ".join(str(e).split()))
+        e = e.__cause__ or e.__context__
+    useful = [r for r in reasons if r and "see previous exception" not in r.lower()]
+    return useful[0] if useful else (reasons[0] or type(exc).__name__)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
     from rasterio.errors import RasterioIOError
+
+    try:
+        from rasterio._err import CPLE_BaseError
+    except ImportError:  # pragma: no cover - rasterio always has it
+        return (RasterioIOError,)
+    return (RasterioIOError, CPLE_BaseError)
+
+
+def _read_failed(path: Any, what: str, window: Any, exc: BaseException) -> RasterIOError:
+    return RasterIOError(
+        f"cannot read {what}{_window_text(window)} of {path}: {_gdal_reason(exc).rstrip('.')}; "
+        "the file may be truncated or damaged (check it with `gdalinfo -checksum`, or copy it "
+        "again)"
+    )
+
+
+class CheckedDataset:
+    """An open rasterio dataset whose reads fail with one clear :class:`RasterIOError`.
+
+    Every attribute is the wrapped dataset's; :meth:`read` and :meth:`read_masks` turn a GDAL
+    read failure (a truncated or damaged file, a failing disk) into a one-line
+    :class:`~landslip.errors.RasterIOError` naming the file and the window.
+    """
+
+    def __init__(self, ds: Any, path: str | Path) -> None:
+        self._ds = ds
+        self._path = Path(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ds, name)
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        """``rasterio`` ``read``, with read failures as :class:`RasterIOError`."""
+        try:
+            return self._ds.read(*args, **kwargs)
+        except _read_errors() as exc:
+            raise _read_failed(self._path, "", kwargs.get("window"), exc) from exc
+
+    def read_masks(self, *args: Any, **kwargs: Any) -> Any:
+        """``rasterio`` ``read_masks``, with read failures as :class:`RasterIOError`."""
+        try:
+            return self._ds.read_masks(*args, **kwargs)
+        except _read_errors() as exc:
+            raise _read_failed(self._path, "the mask of ", kwargs.get("window"), exc) from exc
+
+    def close(self) -> None:
+        """Close the wrapped dataset."""
+        self._ds.close()
+
+
+def open_checked(path: str | Path) -> CheckedDataset:
+    """Open a raster for reading as a :class:`CheckedDataset` (the caller closes it).
+
+    Raises:
+        RasterIOError: When the file is missing or GDAL cannot open it.
+    """
+    import rasterio
 
     p = Path(path)
     if not p.exists():
         raise RasterIOError(f"raster not found: {p}")
     try:
-        ds = rasterio.open(p)
-    except RasterioIOError as exc:
-        raise RasterIOError(f"cannot read {p} as a raster ({exc}); give a GeoTIFF or another "
-                            "format GDAL reads") from exc
+        return CheckedDataset(rasterio.open(p), p)
+    except _read_errors() as exc:
+        raise RasterIOError(f"cannot read {p} as a raster ({_gdal_reason(exc)}); give a "
+                            "GeoTIFF or another format GDAL reads") from exc
+
+
+@contextmanager
+def open_raster(path: str | Path) -> Iterator[Any]:
+    """Open a raster with rasterio, turning failures into a clear :class:`RasterIOError`.
+
+    Yields:
+        A :class:`CheckedDataset`: the rasterio dataset, whose reads raise one-line
+        :class:`RasterIOError` naming the file and the window.
+    """
+    ds = open_checked(path)
     try:
         yield ds
     finally:
@@ -87,14 +202,23 @@ def _grid_of(ds: Any) -> Grid:
 
 def raster_info(path: str | Path) -> RasterInfo:
     """Read the grid, band count, dtype, nodata and band descriptions of a raster file."""
+    from rasterio.enums import MaskFlags
+
     with open_raster(path) as ds:
+        nodata = None if ds.nodata is None else float(ds.nodata)
+        colours = band_colours(ds)
+        true_alpha = "alpha" in colours
         return RasterInfo(
             path=Path(path),
             grid=_grid_of(ds),
             count=ds.count,
             dtype=str(ds.dtypes[0]),
-            nodata=None if ds.nodata is None else float(ds.nodata),
+            nodata=nodata,
             descriptions=tuple(ds.descriptions),
+            colorinterp=colours,
+            masked=nodata is None and any(
+                flags != [MaskFlags.all_valid] and (true_alpha or MaskFlags.alpha not in flags)
+                for flags in ds.mask_flag_enums),
         )
 
 
@@ -114,16 +238,57 @@ def read_window(
 
     Returns:
         Array of shape (C, window.height, window.width) in the dataset's dtype.
+
+    Raises:
+        RasterIOError: When GDAL cannot read the pixels (a truncated or damaged file), naming
+            the file and the window.
     """
     idx = list(bands) if bands is not None else list(range(1, ds.count + 1))
     out = np.full((len(idx), window.height, window.width), fill, dtype=ds.dtypes[0])
+    got = _read_inside(ds, window, lambda win: ds.read(idx, window=win), "")
+    if got is not None:
+        out[(slice(None), *got[0].relative_to(window).slices())] = got[1]
+    return out
+
+
+def _read_inside(ds: Any, window: Window, read: Any, what: str
+                 ) -> tuple[Window, npt.NDArray[Any]] | None:
+    """(the part of ``window`` inside the raster, ``read(rasterio window)`` of it), or None.
+
+    A bare rasterio dataset's read failure becomes the one-line :class:`RasterIOError` (a
+    :class:`CheckedDataset` raises its own).
+    """
     inside = window.intersection(Window(0, 0, ds.height, ds.width))
     if inside is None:
-        return out
-    data = ds.read(idx, window=inside.to_rasterio())
-    rel = inside.relative_to(window)
-    rs, cs = rel.slices()
-    out[:, rs, cs] = data
+        return None
+    try:
+        return inside, read(inside.to_rasterio())
+    except _read_errors() as exc:
+        raise _read_failed(getattr(ds, "name", "the raster"), what, inside.to_rasterio(),
+                           exc) from exc
+
+
+def read_valid(ds: Any, window: Window, bands: Sequence[int] | None = None
+               ) -> npt.NDArray[np.bool_]:
+    """GDAL's validity of a window: True where every band's mask is set (nodata value, alpha
+    band or internal mask), False outside the raster.
+
+    Args:
+        ds: An open rasterio dataset.
+        window: Pixel window on the dataset's grid; may be partly outside.
+        bands: 1-based band indexes whose masks count (all when None).
+
+    Returns:
+        Bool array of shape (window.height, window.width).
+
+    Raises:
+        RasterIOError: When GDAL cannot read the mask, naming the file and the window.
+    """
+    idx = list(bands) if bands is not None else list(range(1, ds.count + 1))
+    out = np.zeros((window.height, window.width), dtype=bool)
+    got = _read_inside(ds, window, lambda win: ds.read_masks(idx, window=win), "the mask of ")
+    if got is not None:
+        out[got[0].relative_to(window).slices()] = (got[1] != 0).all(axis=0)
     return out
 
 

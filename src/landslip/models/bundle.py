@@ -6,7 +6,7 @@ A bundle is a folder (``RUN/bundle/`` after training)::
     model.json          BundleMeta as JSON: {"format": "landslip-bundle", "version": 1,
                         "model", "model_params", "in_channels", "band_set", "band_names",
                         "mean", "std", "threshold", "patch_size", "dataset_fingerprint",
-                        "landslip_version", "training"}
+                        "landslip_version", "training", "input_profile"}
 
 ``model.json`` is written last, so a folder holding it is complete; both files are written
 atomically. :class:`BundleMeta` is a pydantic model (types, ranges, one value per band);
@@ -43,8 +43,10 @@ __all__ = [
     "BUNDLE_VERSION",
     "META_FILE",
     "WEIGHTS_FILE",
+    "BandProfile",
     "Bundle",
     "BundleMeta",
+    "InputProfile",
     "find_bundle",
     "load_bundle",
     "read_bundle_meta",
@@ -57,6 +59,33 @@ BUNDLE_FORMAT: Final = "landslip-bundle"
 BUNDLE_VERSION: Final = 1
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+class BandProfile(BaseModel):
+    """Percentiles of one raw band over a sample of the valid training pixels (band units)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    p1: float
+    p50: float
+    p99: float
+
+
+class InputProfile(BaseModel):
+    """What the training data looked like, to warn when an input is far outside it.
+
+    Attributes:
+        dtype: Numpy dtype name of the training images (``uint8``, ``uint16``, ``float32``).
+        bands: Per raw band the model reads (the band set's ``required``), its 1st, 50th and
+            99th percentiles over a sample of valid training pixels.
+        pixels: Number of valid pixels in the sample.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    dtype: str
+    bands: dict[str, BandProfile]
+    pixels: int = Field(ge=1)
 
 
 class BundleMeta(BaseModel):
@@ -81,6 +110,9 @@ class BundleMeta(BaseModel):
         dataset_fingerprint: sha256 fingerprint of the training dataset, or None.
         landslip_version: Package version that wrote the bundle.
         training: Free-form training record (config, epochs, best validation scores, ...).
+        input_profile: The training data's dtype and band percentiles
+            (:mod:`landslip.evaluation.drift`), or None (bundles written before it existed:
+            no drift check).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -99,6 +131,7 @@ class BundleMeta(BaseModel):
     dataset_fingerprint: str | None = None
     landslip_version: str = __version__
     training: dict[str, Any] = Field(default_factory=dict)
+    input_profile: InputProfile | None = None
 
     @model_validator(mode="after")
     def _one_value_per_band(self) -> BundleMeta:

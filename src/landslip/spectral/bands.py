@@ -328,7 +328,7 @@ class BandSet:
                 digital numbers; units are kept).
             raw_names: Name of each of the C raw bands.
             nodata: Value marking nodata in ``raw`` (a pixel is nodata if any required band
-                has it), or None.
+                has it), or None. NaN and infinite values are always nodata.
 
         Returns:
             (bands of shape (len(self), H, W) or (N, len(self), H, W), float32, with 0 at
@@ -348,6 +348,8 @@ class BandSet:
         if nodata is not None:
             for arr in take.values():
                 valid &= ~(np.isnan(arr) if np.isnan(nodata) else arr == np.float32(nodata))
+        for arr in take.values():  # NaN and infinite values are nodata too
+            valid &= np.isfinite(arr)
         outs: list[Array] = []
         for name, expr in zip(self.names, self.expressions, strict=True):
             if expr is None:

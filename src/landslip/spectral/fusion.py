@@ -44,8 +44,9 @@ import numpy.typing as npt
 
 from landslip.errors import GridError, InputError
 from landslip.grid import Grid, Window, crs_name, iter_clipped_tiles
+from landslip.io.checks import declare_nodata
 from landslip.io.gdal import gdal_env
-from landslip.io.raster import RasterInfo, RasterWriter, raster_info
+from landslip.io.raster import RasterInfo, RasterWriter, open_checked, raster_info
 from landslip.moments import RunningMoments
 from landslip.progress import track
 from landslip.spectral.fusion_stats import FusionStats, make_transform
@@ -130,8 +131,11 @@ def _index_range(lo_edge: float, hi_edge: float, origin: float, step: float, n: 
     return first, last
 
 
-def check_pair(pan_path: str | Path, ms_path: str | Path) -> PairSetup:
+def check_pair(pan_path: str | Path, ms_path: str | Path, nodata: float | None = None
+               ) -> PairSetup:
     """Open and check a PAN/MS pair; compute the output geometry.
+
+    ``nodata`` (``--nodata``) is the nodata value of both images when their files lack the tag.
 
     Raises:
         CRSMismatchError: When the CRSs differ (both are named).
@@ -139,7 +143,8 @@ def check_pair(pan_path: str | Path, ms_path: str | Path) -> PairSetup:
         InputError: When the PAN has more than one band.
         RasterIOError: When a file cannot be read.
     """
-    pan, ms = raster_info(pan_path), raster_info(ms_path)
+    pan = declare_nodata(raster_info(pan_path), nodata)
+    ms = declare_nodata(raster_info(ms_path), nodata)
     if pan.count != 1:
         raise InputError(
             f"the PAN image {pan.path} has {pan.count} bands but must have one; extract the "
@@ -202,13 +207,15 @@ def _fmt(b: tuple[float, float, float, float]) -> str:
 def _output_nodata(pan: RasterInfo, ms: RasterInfo) -> float | None:
     if ms.nodata is not None:
         return ms.nodata
-    if pan.nodata is None:
-        return None
     dt = np.dtype(ms.dtype)
+    pan_float = np.dtype(pan.dtype).kind == "f"  # NaN/inf PAN pixels are nodata
+    if pan.nodata is None and not pan_float:
+        return float("nan") if dt.kind == "f" else None  # NaN/inf MS pixels are nodata
     if dt.kind == "f":
-        return pan.nodata
+        return pan.nodata if pan.nodata is not None else float("nan")
     info = np.iinfo(dt)
-    if math.isfinite(pan.nodata) and info.min <= pan.nodata <= info.max:
+    if pan.nodata is not None and math.isfinite(pan.nodata) \
+            and info.min <= pan.nodata <= info.max:
         return pan.nodata
     return 0.0
 
@@ -270,9 +277,7 @@ class _Readers:
     def get(self) -> tuple[Any, Any]:
         pair = getattr(self.local, "pair", None)
         if pair is None:
-            import rasterio
-
-            pair = (rasterio.open(self.setup.pan.path), rasterio.open(self.setup.ms.path))
+            pair = (open_checked(self.setup.pan.path), open_checked(self.setup.ms.path))
             self.local.pair = pair
             with self.lock:
                 self.opened.extend(pair)
@@ -473,6 +478,7 @@ def pansharpen(
     sample_pixels: int = STATS_SAMPLE_PIXELS,
     stats: FusionStats | None = None,
     workers: int = 0,
+    nodata: float | None = None,
 ) -> FusionResult:
     """Pan-sharpen a PAN/MS raster pair into a GeoTIFF on the PAN grid, streaming.
 
@@ -492,6 +498,7 @@ def pansharpen(
         workers: Threads computing tiles while the main thread writes, and summarising the
             statistics sample (0: up to 4, by CPU count; 1: no threads). Tiles are written in
             order, at most ``2 * workers`` are in flight, so memory stays bounded.
+        nodata: Nodata value of both images when their files lack the tag (``--nodata``).
 
     Returns:
         A :class:`FusionResult`. The output has C bands of the MS dtype on the output grid,
@@ -499,7 +506,7 @@ def pansharpen(
     """
     t0 = time.perf_counter()
     setup, params = _check_request(pan_path, ms_path, method, center, modulation, second_pass,
-                                   weights, tile)
+                                   weights, tile, nodata)
     if stats is None:
         with gdal_env(GDAL_CACHE_MB):
             stats = compute_stats(setup, params, tile, sample_pixels, workers=workers)
@@ -526,7 +533,7 @@ def pansharpen(
 
 def _check_request(pan_path: str | Path, ms_path: str | Path, method: Method, center: Center,
                    modulation: Modulation, second_pass: bool, weights: Sequence[float] | None,
-                   tile: int) -> tuple[PairSetup, HPFParams | None]:
+                   tile: int, nodata: float | None = None) -> tuple[PairSetup, HPFParams | None]:
     """Check the pair and the options of :func:`pansharpen`; the HPF parameters when HPF.
 
     Raises:
@@ -536,7 +543,7 @@ def _check_request(pan_path: str | Path, ms_path: str | Path, method: Method, ce
         raise InputError(f"tile size must be at least 16 pixels, got {tile}")
     if weights is not None and method != "brovey":
         raise InputError("weights apply to --method brovey only")
-    setup = check_pair(pan_path, ms_path)
+    setup = check_pair(pan_path, ms_path, nodata)
     params = (hpf_parameters(setup.ratio, center, modulation, second_pass)
               if method == "hpf" else None)
     if weights is not None and len(weights) != setup.ms.count:

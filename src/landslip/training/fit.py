@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from landslip import __version__
 from landslip.errors import ConfigError, DatasetError, ModelError
+from landslip.evaluation.drift import profile_dataset
 from landslip.models.bundle import BundleMeta, save_bundle
 from landslip.models.losses import create_loss
 from landslip.models.registry import check_input_size, create_model
@@ -330,6 +331,7 @@ def _write_bundle(setup: _Setup, config: TrainConfig, source: Path,
         band_names=list(setup.band_set.names), mean=list(dm.mean), std=list(dm.std),
         threshold=config.threshold, patch_size=ds.patch_size,
         dataset_fingerprint=ds.fingerprint, landslip_version=__version__,
+        input_profile=profile_dataset(ds, setup.band_set.required),
         training={
             "config": config.to_yaml_dict(), **training, "weights_from": source.name,
             "parameters": sum(p.numel() for p in setup.net.parameters()),
