@@ -218,6 +218,9 @@ CASES = [
     Case("export-no-bundle", ["export", "{i}/nope", "-o", "{o}/m.onnx"], "no model bundle"),
     Case("study-bad-yaml", ["study", "{i}/study.yaml", "-o", "{o}/st"], "study.yaml:"),
     Case("demo-unwritable", ["demo", "-o", UNDER_FILE], "cannot write"),
+    # info, report
+    Case("info-missing", ["info", "{i}/nope"], "not found"),
+    Case("report-not-prediction", ["report", "{i}"], "not a prediction folder"),
 ]
 
 

@@ -144,6 +144,11 @@ class CheckedDataset:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ds, name)
 
+    @property
+    def dataset(self) -> Any:
+        """The wrapped rasterio dataset (for APIs that need the real one, e.g. WarpedVRT)."""
+        return self._ds
+
     def read(self, *args: Any, **kwargs: Any) -> Any:
         """``rasterio`` ``read``, with read failures as :class:`RasterIOError`."""
         try:

@@ -129,7 +129,7 @@ class WarpedReader:
                                                 self.grid.width + 2 * m))
             try:
                 self._vrt = WarpedVRT(
-                    src, crs=wide.crs, transform=wide.transform, width=wide.width,
+                    src.dataset, crs=wide.crs, transform=wide.transform, width=wide.width,
                     height=wide.height, resampling=Resampling[self.resampling],
                     nodata=float("nan"), dtype="float32", tolerance=1e-6,
                     **_scales(src_grid, wide))

@@ -40,6 +40,7 @@ from landslip.grid import Grid, Window
 from landslip.io.raster import RasterInfo, raster_info
 from landslip.io.warp import RESAMPLING, WarpedReader, check_resampling
 from landslip.spectral.bands import BandSet, validate_band_names
+from landslip.spectral.naming import band_slots
 from landslip.spectral.terrain import HALO, TERRAIN_BANDS, terrain_window
 
 __all__ = [
@@ -310,7 +311,7 @@ def model_inputs(band_set: BandSet, image: RasterInfo, band_names: Sequence[str]
         InputError: ``need_slope`` without a DEM or slope raster.
     """
     parsed = [parse_extra(s) if isinstance(s, str) else s for s in specs]
-    names = [n.strip().lower() for n in (band_names or [d or "" for d in image.descriptions])]
+    names = band_slots(image, band_names)  # refuses a --band-names of the wrong count
     from_image = [b for b in band_set.required if b in names]
     rest = [b for b in band_set.required if b not in names]
     if not parsed:
