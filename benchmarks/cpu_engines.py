@@ -70,7 +70,7 @@ def make_engines(bundle: Any, onnx_bytes: bytes, threads: int) -> dict[str, Any]
     """The three engines at ``threads`` threads, each with its own copy of the network."""
     import copy
 
-    from landslip.inference.engine import OnnxEngine, TorchEngine
+    from landslip.models.engine import OnnxEngine, TorchEngine
 
     return {
         "torch default": TorchEngine(copy.deepcopy(bundle.model), threads=threads,

@@ -50,6 +50,15 @@ def evaluate(
         str, typer.Option("--device", help="Torch device: auto (CUDA when present, else the "
                           "CPU), cpu, cuda or cuda:N.")
     ] = "auto",
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch "
+                     "or onnx."),
+    ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="Threads of the engine (default: all cores)."),
+    ] = None,
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError
@@ -63,7 +72,7 @@ def evaluate(
     res = run_evaluation(run_or_bundle, dataset, EvaluateOptions(
         split=split, threshold=threshold, out_dir=output, figure_patches=figure_patches,
         save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
-        min_overlap=min_overlap, device=device))
+        min_overlap=min_overlap, device=device, engine=engine, threads=threads))
     r = res.report
     px, obj = r["pixel"], r["objects"]
     thr = r["threshold"]

@@ -26,9 +26,8 @@ def export(
     ] = True,
 ) -> None:
     """Export a trained model to ONNX (probabilities out, bundle metadata inside)."""
-    from landslip.inference.engine import ONNX_CACHE_FILE
     from landslip.models.bundle import load_bundle
-    from landslip.models.export import export_onnx
+    from landslip.models.export import ONNX_CACHE_FILE, export_onnx
 
     b = load_bundle(bundle)
     r = export_onnx(b, output if output is not None else b.path / ONNX_CACHE_FILE, check=check)

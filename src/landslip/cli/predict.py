@@ -15,8 +15,10 @@ def predict(
     image: Annotated[Path, typer.Argument(help="Image GeoTIFF with named bands.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     window: Annotated[
-        int, typer.Option("--window", help="Largest prediction window, pixels.")
-    ] = 1024,
+        int | None,
+        typer.Option("--window", help="Largest prediction window, pixels (default: the "
+                     "engine's fastest: 1024 for onnx and torch on the CPU and CUDA)."),
+    ] = None,
     overlap: Annotated[
         int, typer.Option("--overlap", help="Least overlap between windows, pixels (blended).")
     ] = 64,
@@ -50,6 +52,15 @@ def predict(
         str | None,
         typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch "
+                     "or onnx."),
+    ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", help="Threads of the engine (default: all cores)."),
+    ] = None,
 ) -> None:
     """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
     from landslip.errors import InputError
@@ -65,13 +76,14 @@ def predict(
         bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device,
+        device=device, engine=engine, threads=threads,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(
         f"Predicted {r.plan.height} x {r.plan.width} px in {r.plan.n_windows} window(s) of "
-        f"{r.plan.win_h} x {r.plan.win_w} ({r.seconds:.1f} s, {mp / r.seconds:.2f} MP/s); "
-        f"threshold {r.threshold:g}: {r.landslide_pixels} landslide px, {r.n_polygons} polygon(s)"
+        f"{r.plan.win_h} x {r.plan.win_w} with {r.engine}, {r.threads} thread(s) "
+        f"({r.seconds:.1f} s, {mp / r.seconds:.2f} MP/s); threshold {r.threshold:g}: "
+        f"{r.landslide_pixels} landslide px, {r.n_polygons} polygon(s)"
     )
     for path in (r.probability, r.mask, r.polygons, r.geojson):
         if path is not None:

@@ -11,16 +11,15 @@ import pytest
 import torch
 
 from landslip.errors import InputError, ModelError
-from landslip.inference import engine as engine_mod
-from landslip.inference.engine import (
-    ONNX_CACHE_FILE,
+from landslip.models import engine as engine_mod
+from landslip.models.engine import (
     OnnxEngine,
     TorchEngine,
     create_engine,
     resolve_engine,
 )
 from landslip.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
-from landslip.models.export import export_onnx, export_onnx_bytes
+from landslip.models.export import ONNX_CACHE_FILE, export_onnx, export_onnx_bytes
 from landslip.models.registry import create_model
 
 PARAMS = {"width": 4, "depth": 2}
