@@ -337,9 +337,9 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
     if opts.batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
     if opts.engine not in ENGINES:
-        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
     if opts.threads is not None and (isinstance(opts.threads, bool) or opts.threads < 1):
-        raise InputError(f"threads must be at least 1, got {opts.threads}")
+        raise InputError(f"--threads must be at least 1, got {opts.threads}")
     device = select_device(opts.device)
     bundle = (bundle_or_run if isinstance(bundle_or_run, Bundle)
               else load_bundle(bundle_or_run, str(device)))

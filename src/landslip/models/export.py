@@ -432,7 +432,8 @@ def _export(bundle: Bundle, sha256: str | None, check: bool) -> tuple[bytes, flo
         try:
             proto = exporter(wrapper, example, m)
         except Exception as exc:  # the exporters raise many types; try the next one
-            errors.append(f"{name} exporter: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            text = str(exc).splitlines()[0] if str(exc).strip() else repr(exc)
+            errors.append(f"{name} exporter: {text}")
             logger.debug("ONNX export failed: %s", errors[-1])
             continue
         del proto.metadata_props[:]
