@@ -12,7 +12,9 @@ real model bundle, exported to ONNX in memory as ``landslip predict`` would):
     pass over each window shape ``landslip predict`` would run for ``--window`` 256 ... 2048 on
     2048^2 and 16384^2 scenes, then per scene the speed per *scene* pixel (windows x forward
     time, so overlap recomputation counts) and the best ``--window`` per engine: the source of
-    ``landslip.models.engine.DEFAULT_WINDOWS``.
+    ``landslip.models.engine.DEFAULT_WINDOWS``, with
+(c) optionally (``--memory``) the peak RSS of each engine on one window per size, in a child
+    process: the other side of the window choice.
 
 Engines are interleaved within every repetition (the median over repetitions is reported), so
 the ratios compare runs made side by side. Nothing is asserted: the script prints figures.
@@ -22,6 +24,7 @@ Usage::
 
     .venv/bin/python benchmarks/cpu_engines.py              # the full measurement
     .venv/bin/python benchmarks/cpu_engines.py --skip-a --threads 2   # the window sweep only
+    .venv/bin/python benchmarks/cpu_engines.py --skip-a --sweep --memory 1024 1152 1280 1536
     .venv/bin/python benchmarks/cpu_engines.py --quick      # small sizes, checks that it runs
 """
 
@@ -191,6 +194,46 @@ def part_b(bundle: Any, onnx_bytes: bytes, sizes: list[int], threads: int, reps:
     return rows
 
 
+_PEAK = """
+import resource, sys, numpy as np
+import landslip.inference.predict  # the libraries predict loads
+from landslip.models.bundle import load_bundle
+from landslip.models.engine import create_engine
+engine = create_engine(load_bundle(sys.argv[1]), sys.argv[2], "cpu", int(sys.argv[3]))
+x = np.zeros((1, 4, int(sys.argv[4]), int(sys.argv[5])), np.float32)
+for _ in range(3):  # ONNX Runtime's arena reaches its steady size after a few runs
+    engine.probabilities(x)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def part_c(bundle_dir: Path, shapes: list[tuple[int, int]], threads: int,
+           log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Peak RSS (MB) of a fresh process running one engine on one window shape, 3 times.
+
+    ``landslip predict`` adds its row buffers (about 0.4 GB at 16384 px wide) to this; the
+    window default keeps the sum under 2 GB.
+    """
+    import subprocess
+    import sys
+
+    log(f"\n(c) peak RSS of a bare forward pass (3 runs, libraries of predict loaded), "
+        f"{threads} thread(s), MB")
+    log("| window | torch (channels_last) | onnx |")
+    log("|---|---|---|")
+    rows = []
+    for h, w in shapes:
+        peaks = {}
+        for engine in ("torch", "onnx"):
+            out = subprocess.run([sys.executable, "-c", _PEAK, str(bundle_dir), engine,
+                                  str(threads), str(h), str(w)],
+                                 check=True, capture_output=True, text=True).stdout
+            peaks[engine] = float(out.strip().splitlines()[-1])
+            rows.append({"window": [h, w], "engine": engine, "peak_rss_mb": peaks[engine]})
+        log(f"| {h} x {w} | {peaks['torch']:.0f} | {peaks['onnx']:.0f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -200,7 +243,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="thread counts of part (a)")
     parser.add_argument("--sweep", type=int, nargs="*",
-                        default=[256, 512, 768, 1024, 1280, 1536, 2048],
+                        default=[256, 512, 768, 1024, 1152, 1280, 1536, 2048],
                         help="--window values of part (b) (none: skip it)")
     parser.add_argument("--scenes", type=int, nargs="*", default=[2048, 16384],
                         help="scene sides of part (b)'s per-scene-pixel speed")
@@ -211,6 +254,8 @@ def main() -> None:
     parser.add_argument("--sweep-threads", type=int, default=None,
                         help="threads of part (b) (default: the largest of --threads)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (median reported)")
+    parser.add_argument("--memory", type=int, nargs="*", default=[],
+                        help="window sides of part (c), peak RSS per engine (none: skip it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     if args.quick:
@@ -222,13 +267,16 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
           f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start")
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp) / "run", args.width)
         t0 = time.perf_counter()
         onnx_bytes = export_onnx_bytes(bundle)
-    print(f"unet width {args.width}, 4 bands; ONNX export in memory {time.perf_counter() - t0:.1f} "
-          f"s ({len(onnx_bytes) / 1e6:.1f} MB)")
-    out: dict[str, Any] = {}
+        print(f"unet width {args.width}, 4 bands; ONNX export in memory "
+              f"{time.perf_counter() - t0:.1f} s ({len(onnx_bytes) / 1e6:.1f} MB)")
+        if args.memory:
+            n = args.sweep_threads or max(args.threads)
+            out["c"] = part_c(bundle.path, [(m, m) for m in args.memory], n, print)
     if not args.skip_a:
         out["a"] = part_a(bundle, onnx_bytes, args.size, args.threads, args.reps, print)
     if args.sweep:

@@ -52,6 +52,8 @@ import numpy as np
 BANDS = ["blue", "green", "red", "nir"]
 MEAN = [400.0, 500.0, 450.0, 1500.0]
 STD = [120.0, 130.0, 150.0, 400.0]
+NOISE = 1.0
+"""Standard deviation of the pixel noise on the synthetic scene (raw units)."""
 LANDSLIDE_SHARE = 0.03
 """Share of landslide pixels the benchmark model predicts on the synthetic scene."""
 OLD_WINDOW = 1024
@@ -71,13 +73,7 @@ def make_bundle(folder: Path, width: int = 16, onnx_file: bool = True) -> Path:
 
     torch.manual_seed(0)
     model = create_model("unet", 4, width=width).eval()
-    # Shift the output so that LANDSLIDE_SHARE of a sample scene is a landslide (random
-    # weights alone put nearly every pixel on one side of 0.5).
-    x = (SceneBlocks(512, seed=99).block(0, 512) - np.array(MEAN, np.float32)[:, None, None])
-    x /= np.array(STD, np.float32)[:, None, None]
-    with torch.inference_mode():
-        logits = model(torch.from_numpy(x[None]))
-        model.head.bias -= float(torch.quantile(logits.flatten()[::7], 1 - LANDSLIDE_SHARE))
+    fit_head(model)
     meta = BundleMeta(model="unet", model_params={"width": width}, in_channels=4,
                       band_set="bgrn", band_names=BANDS, mean=MEAN, std=STD, threshold=0.5,
                       patch_size=256)
@@ -90,8 +86,10 @@ def make_bundle(folder: Path, width: int = 16, onnx_file: bool = True) -> Path:
 class SceneBlocks:
     """Blocks of a synthetic 4-band scene (raw uint16-like values, float32), made on demand.
 
-    A nearest-upsampled coarse random field (64 px cells), a sine texture and a little
-    noise: each block is computed on its own, so a 16384^2 scene is cheap to write.
+    A coarse random field (one value per 64 px cell, bilinearly interpolated), a faint sine
+    texture and a little noise. Each block is computed on its own, so a 16384^2 scene is cheap
+    to write; the smooth field gives the benchmark model blob-shaped landslides (a few hundred
+    per 2048^2, as in a dense real inventory) rather than speckle.
     """
 
     def __init__(self, size: int, seed: int = 0) -> None:
@@ -100,14 +98,61 @@ class SceneBlocks:
         self.coarse = self.rng.normal(0, 1, (4, size // 64 + 2, size // 64 + 2)).astype(
             np.float32)
         self.base = np.array(MEAN, np.float32)[:, None, None]
+        self.x0, self.fx = self._axis(np.arange(size))
+
+    @staticmethod
+    def _axis(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = i / 64.0
+        lo = np.floor(pos).astype(np.int64)
+        return lo, (pos - lo).astype(np.float32)
+
+    def field(self, r0: int, h: int) -> np.ndarray:
+        """The smooth part of rows ``r0 .. r0 + h``: float32 (4, h, size), unit variance."""
+        y0, fy = self._axis(np.arange(r0, r0 + h))
+        x0, fx = self.x0, self.fx
+        c = self.coarse
+        top = c[:, y0][:, :, x0] * (1 - fx) + c[:, y0][:, :, x0 + 1] * fx
+        bottom = c[:, y0 + 1][:, :, x0] * (1 - fx) + c[:, y0 + 1][:, :, x0 + 1] * fx
+        return np.asarray(top * (1 - fy)[:, None] + bottom * fy[:, None], dtype=np.float32)
 
     def block(self, r0: int, h: int) -> np.ndarray:
         """Rows ``r0 .. r0 + h`` of the scene, float32 (4, h, size), all > 0."""
-        rows, cols = np.arange(r0, r0 + h), np.arange(self.size)
-        block = self.coarse[:, rows[:, None] // 64, cols[None, :] // 64] * 150
-        block += 40 * np.sin(rows[:, None] / 5.0) * np.cos(cols[None, :] / 7.0)
-        block += self.rng.normal(0, 10, (1, h, self.size)).astype(np.float32)
+        block = self.field(r0, h) * 150
+        block += self.rng.normal(0, NOISE, (1, h, self.size)).astype(np.float32)
         return np.clip(block + self.base, 1, 60000)
+
+
+def fit_head(model: Any, side: int = 256) -> None:
+    """Make the random network's output look like a trained one's: up-sampling without a
+    checkerboard, and the 1x1 output layer refitted so that its logit follows the smooth field
+    of the first band (least squares on a sample scene), with a spread of about 3 logits and
+    :data:`LANDSLIDE_SHARE` of the sample above 0: landslides come out as blobs, as a trained
+    model's do, rather than the speckle of random weights."""
+    import torch
+
+    with torch.no_grad():  # equal taps: the 2x2 transposed convolutions up-sample without
+        for m in model.modules():  # the checkerboard that speckles a random network's output
+            if isinstance(m, torch.nn.ConvTranspose2d):
+                m.weight.copy_(m.weight.mean(dim=(2, 3), keepdim=True).expand_as(m.weight))
+    scene = SceneBlocks(side, seed=99)
+    x = scene.block(0, side) - np.array(MEAN, np.float32)[:, None, None]
+    x /= np.array(STD, np.float32)[:, None, None]
+    target = scene.field(0, side)[0].ravel()
+    feats: list[torch.Tensor] = []
+    hook = model.head.register_forward_hook(lambda m, i, o: feats.append(i[0]))
+    with torch.inference_mode():
+        model(torch.from_numpy(x[None]))
+    hook.remove()
+    f = feats[0][0].reshape(feats[0].shape[1], -1).T.double().numpy()
+    a = np.hstack([f, np.ones((f.shape[0], 1))])
+    coef = np.linalg.lstsq(a, target, rcond=None)[0]
+    fit = a @ coef
+    scale = 3.0 / fit.std()
+    shift = np.quantile(fit * scale, 1 - LANDSLIDE_SHARE)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(coef[:-1] * scale).float().view_as(
+            model.head.weight))
+        model.head.bias.fill_(float(coef[-1] * scale - shift))
 
 
 def make_image(path: Path, size: int, data_rows: int | None = None, seed: int = 0) -> Path:

@@ -65,9 +65,14 @@ DEFAULT_WINDOWS: Final[dict[tuple[str, str], int]] = {
     ("torch", "cuda"): 1024,
     ("onnx", "cuda"): 1024,
 }
-"""Prediction window (pixels, before the plan rounds it) by (engine, device type), chosen from
-``benchmarks/cpu_engines.py --windows`` (per-pixel speed against window size); other devices
-use :data:`FALLBACK_WINDOW`."""
+"""``--window`` default (pixels, the largest window; the plan balances it over the scene) by
+(engine, device type). Measured with ``benchmarks/cpu_engines.py`` (DESIGN.md, "ONNX export
+and prediction engines"): on the CPU both engines compute about as many pixels per second
+from 512 px windows up, so larger windows only save overlap (2-3 % of the compute above
+1024), while memory grows with the window's area and ONNX Runtime's arena grows in steps:
+at 1152 px ``predict`` on a 16384 px wide scene peaked at 2.25 GB, at 1024 px at 1.78 GB.
+1024 keeps both engines under 2 GB and gives them the same plan (the same map). CUDA keeps
+the earlier default (not measured here). Other devices use :data:`FALLBACK_WINDOW`."""
 FALLBACK_WINDOW: Final = 1024
 
 _TTA: Final = [(k, flip) for k in range(4) for flip in (False, True)]
