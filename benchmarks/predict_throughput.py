@@ -307,6 +307,17 @@ def track(items, total=None, description=""):
             print(f"  {description}: {i}/{total} batches, {dt:.0f} s, ETA {eta:.0f} s, "
                   f"peak RSS {rss:.0f} MB", flush=True)
 stream.track = track
+import landslip.inference.predict as predict
+polygonize = predict.polygonize_mask
+def traced(*args, **kwargs):
+    t1 = time.perf_counter()
+    if progress:
+        print("  tracing polygons ...", flush=True)
+    out = polygonize(*args, **kwargs)
+    if progress:
+        print(f"  polygons traced in {time.perf_counter() - t1:.0f} s", flush=True)
+    return out
+predict.polygonize_mask = traced
 t0 = time.perf_counter()
 r = predict_scene(sys.argv[1], sys.argv[2], sys.argv[3], threads=int(sys.argv[5]))
 print(json.dumps(dict(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -17,7 +17,7 @@ def predict(
     window: Annotated[
         int | None,
         typer.Option("--window", help="Largest prediction window, pixels (default: the "
-                     "engine's fastest: 1024 for onnx and torch on the CPU and CUDA)."),
+                     "engine's measured choice, 1024 for both engines)."),
     ] = None,
     overlap: Annotated[
         int, typer.Option("--overlap", help="Least overlap between windows, pixels (blended).")
