@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from landslip.cli.predict import EngineOption, ThreadsOption
+
 __all__ = ["evaluate"]
 
 
@@ -50,15 +52,8 @@ def evaluate(
         str, typer.Option("--device", help="Torch device: auto (CUDA when present, else the "
                           "CPU), cpu, cuda or cuda:N.")
     ] = "auto",
-    engine: Annotated[
-        str,
-        typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch "
-                     "or onnx."),
-    ] = "auto",
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", help="Threads of the engine (default: all cores)."),
-    ] = None,
+    engine: EngineOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError

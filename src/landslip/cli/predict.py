@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["predict"]
+__all__ = ["EngineOption", "ThreadsOption", "predict"]
+
+EngineOption = Annotated[
+    str,
+    typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch or "
+                 "onnx."),
+]
+"""``--engine`` of ``predict`` and ``evaluate``."""
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="Threads of the engine (default: all cores).")
+]
+"""``--threads`` of ``predict`` and ``evaluate``."""
 
 
 def predict(
@@ -52,15 +63,8 @@ def predict(
         str | None,
         typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
     ] = None,
-    engine: Annotated[
-        str,
-        typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch "
-                     "or onnx."),
-    ] = "auto",
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", help="Threads of the engine (default: all cores)."),
-    ] = None,
+    engine: EngineOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Predict probability.tif, landslides.tif and landslides.gpkg for a whole scene."""
     from landslip.errors import InputError

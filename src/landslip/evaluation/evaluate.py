@@ -64,7 +64,7 @@ from landslip.evaluation.objects import (
 from landslip.evaluation.report import CLASS_NOTE, REPORT_FORMAT, REPORT_VERSION, write_report
 from landslip.io.atomic import atomic_path, write_text_atomic
 from landslip.models.bundle import Bundle, load_bundle
-from landslip.models.engine import ENGINES, Engine, create_engine
+from landslip.models.engine import Engine, check_engine_options, create_engine
 from landslip.progress import track
 
 __all__ = [
@@ -336,10 +336,7 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
                          "such as 0.5")
     if opts.batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
-    if opts.engine not in ENGINES:
-        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {opts.engine!r}")
-    if opts.threads is not None and (isinstance(opts.threads, bool) or opts.threads < 1):
-        raise InputError(f"--threads must be at least 1, got {opts.threads}")
+    check_engine_options(opts.engine, opts.threads)
     device = select_device(opts.device)
     bundle = (bundle_or_run if isinstance(bundle_or_run, Bundle)
               else load_bundle(bundle_or_run, str(device)))

@@ -53,7 +53,13 @@ from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
-from landslip.models.engine import ENGINES, Engine, TorchEngine, create_engine, default_threads
+from landslip.models.engine import (
+    Engine,
+    TorchEngine,
+    check_engine_options,
+    create_engine,
+    default_threads,
+)
 from landslip.spectral.bands import BandSet, validate_band_names
 
 __all__ = [
@@ -127,11 +133,7 @@ class PredictOptions:
             raise InputError(f"--min-area must be >= 0 square metres, got {self.min_area}")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.engine not in ENGINES:
-            raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got "
-                             f"{self.engine!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
-            raise InputError(f"--threads must be at least 1, got {self.threads}")
+        check_engine_options(self.engine, self.threads)
 
 
 @dataclass(frozen=True)
@@ -441,7 +443,7 @@ def predict_scene(
     from landslip.models.bundle import load_bundle
 
     info = raster_info(image)  # fail on a missing image before loading weights
-    PredictOptions(engine=engine, threads=threads).check()
+    check_engine_options(engine, threads)
     bundle = load_bundle(bundle_path, device=str(select_device(device)))
     indexes = match_bands(info, bundle.band_set, band_names)
     spec = InputSpec(

@@ -47,6 +47,7 @@ __all__ = [
     "EngineName",
     "OnnxEngine",
     "TorchEngine",
+    "check_engine_options",
     "create_engine",
     "default_threads",
     "onnxruntime_available",
@@ -308,6 +309,19 @@ class OnnxEngine(Engine):
     def _forward(self, x: Float) -> Float:
         out = self.session.run([self._output], {self._input: x})[0]
         return np.ascontiguousarray(np.asarray(out, dtype=np.float32)[:, 0])
+
+
+def check_engine_options(engine: str, threads: int | None) -> None:
+    """Refuse a bad ``--engine`` or ``--threads`` before anything is loaded or written.
+
+    Raises:
+        InputError: Naming the option and the values it accepts.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise InputError(f"--threads must be at least 1, got {threads!r}")
 
 
 def default_threads() -> int:
