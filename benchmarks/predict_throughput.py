@@ -23,7 +23,7 @@ uint16 GeoTIFF generated here block by block (a smooth random field plus texture
     only runs on windows with data (target < 2 GB).
 (d) ``--full-16k``, alone: a whole ``--full-size`` (default 16384 x 16384) scene with data
     everywhere, predicted end to end in a child process (the progress of each window row is
-    printed): wall time, peak RSS, windows, polygons. Takes about 10 minutes on 2 cores.
+    printed): wall time, peak RSS, windows, polygons. Takes 5-10 minutes on 2 idle cores.
 
 Usage::
 
