@@ -57,6 +57,8 @@ def test_evaluate_writes_report_and_prints_summary(
         (["{run}", "{ds}", "--split", "val", "--threshold", "tuned"],
          "would tune on the val split it scores"),
         (["{run}", "{ds}", "--device", "tpu"], "unknown device"),
+        (["{run}", "{ds}", "--threads", "0"], "--threads must be at least 1"),
+        (["{run}", "{ds}", "--engine", "tensorrt"], "--engine must be one of"),
     ],
 )
 def test_bad_input_exits_2(
@@ -99,3 +101,28 @@ def test_device_defaults_to_auto(setup: dict[str, Path], tmp_path: Path,
     assert main(["-q", "evaluate", str(setup["run"]), str(setup["ds"])]) == 2
     assert "stopped by the test" in capsys.readouterr().err
     assert [o.device for o in seen] == ["auto"]
+
+
+def test_engine_and_threads_reach_the_report(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "-o", str(tmp_path / "e"),
+               "--figure-patches", "0", "--engine", "torch", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    pred = json.loads((tmp_path / "e" / "report.json").read_text())["prediction"]
+    assert (pred["engine"], pred["threads"]) == ("torch", 1)
+
+
+def test_onnx_engine_without_onnxruntime_exits_2(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    rc = main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "-o", str(tmp_path / "x"),
+               "--engine", "onnx"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("Error:") and len(err.strip().splitlines()) == 1
+    assert "onnxruntime package is not installed" in err and "--engine torch" in err
+    assert not (tmp_path / "x").exists()

@@ -275,3 +275,49 @@ def test_real_rgb_patches_without_georeferencing(shared_data: Path, tmp_path: Pa
     tp = int(np.count_nonzero((labels[keep] == 1) & (masks[keep] == 1)))
     assert tp == res.confusion.tp
     assert res.confusion.tp + res.confusion.fn > 0  # real landslides in the 4 test patches
+
+
+def test_onnx_and_torch_engines_give_the_same_evaluation(trained: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """--engine onnx and --engine torch: probability codes within +-1 (rounding of values that
+    differ by float error), the same metrics within 1e-4, and report.json says how each was
+    predicted."""
+    res = {e: evaluate(trained["run"], trained["b"], EvaluateOptions(
+        threshold=0.5, out_dir=tmp_path / e, figure_patches=0, engine=e, threads=1))
+        for e in ("torch", "onnx")}
+    codes = {e: np.load(tmp_path / e / "probabilities.npy").astype(np.int16) for e in res}
+    assert codes["onnx"].shape == codes["torch"].shape
+    np.testing.assert_array_equal(codes["onnx"] == 255, codes["torch"] == 255)
+    assert np.abs(codes["onnx"] - codes["torch"]).max() <= 1
+    for key in ("precision", "recall", "f1", "iou"):
+        assert res["onnx"].report["pixel"][key] == pytest.approx(
+            res["torch"].report["pixel"][key], abs=1e-4)
+    assert res["onnx"].report["average_precision"] == pytest.approx(
+        res["torch"].report["average_precision"], abs=1e-4)
+    for e, r in res.items():
+        pred = json.loads((tmp_path / e / "report.json").read_text())["prediction"]
+        assert (pred["engine"], pred["threads"], pred["device"]) == (e, 1, "cpu")
+        assert pred["window"] == [32, 32] and pred["batch_size"] == 16
+        assert r.report["prediction"] == pred
+
+
+def test_bad_engine_options_are_refused(trained: dict[str, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for opts, message in (({"threads": 0}, "--threads must be at least 1"),
+                          ({"engine": "fast"}, "--engine must be one of auto, torch, onnx")):
+        with pytest.raises(InputError, match=message):
+            evaluate(trained["run"], trained["b"], EvaluateOptions(
+                out_dir=tmp_path / "x", **opts))  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(ModelError, match="onnxruntime package is not installed"):
+        evaluate(trained["run"], trained["b"], EvaluateOptions(out_dir=tmp_path / "x",
+                                                               engine="onnx"))
+    assert not (tmp_path / "x").exists()
+    before = torch.get_num_threads()
+    res = evaluate(trained["run"], trained["b"], EvaluateOptions(
+        out_dir=tmp_path / "auto", figure_patches=0, save_predictions=False,
+        threads=before + 1))
+    assert res.report["prediction"]["engine"] == "torch"  # auto falls back without onnxruntime
+    assert torch.get_num_threads() == before  # the engine restored torch's thread count

@@ -27,6 +27,7 @@ from landslip.inference.sliding import RowBand, blend_in_memory, make_plan
 from landslip.inference.stream import InputSpec, predict_window
 from landslip.inference.vectorize import polygonize_mask
 from landslip.io.raster import open_raster, raster_info, read_raster, write_raster
+from landslip.models.engine import TorchEngine
 from landslip.spectral.bands import resolve_band_set
 
 NODATA = -9999.0
@@ -36,6 +37,7 @@ BANDS = ["blue", "green", "red", "nir"]
 class Band0Logit(nn.Module):
     """Stand-in model: the logit of a pixel is its first (normalised) input band."""
 
+    in_channels = 4
     required_multiple = 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,6 +47,7 @@ class Band0Logit(nn.Module):
 class Shifted(nn.Module):
     """Stand-in model that is wrong on purpose: output shifted by one pixel."""
 
+    in_channels = 4
     required_multiple = 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +122,8 @@ def test_streamed_files_match_in_memory_blend(tmp_path: Path) -> None:
     _scene(tmp_path / "img.tif", 140, 200, nodata_box=(slice(10, 30), slice(0, 200)))
     plan = make_plan(140, 200, 64, 32, multiple=4)
     with open_raster(tmp_path / "img.tif") as ds:
-        preds = [(win, *predict_window(ds, win, _spec(), model)) for win in plan.windows()]
+        preds = [(win, *predict_window(ds, win, _spec(), TorchEngine(model)))
+                 for win in plan.windows()]
     ref, valid = blend_in_memory(plan, iter(preds))
     r = predict_image(model, _spec(), tmp_path / "img.tif", tmp_path / "out",
                       PredictOptions(threshold=0.5, window=64, overlap=32, batch_size=3,

@@ -18,9 +18,12 @@ from landslip.models import export as export_mod
 from landslip.models.bundle import WEIGHTS_FILE, Bundle, BundleMeta, load_bundle, save_bundle
 from landslip.models.export import (
     INPUT_NAME,
+    ONNX_CACHE_FILE,
     ONNX_FORMAT,
     OUTPUT_NAME,
+    ensure_onnx,
     export_onnx,
+    matching_onnx,
     read_onnx_metadata,
 )
 from landslip.models.registry import create_model
@@ -63,6 +66,7 @@ def exported(
     result = export_onnx(root / "run", out)
     assert result.path == out and out.stat().st_size == result.bytes
     assert result.max_difference is not None and result.max_difference < 1e-4
+    assert result.exporter == "torchscript"  # the fast exporter, checked like the other
     return bundle, out
 
 
@@ -175,6 +179,67 @@ def test_failed_check_leaves_no_file(
     with pytest.raises(ModelError, match="disagrees with PyTorch"):
         export_onnx(bundle, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def _agrees(bundle: Bundle, path: Path) -> bool:
+    x = np.random.default_rng(5).standard_normal((2, bundle.meta.in_channels, 32, 80))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    p_onnx = session.run([OUTPUT_NAME], {INPUT_NAME: x.astype(np.float32)})[0]
+    return float(np.abs(p_onnx - _torch_probabilities(bundle, x.astype(np.float32))).max()) < 1e-4
+
+
+def test_dynamo_exporter_takes_over_when_torchscript_fails_or_disagrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A torch without the TorchScript exporter, or a traced graph that fails the check (a
+    shape baked in, say): the torch.export-based exporter is used, and checked too."""
+    bundle = _save(tmp_path / "run", "unet", {"width": 4, "depth": 2}, 3)
+
+    def missing(*args: object) -> None:
+        raise RuntimeError("the TorchScript exporter was removed")
+
+    with monkeypatch.context() as m:
+        m.setattr(export_mod, "_export_torchscript", missing)
+        out = export_onnx(bundle, tmp_path / "a.onnx")
+    assert out.exporter == "dynamo" and _agrees(bundle, out.path)
+    real = export_mod._check_against_torch
+    checked: list[int] = []
+
+    def first_fails(b: Bundle, data: bytes) -> float:
+        checked.append(len(data))
+        if len(checked) == 1:
+            raise ModelError("disagrees with PyTorch (test)")
+        return real(b, data)
+
+    monkeypatch.setattr(export_mod, "_check_against_torch", first_fails)
+    out = export_onnx(bundle, tmp_path / "b.onnx")
+    assert out.exporter == "dynamo" and len(checked) == 2 and _agrees(bundle, out.path)
+    monkeypatch.setattr(export_mod, "_export_torchscript", missing)
+    monkeypatch.setattr(export_mod, "_export_dynamo", missing)
+    with pytest.raises(ModelError, match="torchscript exporter: the TorchScript exporter was "
+                                         "removed; dynamo exporter") as info:
+        export_onnx(bundle, tmp_path / "c.onnx")
+    assert "\n" not in str(info.value) and not (tmp_path / "c.onnx").exists()
+
+
+def test_ensure_onnx_writes_once_and_again_for_new_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = _save(tmp_path / "run", "unet", {"width": 4, "depth": 2}, 3)
+    assert matching_onnx(bundle) is None
+    path = ensure_onnx(tmp_path / "run")
+    assert path == bundle.path / ONNX_CACHE_FILE and _agrees(bundle, path)
+    assert matching_onnx(bundle) == path
+    calls: list[object] = []
+    monkeypatch.setattr(export_mod, "export_onnx", lambda *a, **k: calls.append(a))
+    assert ensure_onnx(bundle) == path and calls == []  # up to date: nothing exported
+    monkeypatch.undo()
+    newer = _save(tmp_path / "run", "unet", {"width": 4, "depth": 2}, 3, seed=7)
+    assert matching_onnx(newer) is None  # model.onnx holds the old weights
+    assert ensure_onnx(newer) == path and matching_onnx(newer) == path and _agrees(newer, path)
+    path.write_bytes(b"broken")
+    assert matching_onnx(newer) is None
+    assert ensure_onnx(newer) == path and _agrees(newer, path)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from landslip.cli.options import StrictOption
+from landslip.cli.predict import EngineOption, ThreadsOption
 
 __all__ = ["evaluate"]
 
@@ -59,6 +60,8 @@ def evaluate(
                      "does (off by default)."),
     ] = None,
     strict: StrictOption = False,
+    engine: EngineOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError
@@ -72,7 +75,8 @@ def evaluate(
     res = run_evaluation(run_or_bundle, dataset, EvaluateOptions(
         split=split, threshold=threshold, out_dir=output, figure_patches=figure_patches,
         save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
-        min_overlap=min_overlap, device=device, min_slope=min_slope, strict=strict))
+        min_overlap=min_overlap, device=device, min_slope=min_slope, strict=strict,
+        engine=engine, threads=threads))
     r = res.report
     px, obj = r["pixel"], r["objects"]
     thr = r["threshold"]

@@ -26,10 +26,9 @@ def export(
     ] = True,
 ) -> None:
     """Export a trained model to ONNX (probabilities out, bundle metadata inside)."""
-    from landslip.inference.engine import ONNX_CACHE_FILE
     from landslip.io.checks import check_writable
     from landslip.models.bundle import load_bundle
-    from landslip.models.export import export_onnx
+    from landslip.models.export import ONNX_CACHE_FILE, export_onnx
 
     b = load_bundle(bundle)
     target = check_writable(output if output is not None else b.path / ONNX_CACHE_FILE)

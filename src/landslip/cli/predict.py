@@ -9,7 +9,18 @@ import typer
 
 from landslip.cli.options import NodataOption, StrictOption
 
-__all__ = ["predict"]
+__all__ = ["EngineOption", "ThreadsOption", "predict"]
+
+EngineOption = Annotated[
+    str,
+    typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch or "
+                 "onnx."),
+]
+"""``--engine`` of ``predict`` and ``evaluate``."""
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="Threads of the engine (default: all cores).")
+]
+"""``--threads`` of ``predict`` and ``evaluate``."""
 
 
 def predict(
@@ -17,8 +28,10 @@ def predict(
     image: Annotated[Path, typer.Argument(help="Image GeoTIFF with named bands.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     window: Annotated[
-        int, typer.Option("--window", help="Largest prediction window, pixels.")
-    ] = 1024,
+        int | None,
+        typer.Option("--window", help="Largest prediction window, pixels (default: the "
+                     "engine's measured choice, 1024 for both engines)."),
+    ] = None,
     overlap: Annotated[
         int, typer.Option("--overlap", help="Least overlap between windows, pixels (blended).")
     ] = 64,
@@ -68,6 +81,8 @@ def predict(
     ] = None,
     nodata: NodataOption = None,
     strict: StrictOption = False,
+    engine: EngineOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Predict probability.tif, landslides.tif, landslides.gpkg and stac-item.json for a whole
     scene (and map.html with --html)."""
@@ -89,13 +104,14 @@ def predict(
         threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
         probability_dtype="float32" if probability_dtype == "float32" else "uint8",
         device=device, html=html, extras=extra or (), min_slope=min_slope, nodata=nd,
-        strict=strict,
+        strict=strict, engine=engine, threads=threads,
     )
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(
         f"Predicted {r.plan.height} x {r.plan.width} px in {r.plan.n_windows} window(s) of "
-        f"{r.plan.win_h} x {r.plan.win_w} ({r.seconds:.1f} s, {mp / r.seconds:.2f} MP/s); "
-        f"threshold {r.threshold:g}: {r.landslide_pixels} landslide px, {r.n_polygons} polygon(s)"
+        f"{r.plan.win_h} x {r.plan.win_w} with {r.engine}, {r.threads} thread(s) "
+        f"({r.seconds:.1f} s, {mp / r.seconds:.2f} MP/s); threshold {r.threshold:g}: "
+        f"{r.landslide_pixels} landslide px, {r.n_polygons} polygon(s)"
     )
     extras = [r.report.parent / n for n in (STAC_ITEM, MAP_HTML)]
     for path in (r.probability, r.mask, r.polygons, r.geojson, *extras):

@@ -52,7 +52,7 @@ from landslip.encoding import (
     encode_probability,
     mask_from_probability,
 )
-from landslip.errors import BandError, DatasetError, InputError, ModelError
+from landslip.errors import BandError, DatasetError, InputError
 from landslip.evaluation.drift import check_dataset_input
 from landslip.evaluation.figures import plot_area_frequency, plot_patch_panels, plot_pr_curve
 from landslip.evaluation.metrics import DEFAULT_BINS, Confusion, PRCurve, ThresholdSweep, confusion
@@ -67,6 +67,7 @@ from landslip.evaluation.terrain_filter import drop_flat_regions
 from landslip.io.atomic import atomic_path, write_text_atomic
 from landslip.io.checks import check_writable
 from landslip.models.bundle import Bundle, load_bundle
+from landslip.models.engine import Engine, check_engine_options, create_engine
 from landslip.progress import track
 
 __all__ = [
@@ -109,6 +110,9 @@ class EvaluateOptions:
         batch_size: Patches per forward pass.
         device: Torch device (:func:`landslip.devices.select_device`): None or ``"auto"`` for
             CUDA when available, else the CPU.
+        engine: ``auto`` (ONNX Runtime on the CPU, PyTorch on CUDA), ``torch`` or ``onnx``
+            (:func:`landslip.models.engine.create_engine`).
+        threads: Intra-op threads of the engine; None: all cores.
         bins: Thresholds of the sweep grid.
         tune_split: Split on which the threshold is tuned.
         object_rule: Object matching rule (``overlap`` or ``iou``).
@@ -129,6 +133,8 @@ class EvaluateOptions:
     figure_ids: Sequence[int] | None = None
     batch_size: int = 16
     device: str | torch.device | None = None
+    engine: str = "auto"
+    threads: int | None = None
     bins: int = DEFAULT_BINS
     tune_split: str = "val"
     object_rule: MatchRule = "overlap"
@@ -219,8 +225,8 @@ def predict_split(
     bundle: Bundle,
     ds: DatasetFolder,
     indices: npt.NDArray[np.int64],
+    engine: Engine,
     batch_size: int = 16,
-    device: str | torch.device | None = None,
     description: str = "predicting",
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
     """Predict patches of a dataset, batch by batch.
@@ -229,9 +235,9 @@ def predict_split(
         bundle: The loaded bundle (its band set and normalisation are used).
         ds: The dataset.
         indices: Patch indices to predict, in this order.
+        engine: The prediction engine for the bundle's model
+            (:func:`landslip.models.engine.create_engine`).
         batch_size: Patches per forward pass.
-        device: Torch device (:func:`landslip.devices.select_device`; None: CUDA when
-            available, else the CPU).
         description: Progress-bar label.
 
     Yields:
@@ -240,29 +246,20 @@ def predict_split(
     """
     bundle.check_bands(list(ds.band_names))
     p = ds.patch_size
-    m = bundle.required_multiple
-    pad = (-p) % m
-    dev = select_device(device)
-    model = bundle.model.to(dev)
+    pad = (-p) % engine.required_multiple
     n_batches = math.ceil(indices.size / batch_size)
-    with torch.inference_mode():
-        for batch in track(_batches(indices, batch_size), total=n_batches,
-                           description=description):
-            order = np.argsort(batch)  # memmaps read faster in increasing order
-            raw = np.asarray(ds.images[batch[order]])
-            labels = np.asarray(ds.labels[batch[order]])
-            inv = np.argsort(order)
-            raw, labels = raw[inv], labels[inv]
-            x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
-            if pad:
-                x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
-            logits = model(torch.from_numpy(np.ascontiguousarray(x)).to(dev))
-            if logits.ndim != 4 or logits.shape[1] != 1:
-                raise ModelError(f"the model returned shape {tuple(logits.shape)}; expected "
-                                 "logits (N, 1, H, W)")
-            prob = torch.sigmoid(logits[:, 0, :p, :p].float()).cpu().numpy()
-            truth = np.where(valid, labels, np.uint8(IGNORE)).astype(np.uint8)
-            yield batch, prob.astype(np.float32, copy=False), truth
+    for batch in track(_batches(indices, batch_size), total=n_batches, description=description):
+        order = np.argsort(batch)  # memmaps read faster in increasing order
+        raw = np.asarray(ds.images[batch[order]])
+        labels = np.asarray(ds.labels[batch[order]])
+        inv = np.argsort(order)
+        raw, labels = raw[inv], labels[inv]
+        x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
+        prob = engine.probabilities(x)[:, :p, :p]
+        truth = np.where(valid, labels, np.uint8(IGNORE)).astype(np.uint8)
+        yield batch, np.ascontiguousarray(prob, dtype=np.float32), truth
 
 
 def encode_predictions(
@@ -294,7 +291,7 @@ class _Setup:
     split: str
     idx: npt.NDArray[np.int64]
     out: Path
-    device: torch.device
+    engine: Engine
     opts: EvaluateOptions
 
 
@@ -349,6 +346,7 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
                          "such as 0.5")
     if opts.batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
+    check_engine_options(opts.engine, opts.threads)
     device = select_device(opts.device)
     bundle = (bundle_or_run if isinstance(bundle_or_run, Bundle)
               else load_bundle(bundle_or_run, str(device)))
@@ -368,7 +366,8 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
            else default_output(bundle, ds, split))
     check_writable(out, folder=True)
     check_dataset_input(bundle.meta.input_profile, ds, idx, opts.strict)
-    return _Setup(bundle, ds, split, idx, out, device, opts)
+    engine = create_engine(bundle, opts.engine, device, opts.threads)
+    return _Setup(bundle, ds, split, idx, out, engine, opts)
 
 
 def _tune(s: _Setup) -> tuple[float, Confusion, PRCurve] | None:
@@ -377,7 +376,7 @@ def _tune(s: _Setup) -> tuple[float, Confusion, PRCurve] | None:
     if idx.size == 0:
         return None
     sweep = ThresholdSweep(s.opts.bins)
-    for _, prob, truth in predict_split(s.bundle, s.ds, idx, s.opts.batch_size, s.device,
+    for _, prob, truth in predict_split(s.bundle, s.ds, idx, s.engine, s.opts.batch_size,
                                         f"tuning on {s.opts.tune_split}"):
         sweep.update(prob, truth)
     curve = sweep.curve()
@@ -410,8 +409,8 @@ def _score(s: _Setup, applied: float) -> _Scores:
     s.out.mkdir(parents=True, exist_ok=True)
     with _prediction_writers(s.out, s.idx, s.ds.patch_size, opts.save_predictions) as writers:
         row = 0
-        for batch, prob, truth in predict_split(s.bundle, s.ds, s.idx, opts.batch_size,
-                                                s.device, f"evaluating {s.split}"):
+        for batch, prob, truth in predict_split(s.bundle, s.ds, s.idx, s.engine,
+                                                opts.batch_size, f"evaluating {s.split}"):
             codes, masks = encode_predictions(prob, truth, applied)
             if opts.min_slope is not None:
                 masks = _slope_filtered(s.ds, batch, masks, opts.min_slope)
@@ -488,7 +487,7 @@ def _draw_figures(s: _Setup, th: _Threshold, sc: _Scores,
 
 def _draw_patches(s: _Setup, ids: npt.NDArray[np.int64], applied: float) -> list[str]:
     names: list[str] = []
-    for batch, prob, truth in predict_split(s.bundle, s.ds, ids, s.opts.batch_size, s.device,
+    for batch, prob, truth in predict_split(s.bundle, s.ds, ids, s.engine, s.opts.batch_size,
                                             "drawing patches"):
         for j, pid in enumerate(batch):
             c = confusion(apply_threshold(prob[j], applied), truth[j])
@@ -541,8 +540,17 @@ def _build_report(s: _Setup, th: _Threshold, sc: _Scores, pixel_at: dict[str, An
         "figures": figs,
         "files": files,
         "predictions": saved if s.opts.save_predictions else None,
+        "prediction": _prediction_dict(s),
         "pr_curve": sc.curve.as_dict(step=max(1, (bins - 1) // 100)),
     }
+
+
+def _prediction_dict(s: _Setup) -> dict[str, Any]:
+    """How the patches were predicted: engine, threads, device, batch and window size."""
+    side = s.ds.patch_size + (-s.ds.patch_size) % s.engine.required_multiple
+    return {"engine": s.engine.name, "engine_description": s.engine.description,
+            "threads": s.engine.threads, "device": str(s.engine.device),
+            "batch_size": s.opts.batch_size, "window": [side, side]}
 
 
 def evaluate(
@@ -570,6 +578,13 @@ def evaluate(
     opts = options if options is not None else EvaluateOptions()
     thr = parse_threshold(opts.threshold)
     s = _open(bundle_or_run, dataset, opts, thr)
+    with s.engine:
+        return _evaluate(s, thr)
+
+
+def _evaluate(s: _Setup, thr: float | str) -> EvaluationResult:
+    """The stages of :func:`evaluate` after :func:`_open`."""
+    opts = s.opts
     th = _choose_threshold(s, thr)
     log.info("evaluating %d %s patches at threshold %.3f (%s)", s.idx.size, s.split,
              th.applied, th.mode)

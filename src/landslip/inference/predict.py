@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
-import torch
+from torch import nn
 
 from landslip import __version__
 from landslip.devices import select_device
@@ -50,12 +50,7 @@ from landslip.grid import Grid
 from landslip.inference.min_area import drop_small_landslides
 from landslip.inference.publish import publish_prediction
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
-from landslip.inference.stream import (
-    InputSpec,
-    StreamStats,
-    model_multiple,
-    stream_predict,
-)
+from landslip.inference.stream import InputSpec, StreamStats, stream_predict
 from landslip.inference.terrain_filter import add_mean_slope
 from landslip.inference.vectorize import polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
@@ -63,6 +58,13 @@ from landslip.io.checks import declare_nodata
 from landslip.io.cog import LABELS, probability_style
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_raster, raster_info
+from landslip.models.engine import (
+    Engine,
+    TorchEngine,
+    check_engine_options,
+    create_engine,
+    default_threads,
+)
 from landslip.spectral.bands import BandSet
 from landslip.spectral.extras import ExtraSpec, model_inputs
 from landslip.spectral.naming import band_slots, data_bands, naming_hint
@@ -89,7 +91,8 @@ class PredictOptions:
 
     Attributes:
         threshold: Probability at or above which a pixel is a landslide (0 < t < 1).
-        window: Largest prediction window, pixels.
+        window: Largest prediction window, pixels; None: the engine's measured best
+            (:attr:`landslip.models.engine.Engine.default_window`).
         overlap: Least overlap between windows, pixels (blended with raised-cosine ramps).
         batch_size: Windows per forward pass; default 1 on the CPU (larger batches are no
             faster there and cost memory), 4 on a GPU.
@@ -99,6 +102,9 @@ class PredictOptions:
         probability_dtype: ``uint8`` (0-254, 255 nodata) or ``float32`` (NaN nodata).
         device: Torch device (:func:`landslip.devices.select_device`); default CUDA when
             available, else the CPU.
+        engine: ``auto`` (ONNX Runtime on the CPU, PyTorch on CUDA), ``torch`` or ``onnx``
+            (:func:`landslip.models.engine.create_engine`).
+        threads: Intra-op threads of the engine; None: all cores.
         max_window_rows: Only predict this many window rows (benchmarks); rows below stay
             nodata.
         polygons: Trace polygons (off for benchmarks of the raster part).
@@ -108,7 +114,7 @@ class PredictOptions:
     """
 
     threshold: float = 0.5
-    window: int = 1024
+    window: int | None = None
     overlap: int = 64
     batch_size: int | None = None
     tta: bool = False
@@ -116,6 +122,8 @@ class PredictOptions:
     geojson: bool = False
     probability_dtype: ProbabilityDtype = "uint8"
     device: str | None = None
+    engine: str = "auto"
+    threads: int | None = None
     max_window_rows: int | None = None
     polygons: bool = True
     html: bool = False
@@ -140,6 +148,7 @@ class PredictOptions:
         if self.min_slope is not None and not 0 <= self.min_slope < 90:
             raise InputError(f"--min-slope must be between 0 and 90 degrees, got "
                              f"{self.min_slope}")
+        check_engine_options(self.engine, self.threads)
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,8 @@ class PredictResult:
         plan: The window plan.
         stats: Streaming statistics (windows, timings).
         seconds: Total wall time, including polygons.
+        engine: The engine's name (``onnx`` or ``torch``).
+        threads: The engine's intra-op threads.
     """
 
     probability: Path
@@ -173,6 +184,8 @@ class PredictResult:
     plan: SlidingPlan
     stats: StreamStats
     seconds: float
+    engine: str = ""
+    threads: int | None = None
 
 
 def match_bands(
@@ -292,19 +305,8 @@ class MapWriter:
         self.valid_pixels += int(np.count_nonzero(valid))
 
 
-def _prepare_device(model: Any, options: PredictOptions) -> tuple[Any, torch.device, int]:
-    """(model on the device in eval mode, the device, the batch size)."""
-    dev = select_device(options.device)
-    batch_size = options.batch_size
-    if batch_size is None:
-        batch_size = 4 if dev.type == "cuda" else 1
-    if dev.type == "cpu":
-        log.debug("torch uses %d CPU thread(s)", torch.get_num_threads())
-    return model.to(dev).eval(), dev, batch_size
-
-
 def predict_image(
-    model: Any,
+    predictor: Engine | nn.Module,
     spec: InputSpec,
     image: str | Path,
     out_dir: str | Path,
@@ -315,7 +317,11 @@ def predict_image(
     """Predict an image with a ready model and input spec (the bundle-free core).
 
     Args:
-        model: ``nn.Module`` mapping float32 (N, C, H, W) to logits (N, 1, H, W).
+        predictor: A prediction :class:`~landslip.models.engine.Engine` (left open), or an
+            ``nn.Module`` mapping float32 (N, C, H, W) to logits (N, 1, H, W) with
+            ``in_channels`` and ``required_multiple`` attributes, run by a
+            :class:`~landslip.models.engine.TorchEngine` on ``options.device`` with
+            ``options.threads``.
         spec: Band indexes and normalisation for this image.
         image: The GeoTIFF (any GDAL raster) to map.
         out_dir: Output folder (created when missing).
@@ -329,6 +335,17 @@ def predict_image(
         InputError: For a bad option (nothing is written).
     """
     opts = options if options is not None else PredictOptions()
+    opts.check()
+    if isinstance(predictor, Engine):
+        return _predict_with(predictor, spec, image, out_dir, opts, report_extra)
+    with TorchEngine(predictor, select_device(opts.device),
+                     opts.threads or default_threads()) as engine:
+        return _predict_with(engine, spec, image, out_dir, opts, report_extra)
+
+
+def _predict_with(engine: Engine, spec: InputSpec, image: str | Path, out_dir: str | Path,
+                  opts: PredictOptions, report_extra: dict[str, Any] | None) -> PredictResult:
+    """:func:`predict_image` with the engine made and the options checked."""
     start = time.perf_counter()
     info = raster_info(image)
     out = _outputs(Path(out_dir), opts.geojson)
@@ -339,17 +356,18 @@ def predict_image(
         what = "--geojson" if opts.geojson else "--html"
         raise InputError(f"{image} has no CRS, so {what} (EPSG:4326) cannot be written; "
                          f"assign a CRS first (gdal_edit.py -a_srs) or drop {what}")
-    plan = make_plan(info.grid.height, info.grid.width, opts.window, opts.overlap,
-                     model_multiple(model))
-    model, dev, batch_size = _prepare_device(model, opts)
-    log.info("predicting %d x %d pixels in %d window(s) of %d x %d (stride %s) on %s",
+    window = opts.window if opts.window is not None else engine.default_window
+    plan = make_plan(info.grid.height, info.grid.width, window, opts.overlap,
+                     engine.required_multiple)
+    batch_size = opts.batch_size or (4 if engine.device.type == "cuda" else 1)
+    log.info("predicting %d x %d pixels in %d window(s) of %d x %d (stride %s) with %s",
              info.grid.height, info.grid.width, plan.n_windows, plan.win_h, plan.win_w,
-             plan.stride, dev)
+             plan.stride, engine.description)
     with gdal_env(GDAL_CACHE_MB), open_raster(image) as ds, MapWriter(
         out.probability, out.mask, info.grid, opts.threshold, opts.probability_dtype
     ) as writer:
-        stats = stream_predict(ds, model, spec, plan, writer.write, batch_size=batch_size,
-                               device=dev, tta=opts.tta, max_window_rows=opts.max_window_rows)
+        stats = stream_predict(ds, engine, spec, plan, writer.write, batch_size=batch_size,
+                               tta=opts.tta, max_window_rows=opts.max_window_rows)
     n_polygons, removed = 0, 0
     if opts.polygons:
         with gdal_env(GDAL_CACHE_MB):
@@ -364,9 +382,9 @@ def predict_image(
         geojson=out.geojson, report=out.report, n_polygons=n_polygons,
         landslide_pixels=writer.landslide_pixels - removed, valid_pixels=writer.valid_pixels,
         threshold=opts.threshold, plan=plan, stats=stats,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, engine=engine.name, threads=engine.threads,
     )
-    report = _report(result, info, spec, opts, batch_size, dev)
+    report = _report(result, info, spec, opts, batch_size, engine)
     report.update(report_extra or {})
     write_json_atomic(out.report, report)
     publish_prediction(out.report.parent, html=opts.html)  # stac-item.json, map.html
@@ -374,7 +392,7 @@ def predict_image(
 
 
 def _report(r: PredictResult, info: RasterInfo, spec: InputSpec, opts: PredictOptions,
-            batch_size: int, dev: torch.device) -> dict[str, Any]:
+            batch_size: int, engine: Engine) -> dict[str, Any]:
     """The ``prediction.json`` document of a finished prediction."""
     return {
         "format": "landslip-prediction", "version": 1, "landslip_version": __version__,
@@ -383,8 +401,11 @@ def _report(r: PredictResult, info: RasterInfo, spec: InputSpec, opts: PredictOp
         "band_set": spec.band_set.spec, "band_indexes": list(spec.band_indexes),
         "threshold": opts.threshold, "window": [r.plan.win_h, r.plan.win_w],
         "stride": list(r.plan.stride), "overlap": opts.overlap, "windows": r.plan.n_windows,
+        "max_window": opts.window if opts.window is not None else engine.default_window,
         "skipped_windows": r.stats.skipped, "batch_size": batch_size, "tta": opts.tta,
-        "device": str(dev), "probability_dtype": opts.probability_dtype,
+        "device": str(engine.device), "engine": engine.name, "threads": engine.threads,
+        "engine_description": engine.description,
+        "probability_dtype": opts.probability_dtype,
         "min_area_m2": opts.min_area, "landslide_pixels": r.landslide_pixels,
         "valid_pixels": r.valid_pixels, "polygons": r.n_polygons,
         "seconds": round(r.seconds, 3), "model_seconds": round(r.stats.model_seconds, 3),
@@ -396,7 +417,7 @@ def predict_scene(
     image: str | Path,
     out_dir: str | Path,
     *,
-    window: int = 1024,
+    window: int | None = None,
     overlap: int = 64,
     batch_size: int | None = None,
     tta: bool = False,
@@ -406,6 +427,8 @@ def predict_scene(
     band_names: Sequence[str] | None = None,
     probability_dtype: ProbabilityDtype = "uint8",
     device: str | None = None,
+    engine: str = "auto",
+    threads: int | None = None,
     max_window_rows: int | None = None,
     polygons: bool = True,
     html: bool = False,
@@ -429,7 +452,7 @@ def predict_scene(
             every polygon gets ``mean_slope``.
         min_slope: Drop polygons whose mean slope is below this many degrees (needs a DEM).
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
-            max_window_rows, polygons, html: As in :class:`PredictOptions`.
+            engine, threads, max_window_rows, polygons, html: As in :class:`PredictOptions`.
         nodata: Nodata value of the image when the file lacks the tag (``--nodata``).
         strict: Refuse an image far outside the training data
             (:mod:`landslip.evaluation.drift`) instead of warning.
@@ -438,7 +461,7 @@ def predict_scene(
         The :class:`PredictResult`.
 
     Raises:
-        ModelError: For a missing or broken bundle.
+        ModelError: For a missing or broken bundle, or ``engine="onnx"`` without onnxruntime.
         BandError: When the image lacks a band the model needs (nothing is written).
         InputError: For a bad option (nothing is written).
         DriftError: With ``strict``, for an image far outside the training data.
@@ -447,6 +470,7 @@ def predict_scene(
     from landslip.models.bundle import load_bundle
 
     info = declare_nodata(raster_info(image), nodata)  # fail on a missing image first
+    check_engine_options(engine, threads)
     bundle = load_bundle(bundle_path, device=str(select_device(device)))
     inputs = model_inputs(bundle.band_set, info, band_names, extras, min_slope is not None)
     indexes = match_bands(info, inputs.image_set, band_names)
@@ -458,15 +482,15 @@ def predict_scene(
     options = PredictOptions(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,
-        probability_dtype=probability_dtype, device=device, max_window_rows=max_window_rows,
-        polygons=polygons, html=html, min_slope=min_slope,
+        probability_dtype=probability_dtype, device=device, engine=engine, threads=threads,
+        max_window_rows=max_window_rows, polygons=polygons, html=html, min_slope=min_slope,
     )
+    options.check()
     report_extra: dict[str, Any] = {"bundle": str(bundle.path)}
     if inputs.extras is not None:
         report_extra.update(extras=inputs.extras.describe(), min_slope=min_slope)
-    with inputs.extras or nullcontext():
-        result = predict_image(bundle.model, spec, image, out_dir, options,
-                               report_extra=report_extra)
+    with inputs.extras or nullcontext(), create_engine(bundle, engine, device, threads) as chosen:
+        result = predict_image(chosen, spec, image, out_dir, options, report_extra=report_extra)
     if result.valid_pixels == 0:
         log.warning("%s: every pixel the model needs is nodata, so the maps hold nodata only; "
                     "check the nodata value (--nodata) and the image", image)

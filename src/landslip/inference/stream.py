@@ -6,7 +6,8 @@ mask. It needs only the open image, the window and the :class:`InputSpec`, so th
 can be mapped over a cluster engine (for example ``dask.delayed``) without a redesign.
 
 :func:`stream_predict` runs the windows of a :class:`~landslip.inference.sliding.SlidingPlan`
-row by row in batches (reading the next batch in a background thread while the model runs),
+row by row in batches through an :class:`~landslip.models.engine.Engine` (PyTorch or ONNX
+Runtime; reading the next batch in a background thread while the engine runs),
 blends them in a :class:`~landslip.inference.sliding.RowBandAccumulator` and passes each
 finished row band to a ``sink`` (the GeoTIFF writers). Peak memory is the row buffer
 (``5 * width * (window + 256)`` bytes) plus one batch of model activations; it does not depend
@@ -25,21 +26,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import nn
 
 from landslip.errors import ModelError
 from landslip.grid import Window
-from landslip.inference.sliding import DEFAULT_MULTIPLE, RowBand, RowBandAccumulator, SlidingPlan
+from landslip.inference.sliding import RowBand, RowBandAccumulator, SlidingPlan
 from landslip.io.raster import read_valid, read_window
+from landslip.models.engine import Engine
 from landslip.progress import track
 from landslip.spectral.bands import BandSet, normalize
 
 __all__ = [
     "InputSpec",
     "StreamStats",
-    "forward_probabilities",
-    "model_multiple",
     "predict_window",
     "prepare_window",
     "stream_predict",
@@ -84,7 +82,8 @@ class StreamStats:
         windows: Windows in the plan.
         skipped: Windows skipped because all their pixels are nodata.
         batches: Model batches run.
-        model_seconds: Wall time inside the model forward passes (including host/device copies).
+        model_seconds: Wall time inside the engine's forward passes (including host/device
+            copies).
         total_seconds: Wall time of the whole stream.
         buffer_bytes: Bytes held by the row-band buffer.
     """
@@ -95,12 +94,6 @@ class StreamStats:
     model_seconds: float = 0.0
     total_seconds: float = 0.0
     buffer_bytes: int = 0
-
-
-def model_multiple(model: nn.Module) -> int:
-    """The model's ``required_multiple`` attribute, or 32 when it has none."""
-    m = getattr(model, "required_multiple", None)
-    return int(m) if isinstance(m, int) and m > 0 else DEFAULT_MULTIPLE
 
 
 def prepare_window(ds: Any, window: Window, spec: InputSpec) -> tuple[Float, Bool]:
@@ -133,64 +126,18 @@ def prepare_window(ds: Any, window: Window, spec: InputSpec) -> tuple[Float, Boo
     return normalize(bands, spec.mean, spec.std, valid), valid
 
 
-_TTA = [(k, flip) for k in range(4) for flip in (False, True)]
-
-
-def forward_probabilities(
-    model: nn.Module, x: Float, device: torch.device | None = None, tta: bool = False
-) -> Float:
-    """Run the model on a batch and return probabilities.
-
-    Args:
-        model: Maps float32 (N, C, H, W) to logits (N, 1, H, W); in eval mode.
-        x: float32 (N, C, H, W) normalised input.
-        device: Where to run (the model must already be there); default the CPU.
-        tta: Average the probabilities over the 8 flips/90-degree rotations of the input
-            (each inverted on the output before averaging).
-
-    Returns:
-        float32 (N, H, W) probabilities, sigmoid of the logits.
-    """
-    dev = device or torch.device("cpu")
-    with torch.inference_mode():
-        t = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-        if not tta:
-            out = torch.sigmoid(_run(model, t))
-        else:
-            out = torch.zeros((t.shape[0], 1, t.shape[2], t.shape[3]), device=dev)
-            for k, flip in _TTA:
-                v = torch.rot90(t, k, dims=(2, 3))
-                if flip:
-                    v = torch.flip(v, dims=(3,))
-                p = torch.sigmoid(_run(model, v))
-                if flip:
-                    p = torch.flip(p, dims=(3,))
-                out += torch.rot90(p, -k, dims=(2, 3))
-            out /= len(_TTA)
-        return out[:, 0].float().cpu().numpy()
-
-
-def _run(model: nn.Module, t: torch.Tensor) -> torch.Tensor:
-    y = model(t)
-    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[1] != 1 \
-            or y.shape[2:] != t.shape[2:]:
-        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ModelError(
-            f"the model must return logits of shape (N, 1, H, W) = (_, 1, {t.shape[2]}, "
-            f"{t.shape[3]}), got {shape}"
-        )
-    return y
-
-
 def predict_window(
-    ds: Any,
-    window: Window,
-    spec: InputSpec,
-    model: nn.Module,
-    device: torch.device | None = None,
-    tta: bool = False,
+    ds: Any, window: Window, spec: InputSpec, engine: Engine, tta: bool = False,
 ) -> tuple[Float, Bool]:
     """Predict one window on its own (the unit a cluster engine would map over).
+
+    Args:
+        ds: Open rasterio dataset of the image.
+        window: Window on the image grid (height and width multiples of the engine's
+            ``required_multiple``).
+        spec: Band selection and normalisation.
+        engine: The prediction engine (:mod:`landslip.models.engine`).
+        tta: Average over the 8 flips/90-degree rotations.
 
     Returns:
         (prob: float32 (h, w), 0 where not valid; valid: bool (h, w)).
@@ -198,7 +145,7 @@ def predict_window(
     x, valid = prepare_window(ds, window, spec)
     if not valid.any():
         return np.zeros(valid.shape, dtype=np.float32), valid
-    prob = forward_probabilities(model, x[None], device, tta)[0]
+    prob = engine.probabilities(x[None], tta)[0]
     prob[~valid] = 0
     return prob, valid
 
@@ -234,8 +181,7 @@ def _prefetched(
 
 
 def _predict_batch(
-    prepared: list[tuple[Float, Bool]], model: nn.Module, device: torch.device | None,
-    tta: bool, stats: StreamStats,
+    prepared: list[tuple[Float, Bool]], engine: Engine, tta: bool, stats: StreamStats,
 ) -> list[Float]:
     """Probabilities of each prepared window; all-nodata windows are skipped (zeros)."""
     todo = [k for k, (_, v) in enumerate(prepared) if v.any()]
@@ -243,7 +189,7 @@ def _predict_batch(
     probs: list[Float] = [np.zeros(v.shape, dtype=np.float32) for _, v in prepared]
     if todo:
         t0 = time.perf_counter()
-        out = forward_probabilities(model, np.stack([prepared[k][0] for k in todo]), device, tta)
+        out = engine.probabilities(np.stack([prepared[k][0] for k in todo]), tta)
         stats.model_seconds += time.perf_counter() - t0
         stats.batches += 1
         for n, k in enumerate(todo):
@@ -253,12 +199,11 @@ def _predict_batch(
 
 def stream_predict(
     ds: Any,
-    model: nn.Module,
+    engine: Engine,
     spec: InputSpec,
     plan: SlidingPlan,
     sink: Callable[[RowBand], None],
-    batch_size: int = 2,
-    device: torch.device | None = None,
+    batch_size: int = 1,
     tta: bool = False,
     block: int = 256,
     max_window_rows: int | None = None,
@@ -268,13 +213,13 @@ def stream_predict(
 
     Args:
         ds: Open rasterio dataset of the image (its grid is the plan's scene).
-        model: Logit model in eval mode, already on ``device``.
+        engine: The prediction engine (:mod:`landslip.models.engine`); the plan's windows
+            must be multiples of its ``required_multiple``.
         spec: Band selection and normalisation.
         plan: The windows (from :func:`~landslip.inference.sliding.make_plan`).
         sink: Called with each finished :class:`RowBand`, top to bottom; the bands tile the
             scene rows exactly once.
         batch_size: Windows per forward pass (>= 1).
-        device: Where the model runs; default the CPU.
         tta: Test-time augmentation (8 flips/rotations averaged; 8x slower).
         block: Row bands start on multiples of this (the GeoTIFF tile height).
         max_window_rows: Stop after this many window rows (for benchmarks measuring memory on
@@ -299,7 +244,7 @@ def stream_predict(
     with closing(_prefetched(batches, load, prefetch)) as stream:
         for row_done, windows, prepared in track(stream, total=len(batches),
                                                  description="predicting"):
-            probs = _predict_batch(prepared, model, device, tta, stats)
+            probs = _predict_batch(prepared, engine, tta, stats)
             for w, prob, (_, valid) in zip(windows, probs, prepared, strict=True):
                 acc.add(w, prob, valid)
             if row_done:

@@ -11,16 +11,18 @@ import pytest
 import torch
 
 from landslip.errors import InputError, ModelError
-from landslip.inference import engine as engine_mod
-from landslip.inference.engine import (
-    ONNX_CACHE_FILE,
+from landslip.models import engine as engine_mod
+from landslip.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
+from landslip.models.engine import (
+    DEFAULT_WINDOWS,
+    FALLBACK_WINDOW,
     OnnxEngine,
     TorchEngine,
     create_engine,
+    default_threads,
     resolve_engine,
 )
-from landslip.models.bundle import Bundle, BundleMeta, load_bundle, save_bundle
-from landslip.models.export import export_onnx, export_onnx_bytes
+from landslip.models.export import ONNX_CACHE_FILE, export_onnx, export_onnx_bytes
 from landslip.models.registry import create_model
 
 PARAMS = {"width": 4, "depth": 2}
@@ -122,8 +124,13 @@ def test_create_engine_picks_and_refuses(
     setup: tuple[Bundle, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle, _ = setup
-    assert isinstance(create_engine(bundle, "torch", "cpu", threads=1), TorchEngine)
-    assert torch.get_num_threads() == 1
+    before = torch.get_num_threads()
+    with create_engine(bundle, "torch", "cpu", threads=before + 1) as engine:
+        assert isinstance(engine, TorchEngine) and engine.threads == before + 1
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before  # leaving the engine restores the count
+    with create_engine(bundle, "torch", "cpu") as engine:  # default: every usable core
+        assert engine.threads == default_threads() >= 1
     for bad in (0, -2, True):
         with pytest.raises(InputError, match="threads must be a positive integer"):
             create_engine(bundle, "torch", "cpu", threads=bad)
@@ -182,3 +189,13 @@ def test_onnx_engine_refuses_missing_and_foreign_files(
         OnnxEngine(proto.SerializeToString())
     with pytest.raises(ModelError, match="cannot load"):
         OnnxEngine(b"garbage")
+
+
+def test_default_window_follows_engine_and_device(setup: tuple[Bundle, bytes]) -> None:
+    bundle, data = setup
+    assert OnnxEngine(data).default_window == DEFAULT_WINDOWS[("onnx", "cpu")]
+    engine = TorchEngine(bundle.model)
+    assert engine.default_window == DEFAULT_WINDOWS[("torch", "cpu")]
+    engine.device = torch.device("mps")  # a device without a measured default
+    assert engine.default_window == FALLBACK_WINDOW
+    engine.close()

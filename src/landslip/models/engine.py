@@ -10,17 +10,20 @@ An :class:`Engine` turns a batch of normalised model inputs into landslide proba
 * :class:`OnnxEngine` runs an exported graph (:mod:`landslip.models.export`) in ONNX Runtime:
   ``intra_op_num_threads = threads``, graph optimisation level ALL, the CPU execution provider,
   or the CUDA provider when asked for and available. Built from an ``.onnx`` file, or from a
-  loaded bundle (exported in memory, a few seconds; a ``model.onnx`` written into the bundle
-  folder by ``landslip export`` is used instead when its weights checksum matches).
+  loaded bundle (exported in memory, under a second for a width-16 U-Net; a ``model.onnx``
+  in the bundle folder, from ``landslip export`` or training, is used instead when its weights
+  checksum matches).
 
 :func:`create_engine` picks one: ``auto`` is ONNX Runtime on the CPU and PyTorch on CUDA (and on
 any other torch device). Input height and width must be multiples of ``required_multiple``;
-other shapes raise :class:`~landslip.errors.ModelError` saying how to pad.
+other shapes raise :class:`~landslip.errors.ModelError` saying how to pad. An engine is a
+context manager: leaving it restores the torch thread count it changed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -37,13 +40,16 @@ from landslip.models.bundle import Bundle
 from landslip.models.registry import check_input_size
 
 __all__ = [
+    "DEFAULT_WINDOWS",
     "ENGINES",
-    "ONNX_CACHE_FILE",
+    "FALLBACK_WINDOW",
     "Engine",
     "EngineName",
     "OnnxEngine",
     "TorchEngine",
+    "check_engine_options",
     "create_engine",
+    "default_threads",
     "onnxruntime_available",
     "resolve_engine",
 ]
@@ -54,8 +60,21 @@ Float = npt.NDArray[np.float32]
 EngineName = Literal["auto", "torch", "onnx"]
 ENGINES: Final = ("auto", "torch", "onnx")
 """Valid ``engine`` values of :func:`create_engine` (and of ``--engine``)."""
-ONNX_CACHE_FILE: Final = "model.onnx"
-"""An export in a bundle folder under this name is reused by :meth:`OnnxEngine.from_bundle`."""
+DEFAULT_WINDOWS: Final[dict[tuple[str, str], int]] = {
+    ("onnx", "cpu"): 1024,
+    ("torch", "cpu"): 1024,
+    ("torch", "cuda"): 1024,
+    ("onnx", "cuda"): 1024,
+}
+"""``--window`` default (pixels, the largest window; the plan balances it over the scene) by
+(engine, device type). Measured with ``benchmarks/cpu_engines.py`` (DESIGN.md, "ONNX export
+and prediction engines"): on the CPU both engines compute about as many pixels per second
+from 512 px windows up, so larger windows only save overlap (2-3 % of the compute above
+1024), while memory grows with the window's area and ONNX Runtime's arena grows in steps:
+at 1152 px ``predict`` on a 16384 px wide scene peaked at 2.25 GB, at 1024 px at 1.78 GB.
+1024 keeps both engines under 2 GB and gives them the same plan (the same map). CUDA keeps
+the earlier default (not measured here). Other devices use :data:`FALLBACK_WINDOW`."""
+FALLBACK_WINDOW: Final = 1024
 
 _TTA: Final = [(k, flip) for k in range(4) for flip in (False, True)]
 
@@ -85,6 +104,21 @@ class Engine(ABC):
         """One line naming the engine, device and threads (for logs and reports)."""
         threads = "default threads" if self.threads is None else f"{self.threads} thread(s)"
         return f"{self.name} on {self.device} ({threads})"
+
+    @property
+    def default_window(self) -> int:
+        """The prediction window measured fastest per pixel for this engine and device."""
+        return DEFAULT_WINDOWS.get((self.name, self.device.type), FALLBACK_WINDOW)
+
+    def close(self) -> None:
+        """Undo process-wide settings the engine made (the torch thread count)."""
+        return None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def probabilities(self, x: npt.NDArray[np.floating[Any]], tta: bool = False) -> Float:
         """Landslide probabilities of a batch.
@@ -157,6 +191,7 @@ class TorchEngine(Engine):
             raise ModelError(f"model {type(model).__name__} has no in_channels attribute; "
                              "build it with landslip.models.registry.create_model")
         super().__init__(dev, threads, channels, int(getattr(model, "required_multiple", 1)))
+        self._saved_threads = torch.get_num_threads()
         if threads is not None:
             torch.set_num_threads(threads)
         self.channels_last = dev.type == "cpu" if channels_last is None else channels_last
@@ -164,6 +199,10 @@ class TorchEngine(Engine):
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
+
+    def close(self) -> None:
+        """Restore torch's thread count from before the engine was made."""
+        torch.set_num_threads(self._saved_threads)
 
     @property
     def description(self) -> str:
@@ -241,24 +280,18 @@ class OnnxEngine(Engine):
         """An engine for a loaded bundle.
 
         Uses ``<bundle folder>/model.onnx`` when it exists and was exported from these
-        weights (same sha256 and ``model.json``); otherwise exports the bundle in memory.
+        weights (same sha256 and ``model.json``, :func:`~landslip.models.export.matching_onnx`);
+        otherwise exports the bundle in memory (checked against PyTorch).
         """
-        from landslip.models.export import export_onnx_bytes, read_onnx_metadata, weights_sha256
+        from landslip.models.export import export_onnx_bytes, matching_onnx, require_package
 
-        sha = weights_sha256(bundle)
-        cached = bundle.path / ONNX_CACHE_FILE
-        if sha is not None and cached.is_file():
-            try:
-                meta = read_onnx_metadata(cached)
-            except ModelError as exc:
-                logger.warning("ignoring %s: %s", cached, exc)
-            else:
-                if meta.weights_sha256 == sha and meta.bundle == bundle.meta:
-                    logger.debug("using the ONNX export %s", cached)
-                    return cls(cached, device, threads)
-                logger.info("ignoring %s: exported from other weights", cached)
+        require_package("onnxruntime", "for the onnx engine, or use --engine torch")
+        cached = matching_onnx(bundle)
+        if cached is not None:
+            logger.debug("using the ONNX export %s", cached)
+            return cls(cached, device, threads)
         t0 = time.perf_counter()
-        data = export_onnx_bytes(bundle, sha)
+        data = export_onnx_bytes(bundle)
         logger.info("exported the model to ONNX in memory in %.1f s (`landslip export %s` "
                     "once saves this)", time.perf_counter() - t0, bundle.path)
         return cls(data, device, threads)
@@ -276,6 +309,27 @@ class OnnxEngine(Engine):
     def _forward(self, x: Float) -> Float:
         out = self.session.run([self._output], {self._input: x})[0]
         return np.ascontiguousarray(np.asarray(out, dtype=np.float32)[:, 0])
+
+
+def check_engine_options(engine: str, threads: int | None) -> None:
+    """Refuse a bad ``--engine`` or ``--threads`` before anything is loaded or written.
+
+    Raises:
+        InputError: Naming the option and the values it accepts.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise InputError(f"--threads must be at least 1, got {threads!r}")
+
+
+def default_threads() -> int:
+    """All the CPU cores this process may use (``--threads`` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def onnxruntime_available() -> bool:
@@ -326,7 +380,8 @@ def create_engine(bundle: Bundle, engine: str = "auto", device: torch.device | s
             ``torch`` or ``onnx``.
         device: ``None``/``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda[:N]``
             (see :func:`landslip.devices.select_device`).
-        threads: Intra-op threads of either engine (positive), or None for the default.
+        threads: Intra-op threads of either engine (positive); None: all the cores this
+            process may use (:func:`default_threads`).
 
     Returns:
         The engine; ``engine.description`` names what was chosen.
@@ -337,6 +392,7 @@ def create_engine(bundle: Bundle, engine: str = "auto", device: torch.device | s
         ModelError: For ``onnx`` when onnxruntime is not installed.
     """
     _check_threads(threads)
+    threads = default_threads() if threads is None else threads
     dev = select_device(device)
     if resolve_engine(engine, dev) == "onnx":
         chosen: Engine = OnnxEngine.from_bundle(bundle, dev, threads)
