@@ -34,6 +34,7 @@ SCARS = [(20, 30, 14, 22), (60, 90, 10, 12), (100, 40, 16, 16)]
 class RedLogit(nn.Module):
     """Stand-in model: the logit of a pixel is its (normalised) red band."""
 
+    in_channels = 1
     required_multiple = 16
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

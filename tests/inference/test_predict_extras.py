@@ -29,8 +29,9 @@ GRID = Grid.from_bounds(UTM, 500000.0, 4740000.0, 2.0, 70, 90)
 
 
 class Band0Logit(nn.Module):
-    """Stand-in model: the logit is the first (normalised) input band."""
+    """Stand-in model: the logit is the first (normalised) input band (one-band sets here)."""
 
+    in_channels = 1
     required_multiple = 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
