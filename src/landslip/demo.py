@@ -545,7 +545,8 @@ def _run(out: Path, prof: DemoProfile, sets: list[str], seed: int, n_threads: in
                                   method="hpf")
     with stage(6):
         pred = predict_scene(Path(best["run"]), unseen_fused.path, out / "prediction",
-                             window=prof.window, threshold=best["threshold"], device=None)
+                             window=prof.window, threshold=best["threshold"], device=None,
+                             threads=n_threads)
     with stage(7):
         conf = score_mask(pred.mask, unseen_scene.truth)
         unseen = _unseen_scores(conf, best["threshold"], pred.n_polygons)

@@ -54,6 +54,11 @@ def test_train_writes_run_folder_and_bundle_then_resume_extends(
         assert (run / rel).is_file(), rel
     assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in run.rglob("*") if ".partial" in p.name]
+    # the bundle carries its ONNX export, matching its weights, for the ONNX engine
+    from landslip.models.bundle import load_bundle
+    from landslip.models.export import matching_onnx
+
+    assert matching_onnx(load_bundle(run)) == run / "bundle" / "model.onnx"
     rows = _rows(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == ["0", "1"]
     for key in ("train_loss", "val_loss", "val_precision", "val_recall", "val_f1", "val_iou"):

@@ -36,6 +36,7 @@ from landslip import __version__
 from landslip.errors import ConfigError, DatasetError, ModelError
 from landslip.evaluation.drift import profile_dataset
 from landslip.models.bundle import BundleMeta, save_bundle
+from landslip.models.export import ensure_onnx
 from landslip.models.losses import create_loss
 from landslip.models.registry import check_input_size, create_model
 from landslip.spectral.bands import BandSet, resolve_band_set
@@ -340,7 +341,12 @@ def _write_bundle(setup: _Setup, config: TrainConfig, source: Path,
             "val_patches": setup.counts["val"],
         },
     )
-    return save_bundle(directory, setup.net, meta)
+    path = save_bundle(directory, setup.net, meta)
+    try:  # the ONNX engine loads BUNDLE/model.onnx instead of exporting on every predict
+        ensure_onnx(path)
+    except ModelError as exc:
+        logger.warning("no model.onnx in the bundle (predict will export in memory): %s", exc)
+    return path
 
 
 def train(
