@@ -92,6 +92,15 @@ def test_min_slope_drops_flat_polygons_and_mean_slope_is_written(tmp_path: Path)
     np.testing.assert_allclose(sorted(every["mean_slope"]), [0.0, 30.0], atol=1e-3)
     assert steep["mean_slope"].iloc[0] == pytest.approx(30.0, abs=1e-3)
     assert steep["id"].tolist() == [1] and steep["pixels"].iloc[0] == 12 * 15
+    # the mask agrees with the polygons: the flat square's pixels are background in "steep"
+    import rasterio
+
+    with rasterio.open(tmp_path / "all" / "landslides.tif") as a, \
+            rasterio.open(tmp_path / "steep" / "landslides.tif") as b:
+        all_mask, steep_mask = a.read(1), b.read(1)
+    assert (all_mask[20:30, 10:20] == 1).all() and (steep_mask[20:30, 10:20] == 0).all()
+    assert (steep_mask[40:52, 60:75] == 1).all()
+    assert int((steep_mask == 1).sum()) == 12 * 15
 
 
 def test_min_slope_without_a_dem_is_refused(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ it was traced from), and with ``min_slope`` drops the polygons whose mean slope 
 comes from the extra inputs (:class:`~landslip.spectral.extras.ExtraInputs`: a ``dem`` band,
 slope computed with a halo, or a raw ``slope`` band), read in row bands over the scene, so
 memory does not grow with it. A polygon without any valid slope pixel keeps ``mean_slope``
-NaN and is never dropped (nothing says it is flat). Like ``--min-area``, the filter acts on the
-polygons; ``landslides.tif`` keeps every pixel above the threshold.
+NaN and is never dropped (nothing says it is flat). Like ``--min-area``, given the mask the
+dropped landslides are removed from ``landslides.tif`` too, so the mask and the polygons agree.
 """
 
 from __future__ import annotations
