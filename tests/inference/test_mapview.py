@@ -56,6 +56,7 @@ def test_page_is_self_contained_and_complete(page: Path) -> None:
     assert (lon > 141.7).all() and (lon < 141.8).all() and (lat > 42.6).all() and (lat < 42.8).all()
     rows = {r[0]: r[1] for r in data["summary"]}
     assert rows["Landslides"] == "3" and rows["Threshold"] == "probability ≥ 0.5"
+    assert rows["Scene"].startswith("144 x 160 px of 1.5 m, ")
     assert rows["Model"].startswith("unet (width 4, depth 2), bands bgrn")
     assert rows["Input"] == "scene.tif"
     assert rows["Total area"].endswith("m²")

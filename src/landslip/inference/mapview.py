@@ -178,8 +178,9 @@ def _summary(pred: PredictionFolder, polys: MapPolygons | None) -> list[list[str
         ["Threshold", f"probability ≥ {pred.threshold:g}", ""],
         ["Model", model, bundle],
         ["Input", pred.image.name, str(pred.image)],
-        ["Scene", f"{info.grid.height} x {info.grid.width} px, "
-                  f"{abs(info.grid.transform.a):g} {crs_name(info.grid.crs)}", ""],
+        ["Scene", f"{info.grid.height} x {info.grid.width} px of "
+                  f"{abs(info.grid.transform.a):g} {_pixel_unit(info.grid.crs)}, "
+                  f"{crs_name(info.grid.crs)}", ""],
         ["Made", f"{made} UTC, landslip {m.get('landslip_version', '?')}", ""],
     ]
     if polys is not None and polys.tolerance:
@@ -267,3 +268,13 @@ def write_map(prediction: str | Path, output: str | Path | None = None, *,
     write_text_atomic(out, _page(data))
     log.debug("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
     return out
+
+
+def _pixel_unit(crs: Any) -> str:
+    """The unit of a pixel size in ``crs``: "m" (or the CRS's linear unit), "deg", "units"."""
+    if crs is None:
+        return "units"
+    if crs.is_geographic:
+        return "deg"
+    unit = str(getattr(crs, "linear_units", "") or "").lower()
+    return "m" if unit in ("metre", "meter", "m", "") else unit
