@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -13,6 +14,11 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 # One OpenMP thread: the tests use tiny models, for which a second thread costs more in
 # synchronisation than it gains (measured up to 25x slower on a loaded 2-core machine).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# No per-example deadline anywhere: CI machines are shared and noisy, and no property test here
+# is about speed (a slow example would otherwise fail as "DeadlineExceeded").
+settings.register_profile("landslip", deadline=None)
+settings.load_profile("landslip")
 
 
 @pytest.fixture(autouse=True, scope="session")
