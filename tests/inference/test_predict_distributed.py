@@ -174,3 +174,30 @@ def test_cli_several_images_and_workers(files: dict[str, Path], tmp_path: Path,
     assert (tmp_path / "o" / "a" / "probability.tif").is_file()
     assert (tmp_path / "o" / "b" / "landslides.gpkg").is_file()
     assert (tmp_path / "o" / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_corrupts_nothing(files: dict[str, Path], tmp_path: Path,
+                                               use_client: Any) -> None:
+    """kill -9 of a worker process while strips run: the run completes, maps equal."""
+    import os
+    import signal
+    import threading
+    import time
+
+    out = tmp_path / "k"
+    result: list[Any] = []
+    run = threading.Thread(target=lambda: result.extend(predict_many(
+        files["bundle"], [files["a"]], out, OPTS, ClusterOptions(workers=2, strip_rows=1))))
+    run.start()
+    deadline = time.monotonic() + 60
+    while not (out / "manifest.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = use_client.run(os.getpid)
+    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    run.join(timeout=120)
+    assert result and result[0].status == "done", result
+    assert result[0].parts == 5
+    assert set(use_client.run(os.getpid).values()) != set(pids.values())  # one was killed
+    _same(_single(files, "a", tmp_path / "single"), out / "a")
+    assert not list((out / "parts" / "a").glob(".*partial*"))
