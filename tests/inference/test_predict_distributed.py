@@ -121,13 +121,17 @@ def test_two_scenes_and_strips_equal_single_process(files: dict[str, Path], tmp_
     again = predict_many(files["bundle"], [files["a"], files["b"]], out, OPTS,
                          ClusterOptions(workers=2, strip_rows=2))
     assert [s.parts_skipped for s in again] == [s.parts for s in summaries] == [3, 2]
+    assert [s.status for s in again] == ["done", "done"]
+    (out / "a" / "probability.tif").unlink(missing_ok=True)
+    assert predict_many(files["bundle"], [files["a"]], out, OPTS,
+                        ClusterOptions(workers=2, strip_rows=2))[0].status == "done"
     _same(tmp_path / "single-a", out / "a")
     # ... but not a part whose file changed.
     part = out / "parts" / "a" / "strip-0001.npy"
     part.write_bytes(part.read_bytes()[:-4] + b"\0\0\0\0")
     third = predict_many(files["bundle"], [files["a"]], out, OPTS,
                          ClusterOptions(workers=2, strip_rows=2))
-    assert third[0].parts_skipped == 2
+    assert third[0].parts_skipped == 2 and third[0].status == "done"
     _same(tmp_path / "single-a", out / "a")
 
 

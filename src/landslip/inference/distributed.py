@@ -355,7 +355,7 @@ def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
     return _Scene(summary, info, spec, plan, opts, tasks, start=time.perf_counter())
 
 
-def _load_manifest(path: Path) -> dict[str, dict[str, str]]:
+def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
@@ -367,7 +367,7 @@ def _load_manifest(path: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
-def _done(entry: dict[str, str] | None, task: StripTask) -> bool:
+def _done(entry: dict[str, Any] | None, task: StripTask) -> bool:
     """Whether the manifest entry says ``task``'s part is finished and intact."""
     part = Path(task.part)
     return (entry is not None and entry.get("key") == task.key() and part.is_file()
@@ -407,8 +407,9 @@ def _assemble(scene: _Scene, out_dir: Path, report_extra: dict[str, Any]) -> Non
     stats = StreamStats(windows=scene.plan.n_windows,
                         model_seconds=sum(r["model_seconds"] for r in results),
                         total_seconds=sum(r["seconds"] for r in results))
-    eng = results[0]["engine"] if results else {"device": "", "engine": "", "threads": None,
-                                                 "engine_description": "", "max_window": 0}
+    eng = next((r["engine"] for r in results if "engine" in r),
+               {"device": "", "engine": "", "threads": None, "engine_description": "",
+                "max_window": 0})
     run = ScenePass(info=scene.info, spec=scene.spec, opts=opts, plan=scene.plan, stats=stats,
                     batch_size=scene.tasks[0].batch_size, engine=eng, start=scene.start)
     extra = dict(report_extra, parts=len(scene.tasks), parts_skipped=s.parts_skipped)
@@ -463,7 +464,8 @@ def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int) -> 
             scene.summary.error = f"{task.part}: {type(err).__name__}: {err}".splitlines()[0]
             continue
         scene.results[task.part] = res
-        manifest[task.part] = {"key": task.key(), "sha256": res["sha256"]}
+        manifest[task.part] = {"key": task.key(), "sha256": res["sha256"],
+                               "engine": res["engine"]}
         write_json_atomic(manifest_path, {"format": "landslip-parts", "version": 1,
                                           "parts": manifest})
 
@@ -575,8 +577,9 @@ def _predict_on_cluster(bundle_path: str | Path, summaries: list[SceneSummary], 
             continue
         try:
             _assemble(scene, out / scene.summary.name, {"bundle": str(bundle.path)})
-        except Exception as err:
+        except Exception as err:  # reported in summary.json; the other scenes go on
             scene.summary.error = _one_line(err)
+            log.error("%s: assembly failed: %s", scene.summary.image, scene.summary.error)
         scene.summary.seconds = round(time.perf_counter() - scene.start, 3)
 
 
