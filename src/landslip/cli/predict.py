@@ -11,7 +11,7 @@ from landslip.cli.options import NodataOption, StrictOption
 
 if TYPE_CHECKING:
     from landslip.inference.distributed import ClusterOptions
-    from landslip.inference.predict import PredictOptions
+    from landslip.inference.predict import PredictOptions, PredictResult
 
 __all__ = ["EngineOption", "ThreadsOption", "predict"]
 
@@ -109,7 +109,6 @@ def predict(
     scene (and map.html with --html)."""
     from landslip.errors import InputError
     from landslip.inference.distributed import ClusterOptions
-    from landslip.inference.folder import MAP_HTML, STAC_ITEM
     from landslip.inference.predict import PredictOptions, predict_scene
     from landslip.io.checks import check_writable, parse_nodata
     from landslip.spectral.bands import parse_band_names
@@ -142,6 +141,12 @@ def predict(
         min_slope=min_slope, nodata=nd,
         strict=strict, engine=engine, threads=threads,
     )
+    _echo_result(r)
+
+def _echo_result(r: PredictResult) -> None:
+    """The one-image summary line and the files written."""
+    from landslip.inference.folder import MAP_HTML, STAC_ITEM
+
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(
         f"Predicted {r.plan.height} x {r.plan.width} px in {r.plan.n_windows} window(s) of "
