@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from landslip.cli.options import NodataOption, StrictOption
+
+if TYPE_CHECKING:
+    from landslip.inference.distributed import ClusterOptions
+    from landslip.inference.predict import PredictOptions, PredictResult
 
 __all__ = ["EngineOption", "ThreadsOption", "predict"]
 
@@ -25,7 +29,11 @@ ThreadsOption = Annotated[
 
 def predict(
     bundle: Annotated[Path, typer.Argument(help="Run folder, bundle folder or model.json.")],
-    image: Annotated[Path, typer.Argument(help="Image GeoTIFF with named bands.")],
+    images: Annotated[
+        list[str],
+        typer.Argument(help="Image GeoTIFF(s) with named bands: paths, a glob, a .txt list "
+                       "(one path a line) or a VRT mosaic; several images go to OUT/<stem>/."),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
     window: Annotated[
         int | None,
@@ -83,12 +91,25 @@ def predict(
     strict: StrictOption = False,
     engine: EngineOption = "auto",
     threads: ThreadsOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Run on a local dask.distributed cluster of this many "
+                     "worker processes (engine threads each: --threads, default cores/N)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Run on an existing dask.distributed scheduler, e.g. "
+                     "tcp://host:8786 (the bundle and images must be readable on the workers)."),
+    ] = None,
+    strip_rows: Annotated[
+        int, typer.Option("--strip-rows", help="Window rows per cluster task (strip).")
+    ] = 4,
 ) -> None:
     """Predict probability.tif, landslides.tif, landslides.gpkg and stac-item.json for a whole
     scene (and map.html with --html)."""
     from landslip.errors import InputError
-    from landslip.inference.folder import MAP_HTML, STAC_ITEM
-    from landslip.inference.predict import predict_scene
+    from landslip.inference.distributed import ClusterOptions
+    from landslip.inference.predict import PredictOptions, predict_scene
     from landslip.io.checks import check_writable, parse_nodata
     from landslip.spectral.bands import parse_band_names
 
@@ -99,13 +120,33 @@ def predict(
     names = parse_band_names(band_names) if band_names is not None else None
     nd = parse_nodata(nodata)
     check_writable(output, folder=True)
+    dtype: Literal["uint8", "float32"] = (
+        "float32" if probability_dtype == "float32" else "uint8")
+    if len(images) > 1 or any(c in images[0] for c in "*?[") or images[0].endswith(".txt") \
+            or workers is not None or scheduler is not None:
+        if extra or min_slope is not None:
+            raise InputError("--extra and --min-slope work on one image without a cluster; "
+                             "predict such scenes one at a time")
+        _predict_many(bundle, images, output, PredictOptions(
+            window=window, overlap=overlap, batch_size=batch_size, tta=tta,
+            min_area=min_area, geojson=geojson, probability_dtype=dtype, device=device,
+            html=html, engine=engine, threads=threads),
+            ClusterOptions(workers=workers, scheduler=scheduler, strip_rows=strip_rows),
+            threshold=threshold, band_names=names, nodata=nd, strict=strict)
+        return
     r = predict_scene(
-        bundle, image, output, window=window, overlap=overlap, batch_size=batch_size, tta=tta,
-        threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
-        probability_dtype="float32" if probability_dtype == "float32" else "uint8",
-        device=device, html=html, extras=extra or (), min_slope=min_slope, nodata=nd,
+        bundle, Path(images[0]), output, window=window, overlap=overlap, batch_size=batch_size,
+        tta=tta, threshold=threshold, min_area=min_area, geojson=geojson, band_names=names,
+        probability_dtype=dtype, device=device, html=html, extras=extra or (),
+        min_slope=min_slope, nodata=nd,
         strict=strict, engine=engine, threads=threads,
     )
+    _echo_result(r)
+
+def _echo_result(r: PredictResult) -> None:
+    """The one-image summary line and the files written."""
+    from landslip.inference.folder import MAP_HTML, STAC_ITEM
+
     mp = r.plan.height * r.plan.width / 1e6
     typer.echo(
         f"Predicted {r.plan.height} x {r.plan.width} px in {r.plan.n_windows} window(s) of "
@@ -117,3 +158,23 @@ def predict(
     for path in (r.probability, r.mask, r.polygons, r.geojson, *extras):
         if path is not None and path.is_file():
             typer.echo(f"  {path}")
+
+
+def _predict_many(bundle: Path, images: list[str], output: Path, options: PredictOptions,
+                  cluster: ClusterOptions, **kw: Any) -> None:
+    """Several images (or a cluster): predict_many, then a short table of the scenes."""
+    from landslip.errors import InputError
+    from landslip.inference.distributed import SUMMARY, predict_many
+
+    summaries = predict_many(bundle, images, output, options, cluster, **kw)
+    typer.echo(f"{'scene':<24} {'status':<7} {'polygons':>8} {'area m2':>12} {'parts':>6} "
+               f"{'seconds':>8}")
+    for s in summaries:
+        typer.echo(f"{s.name[:24]:<24} {s.status:<7} {s.polygons:>8} "
+                   f"{s.landslide_area_m2:>12.1f} {s.parts:>6} {s.seconds:>8.1f}")
+        if s.error:
+            typer.echo(f"  {s.error}")
+    typer.echo(f"  {output / SUMMARY}")
+    failed = sum(s.status != "done" for s in summaries)
+    if failed == len(summaries):
+        raise InputError(f"every scene failed ({failed}); see {output / SUMMARY}")

@@ -73,9 +73,14 @@ __all__ = [
     "MapWriter",
     "PredictOptions",
     "PredictResult",
+    "SceneOutputs",
+    "ScenePass",
+    "engine_fields",
+    "finish_prediction",
     "match_bands",
     "predict_image",
     "predict_scene",
+    "scene_outputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -226,7 +231,9 @@ def match_bands(
 
 
 @dataclass(frozen=True)
-class _Outputs:
+class SceneOutputs:
+    """The paths of one scene's outputs (see the module docstring)."""
+
     probability: Path
     mask: Path
     polygons: Path
@@ -234,8 +241,9 @@ class _Outputs:
     report: Path
 
 
-def _outputs(out_dir: Path, geojson: bool) -> _Outputs:
-    return _Outputs(
+def scene_outputs(out_dir: Path, geojson: bool) -> SceneOutputs:
+    """The output paths in ``out_dir`` (``landslides.geojson`` only with ``geojson``)."""
+    return SceneOutputs(
         probability=out_dir / "probability.tif",
         mask=out_dir / "landslides.tif",
         polygons=out_dir / "landslides.gpkg",
@@ -348,7 +356,7 @@ def _predict_with(engine: Engine, spec: InputSpec, image: str | Path, out_dir: s
     """:func:`predict_image` with the engine made and the options checked."""
     start = time.perf_counter()
     info = raster_info(image)
-    out = _outputs(Path(out_dir), opts.geojson)
+    out = scene_outputs(Path(out_dir), opts.geojson)
     opts.check()
     if opts.min_slope is not None and (spec.extras is None or not spec.extras.has_slope):
         raise InputError("--min-slope needs the terrain: add --extra dem=DEM.tif")
@@ -368,6 +376,35 @@ def _predict_with(engine: Engine, spec: InputSpec, image: str | Path, out_dir: s
     ) as writer:
         stats = stream_predict(ds, engine, spec, plan, writer.write, batch_size=batch_size,
                                tta=opts.tta, max_window_rows=opts.max_window_rows)
+    run = ScenePass(info=info, spec=spec, opts=opts, plan=plan, stats=stats,
+               batch_size=batch_size, engine=engine_fields(engine), start=start)
+    return finish_prediction(out, run, writer, report_extra)
+
+
+@dataclass(frozen=True)
+class ScenePass:
+    """What a finished raster pass of one scene knows (for polygons and the report)."""
+
+    info: RasterInfo
+    spec: InputSpec
+    opts: PredictOptions
+    plan: SlidingPlan
+    stats: StreamStats
+    batch_size: int
+    engine: dict[str, Any]
+    start: float
+
+
+def engine_fields(engine: Engine) -> dict[str, Any]:
+    """The engine's fields of ``prediction.json`` (device, name, threads, description)."""
+    return {"device": str(engine.device), "engine": engine.name, "threads": engine.threads,
+            "engine_description": engine.description, "max_window": engine.default_window}
+
+
+def finish_prediction(out: SceneOutputs, run: ScenePass, writer: MapWriter,
+                      report_extra: dict[str, Any] | None) -> PredictResult:
+    """Polygons, ``prediction.json`` and the published files of written maps."""
+    opts, spec = run.opts, run.spec
     n_polygons, removed = 0, 0
     if opts.polygons:
         with gdal_env(GDAL_CACHE_MB):
@@ -381,19 +418,20 @@ def _predict_with(engine: Engine, spec: InputSpec, image: str | Path, out_dir: s
         probability=out.probability, mask=out.mask, polygons=out.polygons,
         geojson=out.geojson, report=out.report, n_polygons=n_polygons,
         landslide_pixels=writer.landslide_pixels - removed, valid_pixels=writer.valid_pixels,
-        threshold=opts.threshold, plan=plan, stats=stats,
-        seconds=time.perf_counter() - start, engine=engine.name, threads=engine.threads,
+        threshold=opts.threshold, plan=run.plan, stats=run.stats,
+        seconds=time.perf_counter() - run.start, engine=run.engine["engine"],
+        threads=run.engine["threads"],
     )
-    report = _report(result, info, spec, opts, batch_size, engine)
+    report = _report(result, run)
     report.update(report_extra or {})
     write_json_atomic(out.report, report)
     publish_prediction(out.report.parent, html=opts.html)  # stac-item.json, map.html
     return result
 
 
-def _report(r: PredictResult, info: RasterInfo, spec: InputSpec, opts: PredictOptions,
-            batch_size: int, engine: Engine) -> dict[str, Any]:
+def _report(r: PredictResult, run: ScenePass) -> dict[str, Any]:
     """The ``prediction.json`` document of a finished prediction."""
+    info, spec, opts, eng = run.info, run.spec, run.opts, run.engine
     return {
         "format": "landslip-prediction", "version": 1, "landslip_version": __version__,
         "image": str(info.path), "height": info.grid.height, "width": info.grid.width,
@@ -401,10 +439,10 @@ def _report(r: PredictResult, info: RasterInfo, spec: InputSpec, opts: PredictOp
         "band_set": spec.band_set.spec, "band_indexes": list(spec.band_indexes),
         "threshold": opts.threshold, "window": [r.plan.win_h, r.plan.win_w],
         "stride": list(r.plan.stride), "overlap": opts.overlap, "windows": r.plan.n_windows,
-        "max_window": opts.window if opts.window is not None else engine.default_window,
-        "skipped_windows": r.stats.skipped, "batch_size": batch_size, "tta": opts.tta,
-        "device": str(engine.device), "engine": engine.name, "threads": engine.threads,
-        "engine_description": engine.description,
+        "max_window": opts.window if opts.window is not None else eng["max_window"],
+        "skipped_windows": r.stats.skipped, "batch_size": run.batch_size, "tta": opts.tta,
+        "device": eng["device"], "engine": eng["engine"], "threads": eng["threads"],
+        "engine_description": eng["engine_description"],
         "probability_dtype": opts.probability_dtype,
         "min_area_m2": opts.min_area, "landslide_pixels": r.landslide_pixels,
         "valid_pixels": r.valid_pixels, "polygons": r.n_polygons,

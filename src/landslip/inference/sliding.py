@@ -288,16 +288,17 @@ class RowBandAccumulator:
     height.
     """
 
-    def __init__(self, plan: SlidingPlan, block: int = 256) -> None:
+    def __init__(self, plan: SlidingPlan, block: int = 256, first_window_row: int = 0) -> None:
         self.plan = plan
         self.block = block
         self._row_w, self._col_w = plan.weight_sums()
         cap = min(plan.win_h + block, plan.height)
         self._acc = np.zeros((cap, plan.width), dtype=np.float32)
         self._valid = np.zeros((cap, plan.width), dtype=bool)
-        self._top = 0  # scene row held in buffer row 0
-        self._done_row = 0  # rows above are final (not yet necessarily emitted)
-        self._next_window_row = 0
+        # scene row held in buffer row 0 (block-aligned; rows above the first window row added
+        # stay zero and invalid: a strip of window rows discards them)
+        self._top = (plan.row_starts[first_window_row] // block) * block
+        self._next_window_row = first_window_row
 
     @property
     def nbytes(self) -> int:
@@ -327,12 +328,17 @@ class RowBandAccumulator:
         self._acc[dst] += w * prob[rs, cs]
         self._valid[dst] |= valid[rs, cs]
 
-    def finish_row(self) -> list[RowBand]:
-        """Close the current window row; return the rows that are final, block-aligned."""
+    def finish_row(self, last: bool = False) -> list[RowBand]:
+        """Close the current window row; return the rows that are final, block-aligned.
+
+        Args:
+            last: No window row follows (a strip of the plan ends here): hand out every final
+                row, also those below the last block boundary.
+        """
         p = self.plan
         final = p.final_row_after(self._next_window_row)
         self._next_window_row += 1
-        last = self._next_window_row >= len(p.row_starts)
+        last = last or self._next_window_row >= len(p.row_starts)
         emit_to = final if last else (final // self.block) * self.block
         out: list[RowBand] = []
         if emit_to > self._top:

@@ -208,6 +208,7 @@ def stream_predict(
     block: int = 256,
     max_window_rows: int | None = None,
     prefetch: bool = True,
+    first_window_row: int = 0,
 ) -> StreamStats:
     """Predict a whole image window by window and hand out finished row bands.
 
@@ -222,9 +223,13 @@ def stream_predict(
         batch_size: Windows per forward pass (>= 1).
         tta: Test-time augmentation (8 flips/rotations averaged; 8x slower).
         block: Row bands start on multiples of this (the GeoTIFF tile height).
-        max_window_rows: Stop after this many window rows (for benchmarks measuring memory on
+        max_window_rows: Stop before this window row index (for benchmarks measuring memory on
             a part of a huge scene; the sink then receives only the rows finished so far).
         prefetch: Read and normalise the next batch in a background thread.
+        first_window_row: Start at this window row (a strip of the plan, as a cluster task
+            runs it); rows above it are handed out zero and invalid. The windows, batches and
+            the order of the float32 sums are those of the whole-scene run, so every row that
+            only windows from this row on reach gets bit-identical values.
 
     Returns:
         The :class:`StreamStats` of the run.
@@ -232,15 +237,16 @@ def stream_predict(
     if batch_size < 1:
         raise ModelError(f"--batch-size must be at least 1, got {batch_size}")
     start = time.perf_counter()
-    acc = RowBandAccumulator(plan, block=block)
+    acc = RowBandAccumulator(plan, block=block, first_window_row=first_window_row)
     stats = StreamStats(windows=plan.n_windows, buffer_bytes=acc.nbytes)
     n_rows = len(plan.row_starts) if max_window_rows is None else min(
         max_window_rows, len(plan.row_starts))
-    batches = [b for b in _batches(plan, batch_size) if b[0] < n_rows]
+    batches = [b for b in _batches(plan, batch_size) if first_window_row <= b[0] < n_rows]
 
     def load(windows: Sequence[Window]) -> list[tuple[Float, Bool]]:
         return [prepare_window(ds, w, spec) for w in windows]
 
+    last_row = batches[-1][0] if batches else -1
     with closing(_prefetched(batches, load, prefetch)) as stream:
         for row_done, windows, prepared in track(stream, total=len(batches),
                                                  description="predicting"):
@@ -248,7 +254,8 @@ def stream_predict(
             for w, prob, (_, valid) in zip(windows, probs, prepared, strict=True):
                 acc.add(w, prob, valid)
             if row_done:
-                for band in acc.finish_row():
+                row = plan.row_starts.index(windows[0].row_off)
+                for band in acc.finish_row(last=row == last_row):
                     sink(band)
     stats.total_seconds = time.perf_counter() - start
     log.debug("streamed %d windows (%d skipped) in %.1f s, %.1f s in the model",
