@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -77,6 +77,11 @@ def evaluate(
         save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
         min_overlap=min_overlap, device=device, min_slope=min_slope, strict=strict,
         engine=engine, threads=threads))
+    _echo(res)
+
+
+def _echo(res: Any) -> None:
+    """Print the scores of an :class:`~landslip.evaluation.evaluate.EvaluateResult`."""
     r = res.report
     px, obj = r["pixel"], r["objects"]
     thr = r["threshold"]

@@ -26,84 +26,102 @@ ThreadsOption = Annotated[
 ]
 """``--threads`` of ``predict`` and ``evaluate``."""
 
+_ImagesArg = Annotated[
+    list[str],
+    typer.Argument(help="Image GeoTIFF(s) with named bands: paths, a glob, a .txt list "
+                   "(one path a line) or a VRT mosaic; several images go to OUT/<stem>/."),
+]
+_WindowArg = Annotated[
+    int | None,
+    typer.Option("--window", help="Largest prediction window, pixels (default: the "
+                 "engine's measured choice, 1024 for both engines)."),
+]
+_OverlapArg = Annotated[
+    int, typer.Option("--overlap", help="Least overlap between windows, pixels (blended).")
+]
+_BatchSizeArg = Annotated[
+    int | None,
+    typer.Option("--batch-size",
+                 help="Windows per forward pass (default: 1 on CPU, 4 on GPU)."),
+]
+_TtaArg = Annotated[
+    bool, typer.Option("--tta", help="Average over 8 flips/rotations (8x slower).")
+]
+_ThresholdArg = Annotated[
+    float | None,
+    typer.Option("--threshold", help="Probability threshold (default: the bundle's)."),
+]
+_MinAreaArg = Annotated[
+    float, typer.Option("--min-area", help="Drop polygons smaller than this, m2.")
+]
+_GeojsonArg = Annotated[
+    bool, typer.Option("--geojson", help="Also write landslides.geojson in EPSG:4326.")
+]
+_BandNamesArg = Annotated[
+    str | None,
+    typer.Option("--band-names", help="Names of the image bands in order, e.g. "
+                 "blue,green,red,nir (default: the band descriptions)."),
+]
+_ProbabilityDtypeArg = Annotated[
+    str, typer.Option("--probability-dtype", help="uint8 (0-254, 255 nodata) or float32.")
+]
+_DeviceArg = Annotated[
+    str | None,
+    typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
+]
+_HtmlArg = Annotated[
+    bool, typer.Option("--html", help="Also write map.html, a self-contained map page.")
+]
+_ExtraArg = Annotated[
+    list[str] | None,
+    typer.Option("--extra", help="Extra raster for the bands the image lacks, as in "
+                 "prepare: [NAMES=]PATH[:RESAMPLING], e.g. pre=pre_ms.tif or dem=dem.tif "
+                 "(slope computed from it; polygons get mean_slope); repeatable."),
+]
+_MinSlopeArg = Annotated[
+    float | None,
+    typer.Option("--min-slope", help="Drop polygons whose mean slope is below this many "
+                 "degrees (needs --extra with a DEM; off by default)."),
+]
+_WorkersArg = Annotated[
+    int | None,
+    typer.Option("--workers", help="Run on a local dask.distributed cluster of this many "
+                 "worker processes (engine threads each: --threads, default cores/N)."),
+]
+_SchedulerArg = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Run on an existing dask.distributed scheduler, e.g. "
+                 "tcp://host:8786 (the bundle and images must be readable on the workers)."),
+]
+_StripRowsArg = Annotated[
+    int, typer.Option("--strip-rows", help="Window rows per cluster task (strip).")
+]
+
 
 def predict(
     bundle: Annotated[Path, typer.Argument(help="Run folder, bundle folder or model.json.")],
-    images: Annotated[
-        list[str],
-        typer.Argument(help="Image GeoTIFF(s) with named bands: paths, a glob, a .txt list "
-                       "(one path a line) or a VRT mosaic; several images go to OUT/<stem>/."),
-    ],
+    images: _ImagesArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
-    window: Annotated[
-        int | None,
-        typer.Option("--window", help="Largest prediction window, pixels (default: the "
-                     "engine's measured choice, 1024 for both engines)."),
-    ] = None,
-    overlap: Annotated[
-        int, typer.Option("--overlap", help="Least overlap between windows, pixels (blended).")
-    ] = 64,
-    batch_size: Annotated[
-        int | None,
-        typer.Option("--batch-size",
-                     help="Windows per forward pass (default: 1 on CPU, 4 on GPU)."),
-    ] = None,
-    tta: Annotated[
-        bool, typer.Option("--tta", help="Average over 8 flips/rotations (8x slower).")
-    ] = False,
-    threshold: Annotated[
-        float | None,
-        typer.Option("--threshold", help="Probability threshold (default: the bundle's)."),
-    ] = None,
-    min_area: Annotated[
-        float, typer.Option("--min-area", help="Drop polygons smaller than this, m2.")
-    ] = 0.0,
-    geojson: Annotated[
-        bool, typer.Option("--geojson", help="Also write landslides.geojson in EPSG:4326.")
-    ] = False,
-    band_names: Annotated[
-        str | None,
-        typer.Option("--band-names", help="Names of the image bands in order, e.g. "
-                     "blue,green,red,nir (default: the band descriptions)."),
-    ] = None,
-    probability_dtype: Annotated[
-        str, typer.Option("--probability-dtype", help="uint8 (0-254, 255 nodata) or float32.")
-    ] = "uint8",
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help="Torch device (default: cuda if available, else cpu)."),
-    ] = None,
-    html: Annotated[
-        bool, typer.Option("--html", help="Also write map.html, a self-contained map page.")
-    ] = False,
-    extra: Annotated[
-        list[str] | None,
-        typer.Option("--extra", help="Extra raster for the bands the image lacks, as in "
-                     "prepare: [NAMES=]PATH[:RESAMPLING], e.g. pre=pre_ms.tif or dem=dem.tif "
-                     "(slope computed from it; polygons get mean_slope); repeatable."),
-    ] = None,
-    min_slope: Annotated[
-        float | None,
-        typer.Option("--min-slope", help="Drop polygons whose mean slope is below this many "
-                     "degrees (needs --extra with a DEM; off by default)."),
-    ] = None,
+    window: _WindowArg = None,
+    overlap: _OverlapArg = 64,
+    batch_size: _BatchSizeArg = None,
+    tta: _TtaArg = False,
+    threshold: _ThresholdArg = None,
+    min_area: _MinAreaArg = 0.0,
+    geojson: _GeojsonArg = False,
+    band_names: _BandNamesArg = None,
+    probability_dtype: _ProbabilityDtypeArg = "uint8",
+    device: _DeviceArg = None,
+    html: _HtmlArg = False,
+    extra: _ExtraArg = None,
+    min_slope: _MinSlopeArg = None,
     nodata: NodataOption = None,
     strict: StrictOption = False,
     engine: EngineOption = "auto",
     threads: ThreadsOption = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", help="Run on a local dask.distributed cluster of this many "
-                     "worker processes (engine threads each: --threads, default cores/N)."),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="Run on an existing dask.distributed scheduler, e.g. "
-                     "tcp://host:8786 (the bundle and images must be readable on the workers)."),
-    ] = None,
-    strip_rows: Annotated[
-        int, typer.Option("--strip-rows", help="Window rows per cluster task (strip).")
-    ] = 4,
+    workers: _WorkersArg = None,
+    scheduler: _SchedulerArg = None,
+    strip_rows: _StripRowsArg = 4,
 ) -> None:
     """Predict probability.tif, landslides.tif, landslides.gpkg and stac-item.json for a whole
     scene (and map.html with --html)."""

@@ -478,16 +478,13 @@ def predict_scene(
     """Map landslides over a whole scene with a trained model bundle.
 
     Args:
-        bundle_path: Run folder, bundle folder or ``model.json`` (see
-            :func:`landslip.models.bundle.load_bundle`).
-        image: Multiband image whose bands are named (descriptions) or named by
-            ``band_names``; any dtype, nodata honoured.
+        bundle_path: Run folder, bundle folder or ``model.json`` (``load_bundle``).
+        image: Multiband image with named bands (or ``band_names``); nodata honoured.
         out_dir: Output folder.
         threshold: Probability threshold; default the bundle's.
         band_names: One name per image band, overriding the descriptions.
-        extras: Extra rasters giving the bands the image lacks (``--extra``, as in
-            ``prepare``: a pre-event image, a DEM from which slope is computed); with a DEM
-            every polygon gets ``mean_slope``.
+        extras: Extra rasters for the bands the image lacks (``--extra``, as in ``prepare``);
+            with a DEM every polygon gets ``mean_slope``.
         min_slope: Drop polygons whose mean slope is below this many degrees (needs a DEM).
         window, overlap, batch_size, tta, min_area, geojson, probability_dtype, device,
             engine, threads, max_window_rows, polygons, html: As in :class:`PredictOptions`.
