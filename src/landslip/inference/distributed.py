@@ -26,7 +26,6 @@ bundle, engine, device and threads); the bundle path must be readable on every w
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import logging
 import time
@@ -40,7 +39,9 @@ import numpy as np
 import numpy.typing as npt
 
 from landslip import __version__
+from landslip.dataset.checksums import sha256_file
 from landslip.errors import InputError, LandslipError
+from landslip.formats import read_document
 from landslip.inference.predict import (
     GDAL_CACHE_MB,
     MapWriter,
@@ -212,15 +213,7 @@ def _save_part(path: Path, rows: Float) -> str:
     """Write ``rows`` as ``.npy`` atomically; return the file's SHA-256."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, rows)
-    return _sha256(path)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def predict_strip(task: StripTask) -> dict[str, Any]:
@@ -359,11 +352,10 @@ def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
-        doc = json.loads(path.read_text())
-        parts = doc.get("parts", {}) if doc.get("format") == "landslip-parts" else {}
-        return {str(k): dict(v) for k, v in parts.items()}
-    except (OSError, ValueError, AttributeError):
-        log.warning("%s is unreadable; every part is predicted again", path)
+        doc = read_document(path, expected="landslip-parts", supported=1)
+        return {str(k): dict(v) for k, v in doc.get("parts", {}).items()}
+    except (InputError, AttributeError, TypeError, ValueError) as exc:
+        log.warning("%s is unreadable (%s); every part is predicted again", path, exc)
         return {}
 
 
@@ -371,7 +363,7 @@ def _done(entry: dict[str, Any] | None, task: StripTask) -> bool:
     """Whether the manifest entry says ``task``'s part is finished and intact."""
     part = Path(task.part)
     return (entry is not None and entry.get("key") == task.key() and part.is_file()
-            and entry.get("sha256") == _sha256(part))
+            and entry.get("sha256") == sha256_file(part))
 
 
 def _assembled_bands(scene: _Scene, block: int = 256) -> Iterator[RowBand]:

@@ -411,7 +411,7 @@ def finish_prediction(out: SceneOutputs, run: ScenePass, writer: MapWriter,
             polys = drop_small_landslides(polygonize_mask(out.mask, out.probability), out.mask,
                                           opts.min_area)
             if spec.extras is not None and spec.extras.has_slope:
-                polys = add_mean_slope(polys, spec.extras, opts.min_slope, mask_path=out.mask)
+                polys = add_mean_slope(polys, spec.extras, out.mask, opts.min_slope)
             write_polygons(polys, out.polygons, out.geojson)
         n_polygons, removed = len(polys.frame), polys.dropped_pixels
     result = PredictResult(

@@ -38,19 +38,19 @@ def _pixel_rows(polys: Polygons) -> tuple[Any, Any]:
     return np.floor(ys.min(axis=0)).astype(np.int64), np.ceil(ys.max(axis=0)).astype(np.int64)
 
 
-def add_mean_slope(polys: Polygons, extras: ExtraInputs, min_slope: float | None = None,
-                   band_rows: int = 256, mask_path: str | Path | None = None) -> Polygons:
+def add_mean_slope(polys: Polygons, extras: ExtraInputs, mask_path: str | Path,
+                   min_slope: float | None = None, band_rows: int = 256) -> Polygons:
     """Add ``mean_slope`` (degrees) to every polygon and drop those below ``min_slope``.
 
     Args:
         polys: Polygons on the image grid (:func:`~landslip.inference.vectorize.
             polygonize_mask`).
         extras: Open extra inputs giving ``slope`` (raw, or from ``dem``).
-        min_slope: Drop polygons whose mean slope is below this many degrees; None keeps all.
-        band_rows: Rows of slope read at a time.
         mask_path: The mask the polygons were traced from: the pixels of dropped polygons are
             removed from it too (:func:`~landslip.inference.min_area.drop_landslides`), so
             the mask and the polygons agree.
+        min_slope: Drop polygons whose mean slope is below this many degrees; None keeps all.
+        band_rows: Rows of slope read at a time.
 
     Returns:
         New :class:`~landslip.inference.vectorize.Polygons`: ids renumbered 1..n in order,
@@ -81,13 +81,8 @@ def add_mean_slope(polys: Polygons, extras: ExtraInputs, min_slope: float | None
     np.divide(sums[1:], counts[1:], out=mean, where=counts[1:] > 0)
     out = frame.copy()
     out["mean_slope"] = mean
-    if min_slope is not None and mask_path is not None:
-        flat = mean < min_slope  # NaN (no slope known) is kept
-        return drop_landslides(replace(polys, frame=out), mask_path, flat,
-                               f"--min-slope {min_slope:g}")
-    if min_slope is not None:
-        keep = ~(mean < min_slope)  # NaN (no slope known) is kept
-        out = out[keep].reset_index(drop=True)
-        out["id"] = np.arange(1, len(out) + 1, dtype=np.int64)
-        log.info("--min-slope %g dropped %d of %d polygon(s)", min_slope, n - len(out), n)
-    return replace(polys, frame=out, dropped=polys.dropped + n - len(out))
+    with_slope = replace(polys, frame=out)
+    if min_slope is None:
+        return with_slope
+    flat = mean < min_slope  # NaN (no slope known) is kept
+    return drop_landslides(with_slope, mask_path, flat, f"--min-slope {min_slope:g}")
