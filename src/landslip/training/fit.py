@@ -140,7 +140,9 @@ def resolve_accelerator(config: TrainConfig) -> str:
         return config.accelerator
     import torch
 
-    if torch.cuda.is_available():
+    from landslip.devices import select_device
+
+    if select_device("auto").type == "cuda":  # the one auto rule of every verb
         return "gpu"
     return "mps" if torch.backends.mps.is_available() else "cpu"
 
