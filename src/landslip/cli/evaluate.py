@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from landslip.cli.options import StrictOption
-from landslip.cli.predict import EngineOption, ThreadsOption
+from landslip.cli.options import EngineOption, StrictOption, ThreadsOption
 
 __all__ = ["evaluate"]
 

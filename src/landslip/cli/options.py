@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["LandslideValuesOption", "NodataOption", "StrictOption"]
+__all__ = [
+    "EngineOption", "LandslideValuesOption", "NodataOption", "StrictOption", "ThreadsOption",
+]
 
 NodataOption = Annotated[
     str | None,
@@ -27,3 +29,14 @@ LandslideValuesOption = Annotated[
                  "or 1,2 (others but 255 become background)."),
 ]
 """``--landslide-values`` of prepare and import-patches (``labels.values``)."""
+
+EngineOption = Annotated[
+    str,
+    typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch or "
+                 "onnx."),
+]
+"""``--engine`` of ``predict`` and ``evaluate``."""
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="Threads of the engine (default: all cores).")
+]
+"""``--threads`` of ``predict`` and ``evaluate``."""

@@ -7,24 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from landslip.cli.options import NodataOption, StrictOption
+from landslip.cli.options import EngineOption, NodataOption, StrictOption, ThreadsOption
 
 if TYPE_CHECKING:
     from landslip.inference.distributed import ClusterOptions
     from landslip.inference.predict import PredictOptions, PredictResult
 
-__all__ = ["EngineOption", "ThreadsOption", "predict"]
+__all__ = ["predict"]
 
-EngineOption = Annotated[
-    str,
-    typer.Option("--engine", help="auto (ONNX Runtime on the CPU, PyTorch on CUDA), torch or "
-                 "onnx."),
-]
-"""``--engine`` of ``predict`` and ``evaluate``."""
-ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", help="Threads of the engine (default: all cores).")
-]
-"""``--threads`` of ``predict`` and ``evaluate``."""
+
 
 _ImagesArg = Annotated[
     list[str],
