@@ -10,8 +10,10 @@ DEMO_OUT ?= demo-output
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	# torch pinned: pip takes the CPU build of 2.13.0 from local disk on this machine.
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	# torch and torchvision pinned as a matching pair (segmentation-models-pytorch needs timm,
+	# timm needs a torchvision built for the same torch): pip takes both from local disk on
+	# this machine (CUDA builds; they run on the CPU). A bare `torch` would download several GB.
+	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
