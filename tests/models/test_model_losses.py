@@ -17,7 +17,68 @@ def _labels(seed: int = 0) -> torch.Tensor:
 
 
 def test_all_losses_listed() -> None:
-    assert list_losses() == ["dice", "bce", "bce-dice", "focal", "tversky"]
+    assert list_losses() == ["dice", "bce", "bce-dice", "focal", "tversky", "lovasz",
+                             "bce-lovasz"]
+
+
+def _jaccard_loss(errors: set[int], truth: set[int]) -> float:
+    """Jaccard loss of the landslide class when the pixels ``errors`` are mispredicted."""
+    union = truth | errors
+    return 1 - len(truth - errors) / len(union) if union else 0.0
+
+
+def _lovasz_brute(z: torch.Tensor, y: list[int]) -> torch.Tensor:
+    """Lovasz extension as the integral over t of Jaccard loss({i: m_i >= t}), m = hinge."""
+    m = torch.relu(1 - z * (2 * torch.tensor(y, dtype=z.dtype) - 1))
+    order = sorted(range(len(y)), key=lambda i: -float(m[i].detach()))
+    truth = {i for i, v in enumerate(y) if v == 1}
+    total = z.sum() * 0
+    for k, i in enumerate(order):
+        below = m[order[k + 1]] if k + 1 < len(order) else torch.zeros((), dtype=z.dtype)
+        total = total + (m[i] - below) * _jaccard_loss(set(order[: k + 1]), truth)
+    return total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lovasz_value_and_gradient_equal_the_lovasz_extension(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    y = [int(v) for v in (torch.rand(7, generator=g) > 0.5)]
+    z0 = torch.randn(7, generator=g, dtype=torch.float64) * 1.5
+    labels = torch.tensor(y, dtype=torch.uint8).view(1, 1, 7)
+    z = z0.clone().requires_grad_(True)
+    got = create_loss("lovasz")(z.view(1, 1, 1, 7), labels)
+    got.backward()
+    zb = z0.clone().requires_grad_(True)
+    ref = _lovasz_brute(zb, y)
+    ref.backward()
+    assert got.item() == pytest.approx(ref.item(), rel=1e-12, abs=1e-12)
+    assert z.grad is not None and zb.grad is not None
+    assert torch.allclose(z.grad, zb.grad, atol=1e-12)
+
+
+def test_lovasz_known_values_ignore_and_per_image() -> None:
+    # Logits 0: every hinge error is 1, the extension is Jaccard loss(all pixels) = 1 when a
+    # landslide pixel exists; perfect margins (|z| >= 1, right sign) give 0.
+    y = torch.tensor([[[1, 0, 255, 0]]], dtype=torch.uint8)
+    assert create_loss("lovasz")(torch.zeros(1, 1, 1, 4), y).item() == pytest.approx(1.0)
+    z = torch.tensor([[[[2.0, -1.0, 9.0, -3.0]]]])
+    assert create_loss("lovasz")(z, y).item() == pytest.approx(0.0)
+    # One wrong background pixel with hinge error 1.5: Jaccard loss {it} = 1/2 -> 0.75.
+    z = torch.tensor([[[[2.0, 0.5, -9.0, -3.0]]]])
+    assert create_loss("lovasz")(z, y).item() == pytest.approx(0.75)
+    # per_image: the mean of the images' losses (the all-ignored image skipped); batch: one set.
+    g = torch.Generator().manual_seed(3)
+    labels = _labels()
+    labels[2] = 255
+    logits = torch.randn(3, 1, 16, 16, generator=g)
+    per = create_loss("lovasz", per_image=1)(logits, labels)
+    singles = [create_loss("lovasz")(logits[i : i + 1], labels[i : i + 1]) for i in range(2)]
+    assert per.item() == pytest.approx(float(sum(singles)) / 2, rel=1e-6)
+    whole = create_loss("lovasz")(logits, labels).item()
+    assert whole != pytest.approx(per.item())
+    both = create_loss("bce-lovasz", lovasz_weight=0.5)(logits, labels).item()
+    assert both == pytest.approx(create_loss("bce")(logits, labels).item() + 0.5 * whole,
+                                 rel=1e-6)
 
 
 def test_dice_known_value_whole_batch_smoothing_1() -> None:

@@ -12,6 +12,11 @@ by 90, 180, 270 degrees, and their mirror images) to image and label together. T
 each sample is drawn in the main process by :class:`AugmentSampler` from a seeded
 ``torch.Generator``, so a given seed gives identical batches whatever the number of workers;
 workers are seeded from that generator too (:func:`seed_worker`).
+
+With ``photometric > 0`` or a ``scale_range``, the sampler also draws one seed per sample, from
+which :func:`landslip.dataset.augment.augment_batch` draws that sample's random scaling and
+per-band brightness, contrast, gamma and noise (after the symmetry, in the normalised space,
+nodata untouched); off by default, and then the generator's stream is the same as before.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from landslip.dataset.augment import augment_batch, check_scale_range
 from landslip.dataset.folder import DatasetFolder, open_dataset
 from landslip.dataset.stats import valid_mask
 from landslip.encoding import IGNORE
@@ -118,8 +124,9 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     nodata pixels; ``y`` uint8 tensor (P, P) with 0, 1 and 255 (ignore: nodata, padding, and
     pixels where a derived band is undefined because a raw band is nodata).
 
-    An index may be an int, or ``(int, symmetry code)`` as yielded by :class:`AugmentSampler`.
-    With ``augment=True`` and a plain int index, the symmetry is drawn from torch's global RNG.
+    An index may be an int, or ``(int, symmetry code)`` or ``(int, symmetry code, seed)`` as
+    yielded by :class:`AugmentSampler`. With ``augment=True`` and a plain int index, the
+    symmetry (and the seed) are drawn from torch's global RNG.
 
     Args:
         dataset_or_path: An opened :class:`DatasetFolder` or its path.
@@ -128,6 +135,12 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         mean: Per-band means of the band set (from the dataset's training statistics when None).
         std: Per-band standard deviations (likewise).
         augment: Apply a random symmetry of the square to image and label together.
+        photometric: Strength of the per-band photometric augmentation (0 = off; only with
+            ``augment``); see :mod:`landslip.dataset.augment`.
+        scale_range: ``(lo, hi)`` random zoom factors, or None (only with ``augment``).
+
+    Raises:
+        DatasetError: For a negative strength or a bad scale range.
     """
 
     def __init__(
@@ -138,15 +151,23 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         augment: bool = False,
+        photometric: float = 0.0,
+        scale_range: tuple[float, float] | None = None,
     ) -> None:
         self.dataset, self.band_set, self.mean, self.std = resolve_inputs(
             dataset_or_path, band_set, mean, std
         )
+        if photometric < 0:
+            raise DatasetError(f"photometric strength must be >= 0, got {photometric}")
+        check_scale_range(scale_range)
+        self.photometric = photometric
+        self.scale_range = scale_range
         self.split = split
         self._mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)
         std_ = np.asarray(self.std, np.float32)
         self._std = np.where(std_ > 0, std_, np.float32(1)).reshape(1, -1, 1, 1)
         self.augment = augment
+        self.extra_augment = photometric > 0 or scale_range is not None
         self.indices = self.dataset.split_indices(split)
 
     def __len__(self) -> int:
@@ -163,49 +184,48 @@ class PatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         y = np.where(valid, lab, np.uint8(IGNORE)).astype(np.uint8)
         return x, y
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(item, tuple):
-            i, code = int(item[0]), int(item[1])
-        else:
-            i = int(item)
-            code = int(torch.randint(0, N_SYMMETRIES, (1,)).item()) if self.augment else 0
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"patch {i} out of range for {len(self)} {self.split} patches")
-        j = int(self.indices[i])
-        x, y = self._prepare(np.asarray(self.dataset.images[j : j + 1]),
-                             np.asarray(self.dataset.labels[j : j + 1]))
-        x0, y0 = x[0], y[0]
-        if self.augment and code:
-            x0, y0 = apply_symmetry(x0, code), apply_symmetry(y0, code)
-        return torch.from_numpy(x0), torch.from_numpy(y0)
+    def __getitem__(self, item: int | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([item])[0]
+
+    def _random_code(self) -> int:
+        return int(torch.randint(0, N_SYMMETRIES, (1,)).item()) if self.augment else 0
 
     def __getitems__(
-        self, items: list[int | tuple[int, int]]
+        self, items: list[int | tuple[int, ...]]
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Fetch a whole batch at once (one vectorised band computation)."""
-        pairs = [(int(t[0]), int(t[1])) if isinstance(t, tuple) else (int(t), -1) for t in items]
-        for i, _ in pairs:
-            if not -len(self) <= i < len(self):
-                raise IndexError(f"patch {i} out of range for {len(self)} {self.split} patches")
-        js = np.array([int(self.indices[i]) for i, _ in pairs], dtype=np.int64)
+        parsed = [tuple(int(v) for v in t) if isinstance(t, tuple) else (int(t),) for t in items]
+        for t in parsed:
+            if not -len(self) <= t[0] < len(self):
+                raise IndexError(f"patch {t[0]} out of range for {len(self)} {self.split} "
+                                 "patches")
+        js = np.array([int(self.indices[t[0]]) for t in parsed], dtype=np.int64)
         order = np.argsort(js, kind="stable")
         img = np.empty((len(js), *self.dataset.images.shape[1:]), self.dataset.images.dtype)
         lab = np.empty((len(js), *self.dataset.labels.shape[1:]), np.uint8)
         img[order] = self.dataset.images[js[order]]
         lab[order] = self.dataset.labels[js[order]]
         x, y = self._prepare(img, lab)
-        codes = np.array([c if c >= 0 else (int(torch.randint(0, N_SYMMETRIES, (1,)).item())
-                                            if self.augment else 0) for _, c in pairs])
+        codes = np.array([t[1] if len(t) > 1 else self._random_code() for t in parsed])
         if self.augment:
             for code in np.unique(codes[codes > 0]):
                 sel = codes == code
                 x[sel] = apply_symmetry(x[sel], int(code))
                 y[sel] = apply_symmetry(y[sel], int(code))
-        return [(torch.from_numpy(x[k]), torch.from_numpy(y[k])) for k in range(len(pairs))]
+        if self.augment and self.extra_augment:
+            seeds = np.array([t[2] if len(t) > 2 else
+                              int(torch.randint(0, 2**31 - 1, (1,)).item()) for t in parsed],
+                             dtype=np.int64)
+            x, y = augment_batch(x, y, seeds, self.photometric, self.scale_range)
+        return [(torch.from_numpy(x[k]), torch.from_numpy(y[k])) for k in range(len(parsed))]
 
 
-class AugmentSampler(Sampler[tuple[int, int]]):
+class AugmentSampler(Sampler[tuple[int, ...]]):
     """Yields ``(index, symmetry code)`` pairs in random order from a seeded generator.
+
+    With ``seeds=True`` it yields ``(index, symmetry code, seed)``: the seed of the sample's
+    photometric augmentation and scaling (drawn after the order and the codes, so the order and
+    codes are those of ``seeds=False``).
 
     Both the order and the symmetries are drawn in the main process, so they do not depend on
     the number of workers; each epoch (each ``iter``) draws anew from the generator.
@@ -215,25 +235,32 @@ class AugmentSampler(Sampler[tuple[int, int]]):
         generator: The ``torch.Generator`` to draw from.
         shuffle: Random order (else 0..n-1).
         augment: Random symmetry codes (else all 0).
+        seeds: Also yield a random seed per sample.
     """
 
     def __init__(self, n: int, generator: torch.Generator, shuffle: bool = True,
-                 augment: bool = True) -> None:
+                 augment: bool = True, seeds: bool = False) -> None:
         self.n = n
         self.generator = generator
         self.shuffle = shuffle
         self.augment = augment
+        self.seeds = seeds
 
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
         order = (torch.randperm(self.n, generator=self.generator) if self.shuffle
                  else torch.arange(self.n))
         codes = (torch.randint(0, N_SYMMETRIES, (self.n,), generator=self.generator)
                  if self.augment else torch.zeros(self.n, dtype=torch.int64))
-        for i, c in zip(order.tolist(), codes.tolist(), strict=True):
-            yield (int(i), int(c))
+        if not self.seeds:
+            for i, c in zip(order.tolist(), codes.tolist(), strict=True):
+                yield (int(i), int(c))
+            return
+        seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=self.generator)
+        for i, c, s in zip(order.tolist(), codes.tolist(), seeds.tolist(), strict=True):
+            yield (int(i), int(c), int(s))
 
 
 def seed_worker(worker_id: int) -> None:
@@ -265,6 +292,8 @@ class LandslideDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes (0: load in the main process).
         seed: Seed of shuffling, augmentation and workers.
         augment: Random symmetries of the square for training batches.
+        photometric: Per-band photometric augmentation strength of training batches (0 = off).
+        scale_range: Random zoom factor range of training batches, or None.
         mean: Per-band means (from the dataset's training statistics when None).
         std: Per-band standard deviations (likewise).
         pin_memory: Return batches in page-locked memory (faster copies to a CUDA device; use
@@ -288,6 +317,8 @@ class LandslideDataModule(pl.LightningDataModule):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         pin_memory: bool = False,
+        photometric: float = 0.0,
+        scale_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -299,6 +330,8 @@ class LandslideDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.augment = augment
+        self.photometric = photometric
+        self.scale_range = scale_range
         self.pin_memory = pin_memory
         self._sets: dict[str, PatchDataset] = {}
         self._train_generator: torch.Generator | None = None
@@ -307,8 +340,10 @@ class LandslideDataModule(pl.LightningDataModule):
         """The :class:`PatchDataset` of one split with this module's band set and statistics."""
         key = f"{split}:{augment}"
         if key not in self._sets:
+            extra: dict[str, Any] = ({"photometric": self.photometric,
+                                      "scale_range": self.scale_range} if augment else {})
             self._sets[key] = PatchDataset(self.dataset, split, self.band_set, self.mean,
-                                           self.std, augment=augment)
+                                           self.std, augment=augment, **extra)
         return self._sets[key]
 
     def setup(self, stage: str | None = None) -> None:
@@ -338,7 +373,7 @@ class LandslideDataModule(pl.LightningDataModule):
         if self._train_generator is None:
             self._train_generator = torch.Generator().manual_seed(self.seed)
         sampler = AugmentSampler(len(ds), self._train_generator, shuffle=True,
-                                 augment=self.augment)
+                                 augment=self.augment, seeds=ds.augment and ds.extra_augment)
         return self._loader(ds, sampler, self._train_generator)
 
     def val_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:

@@ -14,6 +14,11 @@ Losses (names for :func:`create_loss`):
 * ``focal``: Lin et al. (2017) ``-alpha_t (1 - p_t)^gamma log p_t``, mean over valid pixels.
 * ``tversky``: ``1 - (TP + s) / (TP + alpha FP + beta FN + s)`` with soft counts over the batch;
   ``alpha = beta = 0.5`` is the dice loss.
+* ``lovasz``: the Lovasz hinge (Berman et al. 2018), the Lovasz extension of the Jaccard loss
+  of the landslide class applied to the hinge errors ``max(0, 1 - z s)`` (``s = +1`` landslide,
+  ``-1`` background), over the valid pixels of the whole batch (``per_image=1``: mean over the
+  images, those without valid pixels skipped).
+* ``bce-lovasz``: ``bce_weight * bce + lovasz_weight * lovasz``.
 
 A batch with no valid pixel gives a loss of 0 that still has a gradient graph (zero gradients).
 """
@@ -33,8 +38,10 @@ from landslip.errors import ConfigError, ModelError
 __all__ = [
     "BCEDiceLoss",
     "BCELoss",
+    "BCELovaszLoss",
     "DiceLoss",
     "FocalLoss",
+    "LovaszHingeLoss",
     "TverskyLoss",
     "create_loss",
     "list_losses",
@@ -178,12 +185,83 @@ class BCEDiceLoss(nn.Module):
         return self.bce_weight * bce + self.dice_weight * dice
 
 
+def lovasz_hinge_flat(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The Lovasz hinge of one set of pixels (Berman et al. 2018, binary case).
+
+    Args:
+        logits: (P,) float logits of the valid pixels.
+        labels: (P,) float 0/1 labels.
+
+    Returns:
+        Scalar: ``sum_i relu(e_(i)) g_i`` over the hinge errors ``e = 1 - z (2y - 1)`` sorted
+        in decreasing order, with ``g`` the Jaccard-loss increments of the growing error sets
+        (the Lovasz extension of the Jaccard loss); 0 (with a graph) for no pixels.
+    """
+    if logits.numel() == 0:
+        return logits.sum() * 0
+    errors = 1 - logits * (2 * labels - 1)
+    errors_sorted, perm = torch.sort(errors, descending=True)
+    gt = labels[perm]
+    positives = gt.sum()
+    intersection = positives - gt.cumsum(0)
+    union = positives + (1 - gt).cumsum(0)
+    jaccard = 1 - intersection / union
+    grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return torch.dot(functional.relu(errors_sorted), grad.detach())
+
+
+class LovaszHingeLoss(nn.Module):
+    """Lovasz hinge loss (Berman et al. 2018) of the landslide class, ignoring label 255.
+
+    Args:
+        per_image: Non-zero: the mean of the loss of each image (images without valid pixels
+            skipped); 0: one loss over the valid pixels of the whole batch (the default: the
+            many patches without landslides would otherwise each add a loss driven by their
+            single worst pixel).
+    """
+
+    def __init__(self, per_image: float = 0.0) -> None:
+        super().__init__()
+        self.per_image = bool(per_image)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Return the Lovasz hinge as a scalar."""
+        z, y, valid = prepare_targets(logits, target)
+        keep = valid > 0
+        if not self.per_image:
+            return lovasz_hinge_flat(z[keep], y[keep])
+        n = int(target.shape[0])
+        zs, ys, ks = z.view(n, -1), y.view(n, -1), keep.view(n, -1)
+        losses = [lovasz_hinge_flat(zs[i][ks[i]], ys[i][ks[i]]) for i in range(n)
+                  if bool(ks[i].any())]
+        return torch.stack(losses).mean() if losses else z.sum() * 0
+
+
+class BCELovaszLoss(nn.Module):
+    """``bce_weight * BCE + lovasz_weight * Lovasz hinge``, both ignoring label 255."""
+
+    def __init__(self, bce_weight: float = 1.0, lovasz_weight: float = 1.0,
+                 per_image: float = 0.0) -> None:
+        super().__init__()
+        self.bce_weight, self.lovasz_weight = bce_weight, lovasz_weight
+        self.bce = BCELoss()
+        self.lovasz = LovaszHingeLoss(per_image)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Return the weighted sum as a scalar."""
+        bce: torch.Tensor = self.bce(logits, target)
+        lovasz: torch.Tensor = self.lovasz(logits, target)
+        return self.bce_weight * bce + self.lovasz_weight * lovasz
+
+
 _LOSSES: dict[str, Callable[..., nn.Module]] = {
     "dice": DiceLoss,
     "bce": BCELoss,
     "bce-dice": BCEDiceLoss,
     "focal": FocalLoss,
     "tversky": TverskyLoss,
+    "lovasz": LovaszHingeLoss,
+    "bce-lovasz": BCELovaszLoss,
 }
 
 
