@@ -113,6 +113,13 @@ def train(
     precision: Annotated[str | None, _opt("precision")] = None,
     memory_format: Annotated[str | None, _opt("memory_format")] = None,
     compile: Annotated[str | None, _opt("compile")] = None,
+    optimizer: Annotated[str | None, _opt("optimizer")] = None,
+    weight_decay: Annotated[float | None, _opt("weight_decay")] = None,
+    schedule: Annotated[str | None, _opt("schedule")] = None,
+    warmup_epochs: Annotated[float | None, _opt("warmup_epochs")] = None,
+    photometric: Annotated[float | None, _opt("photometric")] = None,
+    scale_range: Annotated[str | None, _opt("scale_range")] = None,
+    ema: Annotated[float | None, _opt("ema")] = None,
     resume: Annotated[bool, _opt("resume")] = False,
     config: Annotated[
         Path | None,

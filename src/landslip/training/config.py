@@ -72,6 +72,26 @@ class TrainConfig(BaseModel):
     optimizer: Literal["adam", "adamw"] = Field("adam", description="Optimizer (the paper: adam).")
     lr: float = Field(1e-3, gt=0, description="Learning rate (the default is the paper's).")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay of the optimizer.")
+    schedule: Literal["none", "cosine", "onecycle"] = Field(
+        "none", description="Learning-rate schedule, stepped per batch: none (the paper), cosine "
+        "(warm-up, then cosine decay to 0) or onecycle (torch's OneCycleLR, max_lr = lr).",
+    )
+    warmup_epochs: float = Field(
+        0.0, ge=0, description="Warm-up of the schedule in epochs (fractions allowed; onecycle: "
+        "its rising phase, 0 = 30% of the run).",
+    )
+    photometric: float = Field(
+        0.0, ge=0, description="Strength of the random per-band brightness, contrast, gamma and "
+        "noise of training patches (0 = off, 1 = moderate); nodata untouched.",
+    )
+    scale_range: tuple[float, float] | None = Field(
+        None, description="Random zoom factors [lo, hi] of training patches, e.g. 0.75,1.25 "
+        "(crop when zooming in, pad with ignored pixels when zooming out); none = off.",
+    )
+    ema: float | None = Field(
+        None, gt=0, lt=1, description="Decay of an exponential moving average of the weights "
+        "(e.g. 0.999), which is validated and saved in the bundle; none = off.",
+    )
     epochs: int = Field(100, ge=1, description="Number of epochs (the default is the paper's).")
     batch_size: int = Field(40, ge=1, description="Patches per batch per device (the default is "
                             "the paper's).")
@@ -121,6 +141,24 @@ class TrainConfig(BaseModel):
     def _precision_alias(cls, v: Any) -> Any:
         """``32`` as a number (YAML) and Lightning's ``32-true`` both mean ``"32"``."""
         return "32" if v in (32, "32-true") else v
+
+    @field_validator("scale_range", mode="before")
+    @classmethod
+    def _scale_range(cls, v: Any) -> Any:
+        """``"0.75,1.25"`` (a command-line option) is the pair [0.75, 1.25]."""
+        if isinstance(v, str):
+            parts = [p for p in v.replace(" ", ",").split(",") if p]
+            if v.strip().lower() in ("none", "off", ""):
+                return None
+            return parts
+        return v
+
+    @field_validator("scale_range")
+    @classmethod
+    def _scale_order(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 < v[0] <= v[1]:
+            raise ValueError(f"must be [lo, hi] with 0 < lo <= hi, got {list(v)}")
+        return v
 
     @field_validator("bands", "model", "loss")
     @classmethod

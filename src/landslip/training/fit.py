@@ -42,6 +42,7 @@ from landslip.models.registry import check_input_size, create_model
 from landslip.spectral.bands import BandSet, resolve_band_set
 from landslip.training.callbacks import read_metrics
 from landslip.training.config import TrainConfig, load_config, save_config
+from landslip.training.recipe import bundle_state_dict, check_resume
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -121,6 +122,7 @@ def _check_run_folder(config: TrainConfig, paths: dict[str, Path]) -> None:
                     f"--resume must keep the run's data and model; changed: {'; '.join(diffs)}. "
                     "Start a new run folder to change them"
                 )
+            check_resume(saved, config)
     elif paths["last"].exists() or paths["bundle"].exists():
         raise ConfigError(
             f"{config.output} already holds a training run; use --resume to continue it or "
@@ -238,7 +240,8 @@ def _setup(config: TrainConfig, accelerator: str) -> _Setup:
     band_set = resolve_band_set(config.bands)
     dm = LandslideDataModule(config.dataset, band_set, batch_size=config.batch_size,
                              num_workers=config.num_workers, seed=config.seed,
-                             augment=config.augment, pin_memory=accelerator == "gpu")
+                             augment=config.augment, pin_memory=accelerator == "gpu",
+                             photometric=config.photometric, scale_range=config.scale_range)
     ds = dm.dataset
     counts = {s: int(ds.split_indices(s).size) for s in ("train", "val")}
     for split, n in counts.items():
@@ -324,9 +327,7 @@ def _write_bundle(setup: _Setup, config: TrainConfig, source: Path,
     from lightning import __version__ as lightning_version
 
     ckpt = torch.load(source, map_location="cpu", weights_only=True)
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
-             if k.startswith("model.")}
-    setup.net.load_state_dict(state)
+    setup.net.load_state_dict(bundle_state_dict(ckpt["state_dict"]))  # the EMA's when on
     ds, dm = setup.datamodule.dataset, setup.datamodule
     meta = BundleMeta(
         model=setup.name, model_params=dict(getattr(setup.net, "params", setup.params)),
@@ -388,7 +389,9 @@ def train(
                                 lr=config.lr, optimizer=config.optimizer,
                                 weight_decay=config.weight_decay, threshold=config.threshold,
                                 memory_format=config.memory_format,
-                                compile=use_compile(config, accelerator))
+                                compile=use_compile(config, accelerator),
+                                schedule=config.schedule, warmup_epochs=config.warmup_epochs,
+                                ema=config.ema)
     if int(getattr(rank_zero_only, "rank", 0)) == 0:
         save_config(config, paths["config"])
     trainer, best_cb = _trainer(config, accelerator, paths, setup.title, callbacks,

@@ -20,6 +20,11 @@ default, which oneDNN convolves 1.3-1.7x faster on CPUs than the default NCHW la
 results within float32 rounding, tested). With ``compile=True`` the model's forward is wrapped by
 ``torch.compile`` when fitting starts; if compiling fails (no C++ compiler, an unsupported
 backend), one warning is logged and training continues eagerly.
+
+Recipe (:mod:`landslip.training.recipe`): an optional per-step learning-rate schedule
+(``cosine`` or ``onecycle``, with warm-up) and an optional exponential moving average of the
+weights (``ema``), which is then the network validated every epoch (so the best epoch is chosen
+by the EMA's scores) and the one written into the bundle.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from torchmetrics.classification import BinaryStatScores
 from landslip.encoding import IGNORE
 from landslip.errors import LandslipError
 from landslip.evaluation.metrics import Confusion
+from landslip.training.recipe import Schedule, WeightEMA, build_scheduler
 
 __all__ = ["MEMORY_FORMATS", "SegmentationModule", "float32_threshold", "landslide_pixels"]
 
@@ -98,6 +104,11 @@ class SegmentationModule(pl.LightningModule):
             ``channels_last`` (NHWC) or ``contiguous`` (NCHW). The model is converted in place.
         compile: Wrap the model's forward in ``torch.compile`` when fitting starts (eager
             again, after one warning, if compiling fails).
+        schedule: Learning-rate schedule per optimizer step: ``none``, ``cosine`` or
+            ``onecycle`` (:mod:`landslip.training.recipe`).
+        warmup_epochs: Warm-up length in epochs (may be fractional) of the schedule.
+        ema: Decay of the weight EMA (e.g. 0.999), or None for none; with it, validation
+            uses the averaged weights.
 
     Attributes:
         val_counts: The torchmetrics accumulator of validation counts (tp, fp, tn, fn, support).
@@ -114,11 +125,14 @@ class SegmentationModule(pl.LightningModule):
         threshold: float = 0.5,
         memory_format: MemoryFormat = "channels_last",
         compile: bool = False,
+        schedule: Schedule = "none",
+        warmup_epochs: float = 0.0,
+        ema: float | None = None,
     ) -> None:
         super().__init__()
         self.memory_format = MEMORY_FORMATS[memory_format]
         # nn.Module.to takes memory_format (torch's stubs omit it).
-        self.model = model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.model = model.to(memory_format=self.memory_format)
         self.compile_model = compile
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.loss_fn = loss
@@ -126,6 +140,9 @@ class SegmentationModule(pl.LightningModule):
         self.optimizer_name = optimizer
         self.weight_decay = weight_decay
         self.threshold = threshold
+        self.schedule: Schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.ema = WeightEMA(self.model, ema) if ema is not None else None
         # Predictions arrive as 0/1 labels, so the metric's own threshold is never used.
         # validate_args=False: no per-batch torch.unique (a device sync) over trusted labels.
         self.val_counts = BinaryStatScores(ignore_index=IGNORE, validate_args=False)
@@ -170,6 +187,19 @@ class SegmentationModule(pl.LightningModule):
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Update the weight EMA after the optimizer step (when it is on)."""
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def evaluated(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the network that validation scores: the EMA when on, else the model."""
+        if self.ema is None:
+            out: torch.Tensor = self(x)
+        else:
+            out = self.ema(x.contiguous(memory_format=self.memory_format))
+        return out
+
     def on_validation_epoch_start(self) -> None:
         """Start the validation counts from zero."""
         self.val_counts.reset()
@@ -182,7 +212,7 @@ class SegmentationModule(pl.LightningModule):
             batch_idx: Index of the batch.
         """
         x, y = batch
-        logits = self(x).float()
+        logits = self.evaluated(x).float()
         loss = self.loss_fn(logits, y)
         pred = landslide_pixels(logits.detach()[:, 0], self.threshold)
         self.val_counts.update(pred.long(), y.long())
@@ -200,7 +230,15 @@ class SegmentationModule(pl.LightningModule):
                        "val_iou": conf.iou}, sync_dist=False)
         self.log("val_f1", conf.f1, prog_bar=True, sync_dist=False)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam (the paper) or AdamW with the configured learning rate."""
+    def configure_optimizers(self) -> Any:
+        """Adam (the paper) or AdamW with the configured learning rate, and its schedule."""
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
-        return cls(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = cls(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.schedule == "none":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = total / max(1, int(self.trainer.max_epochs or 1))
+        scheduler = build_scheduler(optimizer, self.schedule, self.lr, total,
+                                    round(self.warmup_epochs * per_epoch))
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
