@@ -85,11 +85,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule: Schedule, lr: fl
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: cosine_factor(step, total_steps, warm))
     if schedule == "onecycle":
-        pct = 0.3 if warmup_steps <= 0 else warmup_steps / total_steps
-        # OneCycleLR needs each phase to last at least one step.
-        pct = min(max(pct, 1.5 / total_steps), 1 - 1.5 / total_steps) if total_steps > 3 else 0.5
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr,
-                                                   total_steps=total_steps, pct_start=pct)
+        # One step more than the run: the scheduler is stepped after each of the total_steps
+        # optimizer steps, and its state after the last one is then the cycle's end (lr ~ 0).
+        n = total_steps + 1
+        pct = 0.3 if warmup_steps <= 0 else warmup_steps / n
+        pct = min(max(pct, 1.5 / n), 1 - 1.5 / n)  # each phase lasts at least one step
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=n,
+                                                   pct_start=pct)
     return None
 
 
