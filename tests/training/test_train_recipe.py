@@ -149,3 +149,29 @@ def test_onecycle_with_max_train_batches_and_its_resume_rule(dataset: Path,
     assert 0.001 < lrs[0] < 0.01 and lrs[1] < 0.01 / 1000
     with pytest.raises(ConfigError, match="onecycle"):
         train(cfg.model_copy(update={"epochs": 3, "resume": True}), progress=False)
+
+
+@pytest.mark.slow
+def test_recipe_under_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ds = write_synthetic_dataset(tmp_path / "ds", n=24, patch_size=32, seed=2).path
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "landslip.cli", "-q", "train", str(ds), "-o", str(run),
+         "--model", "unet", "--width", "4", "--depth", "2", "--epochs", "2", "--batch-size",
+         "2", "--devices", "2", "--accelerator", "cpu", "--ema", "0.9", "--schedule", "cosine",
+         "--photometric", "1", "--scale-range", "0.8,1.2", "--loss", "lovasz"],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+        capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # 12 training patches over 2 processes, batch 2: 3 steps per epoch, one EMA update each.
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert int(last["state_dict"]["ema.updates"]) == 6
+    assert _lr_column(run)[-1] == 0.0  # the cosine reached its end after 6 steps
+    bundle = load_bundle(run)
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    for name, value in bundle.model.state_dict().items():
+        assert torch.equal(value, best["state_dict"][f"ema.module.{name}"]), name
