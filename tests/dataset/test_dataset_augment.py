@@ -133,7 +133,7 @@ def test_datamodule_augments_reproducibly_whatever_the_workers(ds_path: Path) ->
     b = LandslideDataModule(ds_path, "bgr", num_workers=2, **kw)  # type: ignore[arg-type]
     plain = LandslideDataModule(ds_path, "bgr", batch_size=4, seed=7)
     ea, eb, ep = (list(dm.train_dataloader()) for dm in (a, b, plain))
-    for (xa, ya), (xb, yb), (xp, yp) in zip(ea, eb, ep, strict=True):
+    for (xa, ya), (xb, yb), (xp, _) in zip(ea, eb, ep, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert not torch.equal(xa, xp)
         assert torch.all(xa.permute(1, 0, 2, 3)[:, ya == IGNORE] == 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_cosine_warms_up_linearly_then_decays_to_zero() -> None:
     assert lrs[12] == pytest.approx(0.005)  # half-way through the decay
     assert lrs[19] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 15 / 16)))
     assert lrs[20] == 0.0
-    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[4:]))
     assert cosine_factor(20, 20, 4) == 0.0 and cosine_factor(0, 10, 0) == 1.0
 
 
@@ -51,7 +52,7 @@ def test_onecycle_rises_to_lr_over_the_warmup_then_falls() -> None:
     assert lrs[0] == pytest.approx(0.01 / 25)
     peak = max(range(21), key=lambda i: lrs[i])
     assert lrs[peak] == pytest.approx(0.01, rel=0.02) and peak in (4, 5)
-    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(lrs[peak:]))
     assert lrs[-1] < 0.01 / 1000
     assert build_scheduler(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1), "none", 1,
                            10, 0) is None
