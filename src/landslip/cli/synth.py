@@ -3,11 +3,55 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 __all__ = ["synth"]
+
+
+def _four(text: str | None, option: str, default: float) -> tuple[float, float, float, float]:
+    """Four comma-separated numbers (blue, green, red, nir)."""
+    from landslip.errors import InputError
+
+    if text is None:
+        return (default,) * 4
+    try:
+        v = [float(x) for x in text.split(",")]
+    except ValueError:
+        v = []
+    if len(v) != 4:
+        raise InputError(f"{option} takes four numbers for blue,green,red,nir, got {text!r}")
+    return (v[0], v[1], v[2], v[3])
+
+
+def _scene_options(date: str | None, season: str, gain: str | None, offset: str | None,
+                   noise: float) -> dict[str, Any]:
+    """make_scene arguments of --date, --season, --gain, --offset and --noise (checked)."""
+    from datetime import UTC, datetime
+
+    from landslip.errors import InputError
+    from landslip.synthetic.landcover import AUTUMN, SUMMER
+    from landslip.synthetic.sensor import SensorModel
+
+    seasons = {"autumn": AUTUMN, "summer": SUMMER}
+    if season not in seasons:
+        raise InputError(f"--season must be autumn or summer, got {season!r}")
+    if not 0 <= noise <= 10:
+        raise InputError(f"--noise must be between 0 and 10, got {noise}")
+    gains = _four(gain, "--gain", 1.0)
+    if min(gains) <= 0:
+        raise InputError(f"--gain factors must be positive, got {gain}")
+    out: dict[str, Any] = {"phenology": seasons[season], "sensor": SensorModel().with_response(
+        gains, _four(offset, "--offset", 0.0), noise)}
+    if date is not None:
+        try:
+            when = datetime.fromisoformat(date)
+        except ValueError:
+            raise InputError(f"--date must be an ISO time such as 2018-08-20T01:02, got "
+                             f"{date!r}") from None
+        out["acquisition"] = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return out
 
 
 def synth(
@@ -29,9 +73,31 @@ def synth(
         float | None,
         typer.Option(help="Share of the scene covered by landslides (default 0.05, 0.02-0.08)."),
     ] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(help="UTC time of the acquisition, which sets the sun (ISO, e.g. "
+                     "2018-08-20T01:02; default 2018-10-04T01:02, the post-event SPOT-7 pass)."),
+    ] = None,
+    season: Annotated[
+        str, typer.Option(help="Vegetation season: autumn (post-event date) or summer."),
+    ] = "autumn",
+    gain: Annotated[
+        str | None,
+        typer.Option(help="Sensor response: gain factors of blue,green,red,nir (e.g. "
+                     "1.1,0.95,0.9,1.2; default 1,1,1,1)."),
+    ] = None,
+    offset: Annotated[
+        str | None,
+        typer.Option(help="Sensor response: DN offsets of blue,green,red,nir (default 0,0,0,0)."),
+    ] = None,
+    noise: Annotated[
+        float, typer.Option(help="Sensor response: noise standard deviation factor."),
+    ] = 1.0,
 ) -> None:
     """Write pan.tif, ms.tif, truth.tif, landslides.geojson, preview.png and scene.json
-    (and dem.tif with --dem, pre_pan.tif and pre_ms.tif with --pre)."""
+    (and dem.tif with --dem, pre_pan.tif and pre_ms.tif with --pre). --date, --season,
+    --gain, --offset and --noise make a scene of the same kind under another sun, season and
+    sensor response (a domain shift, e.g. for self-training studies)."""
     from landslip.errors import InputError
     from landslip.io.checks import check_writable
     from landslip.synthetic.scene import MAX_SIZE, MIN_SIZE, RATIO, make_scene
@@ -48,7 +114,8 @@ def synth(
             raise InputError(f"--fraction must be between 0 and 0.5, got {fraction}")
     check_writable(output, folder=True)
     result = make_scene(output, size=size, seed=seed, dem=dem, landslide_fraction=fraction,
-                        fraction_range=(lo, hi), pre=pre)
+                        fraction_range=(lo, hi), pre=pre, **_scene_options(
+                            date, season, gain, offset, noise))
     km = size * 1.5 / 1000
     typer.echo(
         f"Wrote a {size} x {size} px ({km:.2f} km) synthetic scene to {result.out_dir} "

@@ -75,6 +75,23 @@ def _fit_interruptible(config: TrainConfig) -> Any:
         raise Interrupted(hint) from None
 
 
+def _self_train(config: TrainConfig) -> None:
+    """Self-training (``--unlabeled``): a teacher, then students; one line per round."""
+    from landslip.training.selftrain import self_train
+
+    def show(r: dict[str, Any]) -> None:
+        pseudo = r.get("pseudo")
+        seen = (f", {pseudo['patches_kept']}/{pseudo['patches_predicted']} unlabeled patches "
+                f"pseudo-labelled ({100 * pseudo['confident_share']:.1f} % of pixels "
+                "confident)" if pseudo else "")
+        typer.echo(f"Round {r['round']} ({r['role']}): validation F1 "
+                   f"{r['val'].get('f1', float('nan')):.4f}{seen}, {r['seconds']:.1f} s")
+
+    result = self_train(config, on_round=show)
+    typer.echo(f"Self-trained {len(result.rounds) - 1} round(s) in {result.seconds:.1f} s: "
+               f"bundle {result.bundle_dir}, rounds {result.document.name}")
+
+
 def _help(name: str) -> str:
     """The help text of option ``name``: its TrainConfig description and default."""
     field = TrainConfig.model_fields[name]
@@ -121,6 +138,12 @@ def train(
     scale_range: Annotated[str | None, _opt("scale_range")] = None,
     ema: Annotated[float | None, _opt("ema")] = None,
     resume: Annotated[bool, _opt("resume")] = False,
+    unlabeled: Annotated[Path | None, _opt("unlabeled")] = None,
+    unlabeled_split: Annotated[str | None, _opt("unlabeled_split")] = None,
+    rounds: Annotated[int | None, _opt("rounds")] = None,
+    pseudo_threshold: Annotated[float | None, _opt("pseudo_threshold")] = None,
+    pseudo_low: Annotated[float | None, _opt("pseudo_low")] = None,
+    pseudo_min_confident: Annotated[float | None, _opt("pseudo_min_confident")] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="YAML file of options; command-line options win."),
@@ -140,6 +163,9 @@ def train(
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     resolved = resolve_config(config, resume=resume, **options)
     _check_before_run(resolved)
+    if resolved.unlabeled is not None:
+        _self_train(resolved)
+        return
     result = _fit_interruptible(resolved)
     if not result.is_global_zero:
         return

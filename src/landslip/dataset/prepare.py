@@ -138,7 +138,7 @@ class _Scene:
     """The checked inputs: image and label rasters on one grid, the data bands and names."""
 
     image: Path
-    labels: Path
+    labels: Path | None
     info: RasterInfo
     names: list[str]
     bands: tuple[int, ...] = ()
@@ -152,7 +152,7 @@ class _Scene:
 
 def prepare_dataset(
     image: str | Path,
-    labels: str | Path,
+    labels: str | Path | None,
     out: str | Path,
     patch_size: int = 256,
     stride: int | None = None,
@@ -173,7 +173,8 @@ def prepare_dataset(
     Args:
         image: Multiband scene GeoTIFF (any raster GDAL reads), e.g. the fused B, G, R, NIR.
         labels: Label raster on exactly the image grid (``landslip rasterize --like IMAGE``):
-            uint8 0, 1, 255.
+            uint8 0, 1, 255. None: an unlabelled dataset (every label 255), e.g. the
+            imagery of a new event for self-training (:mod:`landslip.training.selftrain`).
         out: Output dataset folder (must not exist or be empty unless ``overwrite``).
         patch_size, stride, split, fractions, seed, block_size, max_nodata: See
             :class:`PrepareOptions`.
@@ -198,7 +199,8 @@ def prepare_dataset(
         DatasetError: Bad options, or no patch left.
     """
     opts = PrepareOptions(patch_size, stride, split, fractions, seed, block_size, max_nodata)
-    scene = _check_scene(Path(image), Path(labels), band_names, nodata, landslide_values)
+    scene = _check_scene(Path(image), None if labels is None else Path(labels), band_names,
+                         nodata, landslide_values)
     scene = _with_extras(scene, extras, terrain)
     layout = patch_layout(scene.grid.height, scene.grid.width, opts.patch_size, opts.step)
     dtype, nodata = scene.info.dtype, scene.info.nodata
@@ -207,7 +209,8 @@ def prepare_dataset(
     with ExitStack() as stack:
         stack.enter_context(gdal_env(GDAL_CACHE_MB))
         img_ds = stack.enter_context(open_raster(scene.image))
-        lab_ds = stack.enter_context(open_raster(scene.labels))
+        lab_ds = (None if scene.labels is None
+                  else stack.enter_context(open_raster(scene.labels)))
         if scene.extras is not None:
             stack.enter_context(scene.extras)
         writer = stack.enter_context(DatasetWriter(
@@ -228,13 +231,23 @@ def prepare_dataset(
     return PrepareResult(dataset=ds_out, report=report)
 
 
-def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None,
+def _check_scene(image: Path, labels: Path | None, band_names: Sequence[str] | None,
                  nodata: float | None = None,
                  landslide_values: Sequence[int] | None = None) -> _Scene:
     """Check that the label raster is one integer band on the image grid; name the bands."""
     info = declare_nodata(raster_info(image), nodata)
-    linfo = raster_info(labels)
     grid = info.grid
+    if labels is not None:
+        _check_labels(image, labels, grid)
+    bands, names = image_band_names(info, band_names)
+    warn_nonfinite(image, bands)
+    values = tuple(landslide_values) if landslide_values is not None else None
+    return _Scene(image, labels, info, names, bands, values)
+
+
+def _check_labels(image: Path, labels: Path, grid: Grid) -> None:
+    """Check that the label raster is one integer band on the image grid."""
+    linfo = raster_info(labels)
     if linfo.count != 1:
         raise LabelError(f"label raster {labels} has {linfo.count} bands; expected 1 (make it "
                          "with `landslip rasterize LABELS --like IMAGE`)")
@@ -249,10 +262,6 @@ def _check_scene(image: Path, labels: Path, band_names: Sequence[str] | None,
             f"({grid.height} x {grid.width} px, bounds {tuple(round(v, 3) for v in grid.bounds)}"
             "); rasterize the polygons with --like IMAGE"
         )
-    bands, names = image_band_names(info, band_names)
-    warn_nonfinite(image, bands)
-    values = tuple(landslide_values) if landslide_values is not None else None
-    return _Scene(image, labels, info, names, bands, values)
 
 
 def _with_extras(scene: _Scene, extras: Sequence[ExtraSpec | str],
@@ -293,8 +302,11 @@ def _cut_patches(img_ds: Any, lab_ds: Any, scene: _Scene, layout: PatchLayout,
         n_inside = inside.height * inside.width if inside is not None else 0
         if n_inside == 0 or 1 - valid.sum() / n_inside > max_nodata + 1e-12:
             continue
-        lab = _read_labels(lab_ds, win, scene.labels, scene.landslide_values)
-        lab = np.where(valid, lab, IGNORE).astype(np.uint8)
+        if lab_ds is None or scene.labels is None:  # unlabelled
+            lab = np.full(valid.shape, IGNORE, dtype=np.uint8)
+        else:
+            lab = _read_labels(lab_ds, win, scene.labels, scene.landslide_values)
+            lab = np.where(valid, lab, IGNORE).astype(np.uint8)
         writer.add(img, lab, win.row_off, win.col_off, scene.grid.window_grid(win).bounds)
         kept.append(k)
     if not kept:
@@ -375,8 +387,9 @@ def _report(scene: _Scene, layout: PatchLayout, kept: Sequence[int],
         "leakage": leakage_audit([w for w, _ in final], final_splits),
         "sources": [{"role": "image", "path": str(scene.image.resolve()),
                      "sha256": sha256_file(scene.image)},
-                    {"role": "labels", "path": str(scene.labels.resolve()),
-                     "sha256": sha256_file(scene.labels)}],
+                    *([] if scene.labels is None else
+                      [{"role": "labels", "path": str(scene.labels.resolve()),
+                        "sha256": sha256_file(scene.labels)}])],
         "crs": grid.crs.to_wkt() if grid.crs is not None else None,
         "res": list(grid.res),
     } | _extras_report(scene)

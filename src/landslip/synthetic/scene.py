@@ -305,6 +305,8 @@ def make_scene(
     acquisition: datetime = SPOT7_ATSUMA_TIME,
     pre: bool = False,
     pre_acquisition: datetime = PRE_ACQUISITION,
+    phenology: Phenology = AUTUMN,
+    sensor: SensorModel | None = None,
 ) -> SceneResult:
     """Generate a synthetic SPOT-7-like scene with landslides and write it to ``out_dir``.
 
@@ -321,6 +323,10 @@ def make_scene(
         acquisition: UTC time of the simulated acquisition (sets the sun position).
         pre: Also write ``pre_pan.tif`` and ``pre_ms.tif``, the pre-event scene.
         pre_acquisition: UTC time of the pre-event scene (its sun position).
+        phenology: The season of the vegetation (``AUTUMN``, the post-event date; ``SUMMER``).
+        sensor: The sensor response (default :class:`SensorModel`; another one, e.g.
+            ``SensorModel().with_response(...)``, with ``acquisition`` and ``phenology`` makes
+            a scene of the same kind seen under a real domain shift).
 
     Returns:
         A :class:`SceneResult` with the paths and the measured figures.
@@ -333,7 +339,8 @@ def make_scene(
     lo, hi = fraction_range
     target = (lo + hi) / 2 if landslide_fraction is None else float(landslide_fraction)
     ls_config = LandslideConfig(fraction_range=(lo, hi), target_fraction=target)
-    setup = _scene_setup(size, seed, acquisition, ls_config)
+    setup = replace(_scene_setup(size, seed, acquisition, ls_config),
+                    sensor=sensor or SensorModel(), phenology=phenology)
     pre_setup = _pre_setup(setup, pre_acquisition) if pre else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -512,11 +519,13 @@ def _render_tile(setup: _SceneSetup, win: Window) -> _Tile:
     signal = sensor.at_sensor(refl, direct, setup.sin_el, sky_view)
     rng = np.random.default_rng([setup.seed, setup.noise_salt, win.row_off, win.col_off])
     core = (slice(h, h + win.height), slice(h, h + win.width))
-    pan = sensor.to_dn(sensor.pan_from_signal(signal)[core], sensor.pan_gain, rng)
+    pan = sensor.to_dn(sensor.pan_from_signal(signal)[core], sensor.pan_gain, rng,
+                       sensor.pan_offset)
     hr = h // RATIO
     ms = sensor.ms_from_signal(signal)[:, hr:hr + win.height // RATIO,
                                        hr:hr + win.width // RATIO]
-    ms_dn = np.stack([sensor.to_dn(ms[b], sensor.gain[b], rng) for b in range(len(BANDS))])
+    ms_dn = np.stack([sensor.to_dn(ms[b], sensor.gain[b], rng, sensor.offset[b])
+                      for b in range(len(BANDS))])
     return _Tile(window=win, pan=pan, ms=ms_dn, truth=(ids[core] > 0).astype(np.uint8),
                  height=tb.height[core].astype(np.float32), cls=cls[core],
                  signal=signal[:, core[0], core[1]], slope_deg=tb.slope_deg[core],
@@ -561,7 +570,10 @@ def _scene_metadata(setup: _SceneSetup, size: int, acquisition: datetime,
         "classes": classes,
         "sensor": {"pan_weights": list(sensor.pan_weights), "gain": list(sensor.gain),
                    "pan_gain": sensor.pan_gain, "ms_psf_sigma_pan_px": sensor.ms_psf_sigma,
-                   "pan_psf_sigma_px": sensor.pan_psf_sigma},
+                   "pan_psf_sigma_px": sensor.pan_psf_sigma, "offset": list(sensor.offset),
+                   "read_noise": sensor.read_noise, "shot_noise": sensor.shot_noise},
+        "phenology": {"autumn": setup.phenology.autumn, "harvested": setup.phenology.harvested,
+                      "vigour": setup.phenology.vigour},
         "files": sorted(p.name for p in files),
         "seconds": round(seconds, 2),
     }

@@ -9,6 +9,8 @@
   by a narrower PSF (sigma 0.6 pixel).
 * Noise: Gaussian with a signal-dependent (shot) variance, SNR about 100 for mid-range DNs;
   12-bit digital numbers (0..4095) stored as uint16.
+* Another sensor response (another satellite or calibration, for domain-shift studies):
+  :meth:`SensorModel.with_response` scales the gains and the noise and adds DN offsets.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class SensorModel:
         read_noise: Standard deviation of signal-independent noise, DN.
         shot_noise: Variance per DN of signal-dependent noise.
         ratio: MS pixel size / PAN pixel size.
+        offset: DN offset per MS band (blue, green, red, NIR), added before the noise; PAN
+            gets the PAN-weighted offset of blue, green and red.
     """
 
     diffuse: tuple[float, float, float, float] = (0.30, 0.20, 0.15, 0.10)
@@ -52,6 +56,29 @@ class SensorModel:
     read_noise: float = 2.0
     shot_noise: float = 0.08
     ratio: int = 4
+    offset: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def with_response(self, gain: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+                      offset: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+                      noise: float = 1.0) -> SensorModel:
+        """This sensor with another response: gains times ``gain`` (per MS band; PAN by the
+        PAN-weighted blue/green/red factor), DN offsets ``offset`` added, noise standard
+        deviation times ``noise``."""
+        from dataclasses import replace
+
+        w = self.pan_weights
+        pan_scale = (w[0] * gain[0] + w[1] * gain[1] + w[2] * gain[2]) / sum(w)
+        g = tuple(float(a * b) for a, b in zip(self.gain, gain, strict=True))
+        o = tuple(float(a + b) for a, b in zip(self.offset, offset, strict=True))
+        return replace(self, gain=(g[0], g[1], g[2], g[3]), offset=(o[0], o[1], o[2], o[3]),
+                       pan_gain=self.pan_gain * pan_scale, read_noise=self.read_noise * noise,
+                       shot_noise=self.shot_noise * noise**2)
+
+    @property
+    def pan_offset(self) -> float:
+        """DN offset of PAN: the PAN-weighted offset of blue, green and red."""
+        w = self.pan_weights
+        return (w[0] * self.offset[0] + w[1] * self.offset[1] + w[2] * self.offset[2]) / sum(w)
 
     def at_sensor(self, refl: F32, direct: F32, sin_el: float, sky_view: F32) -> F32:
         """At-sensor signal (reflectance units) from surface reflectance and illumination.
@@ -106,9 +133,12 @@ class SensorModel:
         return np.asarray(gaussian_filter(self.pan_signal(signal), self.pan_psf_sigma,
                                           mode="nearest"), np.float32)
 
-    def to_dn(self, signal: F32, gain: float, rng: np.random.Generator) -> U16:
+    def to_dn(self, signal: F32, gain: float, rng: np.random.Generator,
+              offset: float = 0.0) -> U16:
         """Digital numbers with sensor noise: 12-bit values (0..4095) as uint16."""
         dn = signal * np.float32(gain)
+        if offset:
+            dn = dn + np.float32(offset)
         sd = np.sqrt(np.float32(self.read_noise**2) + np.float32(self.shot_noise)
                      * np.maximum(dn, 0))
         dn = dn + sd * rng.standard_normal(dn.shape, dtype=np.float32)

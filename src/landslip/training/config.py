@@ -135,6 +135,28 @@ class TrainConfig(BaseModel):
         "crash mid-epoch).",
     )
     resume: bool = Field(False, description="Continue the run in `output` from last.ckpt.")
+    # -- self-training (landslip.training.selftrain); keep this block last --------------------
+    unlabeled: Path | None = Field(
+        None, description="Self-training: imagery of the new event without labels, a dataset "
+        "folder or a GeoTIFF image; the teacher's confident pixels become pseudo-labels.",
+    )
+    unlabeled_split: Literal["train", "val", "test"] | None = Field(
+        None, description="Use only this split of the --unlabeled dataset folder (default: all "
+        "its patches); its labels are never read.",
+    )
+    rounds: int = Field(1, ge=1, le=20, description="Self-training rounds after the teacher.")
+    pseudo_threshold: float = Field(
+        0.9, gt=0.5, le=1.0, description="Pseudo-label a pixel landslide where p >= this and "
+        "background where p <= --pseudo-low; other pixels are ignored.",
+    )
+    pseudo_low: float | None = Field(
+        None, ge=0.0, lt=0.5, description="Pseudo-background where p <= this (default: 1 - "
+        "--pseudo-threshold).",
+    )
+    pseudo_min_confident: float = Field(
+        0.5, ge=0.0, le=1.0, description="Drop an unlabeled patch where fewer than this share "
+        "of its valid pixels are confident.",
+    )
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -1,0 +1,454 @@
+"""Self-training for a new event: pseudo-labels from a teacher, students trained on them.
+
+``landslip train DATASET -o RUN --unlabeled DATASET_OR_IMAGE [--rounds R]`` runs
+:func:`self_train`:
+
+* round 0 trains the teacher on the labelled dataset exactly as a plain run
+  (:func:`landslip.training.fit.train`, run folder ``RUN/round-0``);
+* each round k = 1..R predicts the unlabeled imagery with the current model, keeps its
+  confident pixels (:func:`pseudo_labels`: ``p >= high`` landslide, ``p <= low`` background,
+  other pixels :data:`~landslip.encoding.IGNORE`; a patch with too few confident pixels is
+  dropped), writes the derived dataset ``RUN/round-k-data`` (the labelled train and val
+  patches plus the pseudo-labelled patches as training patches, normalised with the labelled
+  dataset's statistics) and trains a student on it from fresh weights (``RUN/round-k``),
+  validated on the labelled validation split; the student is the next teacher;
+* ``RUN/bundle`` is the last student's bundle; ``RUN/selftrain.json`` (format
+  :data:`FORMAT`, read with :func:`read_rounds`) records each round's validation scores and
+  pseudo-label counts; ``RUN/config.yaml`` is the whole configuration.
+
+The unlabeled imagery is a dataset folder (all its patches, or one split with
+``--unlabeled-split``; its labels are never read) or a GeoTIFF image, cut into patches of the
+labelled dataset's size by :func:`landslip.dataset.prepare.prepare_dataset` without labels
+(``RUN/unlabeled``: the same band naming and nodata rules as ``landslip prepare``). Bands are
+matched by name, so the band order of the imagery does not matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from landslip.dataset.folder import DatasetFolder, open_dataset
+from landslip.dataset.stats import DERIVED_STATS, nodata_free
+from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE, apply_threshold
+from landslip.errors import ConfigError, DatasetError, InputError
+from landslip.formats import read_document
+from landslip.io.atomic import write_json_atomic
+from landslip.models.bundle import Bundle
+from landslip.models.engine import Engine
+from landslip.progress import track
+from landslip.spectral.bands import BandSet, resolve_band_set
+from landslip.training.config import TrainConfig, save_config
+from landslip.training.fit import TrainResult, train
+
+__all__ = ["DOCUMENT", "FORMAT", "VERSION", "PseudoRule", "SelfTrainResult", "Unlabeled",
+           "open_unlabeled", "predict_unlabeled", "pseudo_labels", "read_rounds",
+           "self_train", "write_round_dataset"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "landslip-selftrain"
+"""Value of ``format`` in ``RUN/selftrain.json``."""
+
+VERSION = 1
+"""Version of ``selftrain.json`` written by this landslip (and the newest it reads)."""
+
+DOCUMENT = "selftrain.json"
+"""File name of the rounds document in the run folder."""
+
+
+@dataclass(frozen=True)
+class PseudoRule:
+    """Which teacher probabilities become pseudo-labels.
+
+    Attributes:
+        high: Landslide where ``p >= high`` (float64 comparison, :func:`apply_threshold`).
+        low: Background where ``p <= low``; ``low < high``.
+        min_confident: Keep a patch when its confident pixels are at least this share of its
+            valid pixels (and it has a valid pixel).
+    """
+
+    high: float
+    low: float
+    min_confident: float
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> PseudoRule:
+        """The rule of ``--pseudo-threshold``, ``--pseudo-low`` and ``--pseudo-min-confident``."""
+        low = 1.0 - config.pseudo_threshold if config.pseudo_low is None else config.pseudo_low
+        return cls(float(config.pseudo_threshold), float(low), float(config.pseudo_min_confident))
+
+
+def pseudo_labels(
+    prob: npt.NDArray[np.floating[Any]], valid: npt.NDArray[np.bool_], rule: PseudoRule
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """Pseudo-labels of a batch of patches and which patches to keep.
+
+    Args:
+        prob: (N, P, P) landslide probabilities in [0, 1] (float32 or float64).
+        valid: (N, P, P) bool, False where the imagery is nodata (never labelled).
+        rule: The thresholds.
+
+    Returns:
+        (labels (N, P, P) uint8: LANDSLIDE where valid and ``p >= high``, BACKGROUND where valid
+        and ``p <= low``, IGNORE elsewhere; keep (N,) bool).
+    """
+    slide = apply_threshold(prob, rule.high) & valid
+    back = (np.asarray(prob, dtype=np.float64) <= rule.low) & valid & ~slide
+    labels = np.full(prob.shape, IGNORE, dtype=np.uint8)
+    labels[back] = BACKGROUND
+    labels[slide] = LANDSLIDE
+    n = prob.shape[0]
+    n_valid = valid.reshape(n, -1).sum(axis=1)
+    n_conf = (slide | back).reshape(n, -1).sum(axis=1)
+    keep = (n_valid > 0) & (n_conf >= rule.min_confident * n_valid)
+    return labels, keep
+
+
+@dataclass(frozen=True)
+class Unlabeled:
+    """The unlabeled imagery: the patches of a dataset folder (whose labels are never read).
+
+    Attributes:
+        dataset: The dataset folder (``RUN/unlabeled`` for an image).
+        indices: (M,) int64 array indices of the patches to pseudo-label, increasing.
+        source: The ``--unlabeled`` path as given.
+        split: The split used, or None for every patch.
+    """
+
+    dataset: DatasetFolder
+    indices: npt.NDArray[np.int64]
+    source: Path
+    split: str | None
+
+    @property
+    def kind(self) -> str:
+        """``dataset`` or ``image``."""
+        return "dataset" if self.source.is_dir() else "image"
+
+
+def open_unlabeled(config: TrainConfig, labelled: DatasetFolder, band_set: BandSet,
+                   work: Path) -> Unlabeled:
+    """Open (or, for an image, cut into ``work/unlabeled``) the unlabeled imagery and check it.
+
+    Raises:
+        InputError: When the path does not exist.
+        ConfigError: ``--unlabeled-split`` with an image.
+        DatasetError: Another patch size than the labelled dataset, or no patch.
+        BandError: When the imagery lacks a band the band set needs.
+    """
+    from landslip.dataset.prepare import prepare_dataset
+
+    path = Path(str(config.unlabeled))
+    if not path.exists():
+        raise InputError(f"--unlabeled {path} does not exist; give a dataset folder or a "
+                         "GeoTIFF image of the new event")
+    split = config.unlabeled_split
+    if path.is_dir():
+        ds = open_dataset(path)
+        if ds.patch_size != labelled.patch_size:
+            raise DatasetError(f"--unlabeled {path} has {ds.patch_size} px patches but "
+                               f"{labelled.path} has {labelled.patch_size} px; prepare it with "
+                               f"--patch-size {labelled.patch_size}")
+        indices = (ds.split_indices(split) if split is not None
+                   else np.arange(len(ds), dtype=np.int64))
+    else:
+        if split is not None:
+            raise ConfigError(f"--unlabeled-split needs a dataset folder, but {path} is a file; "
+                              "drop --unlabeled-split")
+        ds = prepare_dataset(path, None, work / "unlabeled", patch_size=labelled.patch_size,
+                             fractions=(1.0, 0.0, 0.0)).dataset
+        indices = np.arange(len(ds), dtype=np.int64)
+    band_set.check_available(list(ds.band_names))
+    if indices.size == 0:
+        raise DatasetError(f"--unlabeled {path} has no {split} patches; choose another split")
+    return Unlabeled(ds, indices, path, split)
+
+
+def _inside_scene(ds: DatasetFolder, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """(B, P, P) True on the pixels of patches ``ids`` inside their source scene.
+
+    Prepared datasets record the scene size; the padding past its edge is not imagery.
+    """
+    p = ds.patch_size
+    inside = np.ones((ids.size, p, p), dtype=bool)
+    scene = ds.meta.get("scene")
+    if not isinstance(scene, dict) or "height" not in scene or "width" not in scene:
+        return inside
+    h, w = int(scene["height"]), int(scene["width"])
+    for k, j in enumerate(ids):
+        row = ds.index[int(j)]
+        inside[k, max(0, h - row.row_off):, :] = False
+        inside[k, :, max(0, w - row.col_off):] = False
+    return inside
+
+
+def predict_unlabeled(
+    bundle: Bundle, unl: Unlabeled, engine: Engine, batch_size: int = 16
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]]:
+    """Predict the unlabeled patches batch by batch, reading images only (never labels).
+
+    Yields:
+        (patch indices (B,), probabilities (B, P, P) float32, valid (B, P, P) bool: no needed
+        band is nodata and the pixel is inside the scene).
+    """
+    ds = unl.dataset
+    p = ds.patch_size
+    pad = (-p) % engine.required_multiple
+    starts = range(0, unl.indices.size, batch_size)
+    for s in track(starts, total=len(starts), description="pseudo-labelling"):
+        ids = unl.indices[s:s + batch_size]
+        raw = np.asarray(ds.images[ids])
+        x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
+        prob = np.ascontiguousarray(engine.probabilities(x)[:, :p, :p], dtype=np.float32)
+        yield ids, prob, valid & _inside_scene(ds, ids)
+
+
+def _same_nodata(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+class _Storage:
+    """How the derived dataset stores raw bands: the labelled dataset's dtype and nodata when
+    the unlabeled imagery shares them, else float32 with NaN as nodata."""
+
+    def __init__(self, labelled: DatasetFolder, other: DatasetFolder, names: Sequence[str]):
+        self.keep = (labelled.images.dtype == other.images.dtype
+                     and _same_nodata(labelled.nodata, other.nodata))
+        self.dtype = labelled.images.dtype if self.keep else np.dtype(np.float32)
+        self.nodata = labelled.nodata if self.keep else math.nan
+        self.names = list(names)
+
+    def convert(self, ds: DatasetFolder, img: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """(C_ds, P, P) raw bands of ``ds`` -> (C, P, P) in the derived band order and dtype."""
+        sel = img[[ds.band_names.index(b) for b in self.names]]
+        if self.keep:
+            return sel
+        out = sel.astype(np.float32)
+        if ds.nodata is not None:
+            out[:, ~nodata_free(img, ds.nodata)] = np.float32(np.nan)
+        return out
+
+
+def write_round_dataset(
+    out: Path, labelled: DatasetFolder, unl: Unlabeled, band_set: BandSet,
+    predictions: Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32],
+                                npt.NDArray[np.bool_]]],
+    rule: PseudoRule,
+) -> tuple[DatasetFolder, dict[str, Any]]:
+    """Write the labelled train and val patches plus the kept pseudo-labelled patches.
+
+    The pseudo-labelled patches are training patches; statistics (raw and derived bands) are
+    the labelled dataset's, so inputs are normalised as in round 0.
+
+    Returns:
+        (the derived dataset, pseudo-label counts: patches predicted and kept, pixels
+        landslide/background/ignored of the kept patches, confident and landslide shares).
+    """
+    from landslip.dataset.writer import DatasetWriter
+
+    names = [b for b in labelled.band_names if b in unl.dataset.band_names]
+    store = _Storage(labelled, unl.dataset, names)
+    own = {s: labelled.split_indices(s) for s in ("train", "val")}
+    capacity = own["train"].size + own["val"].size + unl.indices.size
+    counts = {"patches_predicted": int(unl.indices.size), "patches_kept": 0,
+              "pixels_landslide": 0, "pixels_background": 0, "pixels_ignored": 0}
+    splits: list[str | None] = []
+    with DatasetWriter(out, capacity, names, store.dtype, labelled.patch_size,
+                       store.nodata) as writer:
+        for split, ids in own.items():
+            for j in ids:
+                row = labelled.index[int(j)]
+                writer.add(store.convert(labelled, np.asarray(labelled.images[j])),
+                           labelled.labels[j], row.row_off, row.col_off, source="labelled")
+                splits.append(split)
+        for ids, prob, valid in predictions:
+            labels, keep = pseudo_labels(prob, valid, rule)
+            for k in np.flatnonzero(keep):
+                writer.add(store.convert(unl.dataset, np.asarray(unl.dataset.images[ids[k]])),
+                           labels[k], unl.dataset.index[int(ids[k])].row_off,
+                           unl.dataset.index[int(ids[k])].col_off, source="pseudo")
+                splits.append("train")
+                counts["patches_kept"] += 1
+                for key, value in (("landslide", LANDSLIDE), ("background", BACKGROUND),
+                                   ("ignored", IGNORE)):
+                    counts[f"pixels_{key}"] += int((labels[k] == value).sum())
+        stats = {b: labelled.stats[b] for b in names if b in labelled.stats}
+        meta = {"split": {"method": "self-training", "labelled": str(labelled.path),
+                          "unlabeled": str(unl.source), "unlabeled_split": unl.split},
+                "stats": stats, "crs": labelled.crs, "res": labelled.res}
+        derived = writer.finish(splits, meta)
+    _copy_band_stats(labelled, derived, band_set)
+    return derived, counts | _shares(counts)
+
+
+def _shares(counts: dict[str, int]) -> dict[str, float]:
+    pixels = counts["pixels_landslide"] + counts["pixels_background"] + counts["pixels_ignored"]
+    confident = counts["pixels_landslide"] + counts["pixels_background"]
+    return {"kept_share": counts["patches_kept"] / max(counts["patches_predicted"], 1),
+            "confident_share": confident / pixels if pixels else 0.0,
+            "landslide_share": counts["pixels_landslide"] / confident if confident else 0.0}
+
+
+def _copy_band_stats(labelled: DatasetFolder, derived: DatasetFolder, band_set: BandSet) -> None:
+    """Cache the labelled dataset's statistics of every band of the set in ``derived``."""
+    means, stds = labelled.band_stats(band_set)
+    keys = [e if e is not None else n for n, e in zip(band_set.names, band_set.expressions,
+                                                      strict=True)]
+    stats = {k: {"mean": m, "std": s} for k, m, s in zip(keys, means, stds, strict=True)}
+    write_json_atomic(derived.path / DERIVED_STATS,
+                      {"fingerprint": derived.fingerprint, "stats": stats})
+
+
+@dataclass(frozen=True)
+class SelfTrainResult:
+    """What a self-training run produced.
+
+    Attributes:
+        run_dir: The run folder.
+        bundle_dir: The final bundle (the last student's), ``RUN/bundle``.
+        rounds: One record per round (as in ``selftrain.json``), round 0 the teacher.
+        document: ``RUN/selftrain.json``.
+        seconds: Wall time.
+    """
+
+    run_dir: Path
+    bundle_dir: Path
+    rounds: list[dict[str, Any]]
+    document: Path
+    seconds: float
+
+
+def _check_self_training(config: TrainConfig) -> None:
+    """Refuse what self-training does not support, before anything is written."""
+    if config.unlabeled is None:
+        raise ConfigError("self-training needs --unlabeled DATASET_OR_IMAGE")
+    if config.resume:
+        raise ConfigError("resuming a self-training run is not supported; drop --resume and "
+                          "start it again in a new run folder")
+    if config.devices > 1:
+        raise ConfigError("self-training runs on one device; drop --devices")
+    rule = PseudoRule.from_config(config)
+    if not rule.low < rule.high:
+        raise ConfigError(f"--pseudo-low {rule.low} must be below --pseudo-threshold "
+                          f"{rule.high}")
+    run = Path(config.output)
+    if run.exists() and any(run.iterdir()):
+        raise ConfigError(f"{run} is not empty; choose a new run folder for self-training")
+
+
+def _record(k: int, result: TrainResult, pseudo: dict[str, Any] | None) -> dict[str, Any]:
+    return {"round": k, "role": "teacher" if k == 0 else "student", "run": result.run_dir.name,
+            "val": result.best_val, "best_epoch": result.best_epoch,
+            "epochs": result.epochs_completed, "seconds": round(result.seconds, 3),
+            **({"pseudo": pseudo} if pseudo is not None else {})}
+
+
+def _write_document(run: Path, config: TrainConfig, unl: Unlabeled, rule: PseudoRule,
+                    rounds: list[dict[str, Any]], final: bool) -> Path:
+    doc = {"format": FORMAT, "version": VERSION, "labelled": str(config.dataset),
+           "unlabeled": {"path": str(unl.source), "kind": unl.kind, "split": unl.split,
+                         "patches": int(unl.indices.size)},
+           "rule": {"high": rule.high, "low": rule.low, "min_confident": rule.min_confident},
+           "student_init": "fresh", "rounds": rounds,
+           "final": {"round": rounds[-1]["round"], "bundle": "bundle"} if final else None}
+    return write_json_atomic(run / DOCUMENT, doc)
+
+
+def read_rounds(path: str | Path) -> dict[str, Any]:
+    """Read ``selftrain.json`` (a run folder or the file), its format and version checked.
+
+    Raises:
+        InputError: When it is missing, unreadable, of another format or a newer version.
+    """
+    p = Path(path)
+    return read_document(p / DOCUMENT if p.is_dir() else p, expected=FORMAT, supported=VERSION)
+
+
+def _pseudo_round(k: int, result: TrainResult, labelled: DatasetFolder, unl: Unlabeled,
+                  band_set: BandSet, rule: PseudoRule, run: Path, config: TrainConfig
+                  ) -> tuple[DatasetFolder, dict[str, Any]]:
+    """Pseudo-label the unlabeled imagery with ``result``'s bundle into ``RUN/round-k-data``."""
+    from landslip.devices import select_device
+    from landslip.models.bundle import load_bundle
+    from landslip.models.engine import create_engine
+
+    assert result.bundle_dir is not None
+    device = select_device("cpu" if config.accelerator == "cpu" else "auto")
+    bundle = load_bundle(result.bundle_dir, device=device)
+    with create_engine(bundle, "torch", device) as engine:
+        preds = predict_unlabeled(bundle, unl, engine, batch_size=config.batch_size)
+        return write_round_dataset(run / f"round-{k}-data", labelled, unl, band_set, preds,
+                                   rule)
+
+
+def self_train(
+    config: TrainConfig,
+    progress: bool | None = None,
+    callbacks: Sequence[Any] = (),
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+) -> SelfTrainResult:
+    """Train a teacher, then ``config.rounds`` students on labelled plus pseudo-labelled data.
+
+    Args:
+        config: The configuration; ``unlabeled`` must be set.
+        progress: Show progress bars (None: :func:`landslip.progress.is_enabled`).
+        callbacks: Extra Lightning callbacks of every round.
+        on_round: Called with each round's record when the round is done.
+
+    Returns:
+        A :class:`SelfTrainResult`.
+
+    Raises:
+        ConfigError: ``--resume``, several devices, a non-empty run folder, bad thresholds.
+        InputError: A missing ``--unlabeled`` path.
+        BandError: Imagery without a band the band set needs.
+        DatasetError: See :func:`open_unlabeled` and :func:`landslip.training.fit.train`.
+    """
+    t0 = time.perf_counter()
+    _check_self_training(config)
+    run, rule = Path(config.output), PseudoRule.from_config(config)
+    labelled, band_set = open_dataset(config.dataset), resolve_band_set(config.bands)
+    band_set.check_available(list(labelled.band_names))
+    run.mkdir(parents=True, exist_ok=True)
+    unl = open_unlabeled(config, labelled, band_set, run)
+    save_config(config, run / "config.yaml")
+    base = config.model_copy(update={"unlabeled": None, "unlabeled_split": None})
+    rounds: list[dict[str, Any]] = []
+
+    def run_round(k: int, data: Path, pseudo: dict[str, Any] | None) -> TrainResult:
+        result = train(base.model_copy(update={"dataset": data, "output": run / f"round-{k}"}),
+                       progress=progress, callbacks=callbacks)
+        rounds.append(_record(k, result, pseudo))
+        _write_document(run, config, unl, rule, rounds, final=False)
+        logger.info("round %d/%d: validation F1 %.4f", k, config.rounds,
+                    result.best_val.get("f1", float("nan")))
+        if on_round is not None:
+            on_round(rounds[-1])
+        return result
+
+    result = run_round(0, labelled.path, None)
+    for k in range(1, config.rounds + 1):
+        data, pseudo = _pseudo_round(k, result, labelled, unl, band_set, rule, run, config)
+        logger.info("round %d/%d: %d of %d unlabeled patches pseudo-labelled (%.1f%% of "
+                    "their pixels confident, %.2f%% landslide)", k, config.rounds,
+                    pseudo["patches_kept"], pseudo["patches_predicted"],
+                    100 * pseudo["confident_share"], 100 * pseudo["landslide_share"])
+        result = run_round(k, data.path, pseudo)
+    assert result.bundle_dir is not None
+    bundle_dir = Path(shutil.copytree(result.bundle_dir, run / "bundle"))
+    document = _write_document(run, config, unl, rule, rounds, final=True)
+    return SelfTrainResult(run, bundle_dir, rounds, document, time.perf_counter() - t0)
