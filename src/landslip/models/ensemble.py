@@ -44,7 +44,7 @@ from landslip.models.bundle import (
     save_bundle,
 )
 from landslip.models.export import ensure_onnx
-from landslip.models.registry import check_input_size, create_model, register_model
+from landslip.models.registry import check_input, create_model, register_model
 
 __all__ = ["EPS", "EnsembleModel", "build_ensemble", "ensemble"]
 
@@ -90,12 +90,7 @@ class EnsembleModel(nn.Module):
             ModelError: If the input is not 4-D, has the wrong number of bands, or H or W is not
                 a multiple of :attr:`required_multiple` (the message says how to pad).
         """
-        if x.ndim != 4:
-            raise ModelError(f"ensemble expects (N, C, H, W) input, got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_channels:
-            raise ModelError(
-                f"ensemble was built for {self.in_channels} band(s), got {x.shape[1]}")
-        check_input_size(int(x.shape[2]), int(x.shape[3]), self.required_multiple, "ensemble")
+        check_input(x, self.in_channels, self.required_multiple, "ensemble")
         total = torch.zeros((), dtype=torch.float32, device=x.device)
         for member in self.members:
             total = total + torch.sigmoid(member(x).float())
