@@ -197,7 +197,7 @@ class TorchEngine(Engine):
         self.channels_last = dev.type == "cpu" if channels_last is None else channels_last
         model.to(dev).eval()
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
 
     def close(self) -> None:
