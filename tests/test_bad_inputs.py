@@ -68,6 +68,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny = InputProfile(dtype="uint16", pixels=100, bands={
         b: BandProfile(p1=1.0, p50=5.0, p99=10.0) for b in ("blue", "green", "red")})
     make_bundle(i / "narrow" / "bundle", profile=tiny)
+    make_bundle(i / "grn" / "bundle", band_set="grn")
     write_scene(i / "img.tif")
     write_scene(i / "anon.tif", names=None)
     write_scene(i / "far.tif", low=5000, high=9000)
@@ -214,6 +215,15 @@ CASES = [
                            "--probability-dtype", "int16"], "--probability-dtype"),
     Case("predict-band-names", ["predict", "{i}/run", "{i}/img.tif", "-o", "{o}/p",
                                 "--band-names", "a,b"], "gives 2 name"),
+    # ensemble
+    Case("ensemble-one-member", ["ensemble", "{i}/run", "-o", "{o}/e"], "at least 2 members"),
+    Case("ensemble-no-bundle", ["ensemble", "{i}/run", "{i}", "-o", "{o}/e"], "no model bundle"),
+    Case("ensemble-bands", ["ensemble", "{i}/run", "{i}/grn", "-o", "{o}/e"],
+         "must read the same bands"),
+    Case("ensemble-profile", ["ensemble", "{i}/run", "{i}/narrow", "-o", "{o}/e"],
+         "training input profile"),
+    Case("ensemble-unwritable", ["ensemble", "{i}/run", "{i}/narrow", "-o", UNDER_FILE],
+         "cannot write"),
     # export, study, demo
     Case("export-no-bundle", ["export", "{i}/nope", "-o", "{o}/m.onnx"], "no model bundle"),
     Case("study-bad-yaml", ["study", "{i}/study.yaml", "-o", "{o}/st"], "study.yaml:"),

@@ -22,7 +22,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 # The verbs landslip must offer: a verb lost from the registry (or from --help) fails here.
 EXPECTED_VERBS = {
     "synth", "pansharpen", "pansharpen-assess", "rasterize", "prepare", "import-patches",
-    "train", "evaluate", "study", "predict", "export", "report", "info", "demo",
+    "train", "evaluate", "study", "predict", "export", "ensemble", "report", "info", "demo",
 }
 
 

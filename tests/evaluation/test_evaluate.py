@@ -56,8 +56,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"a": a.path, "b": b.path, "rgb": rgb.path, "run": root / "run", "root": root}
 
 
-def _independent_probabilities(run: Path, ds: DatasetFolder, ids: np.ndarray) -> np.ndarray:
-    """Recompute probabilities without landslip's band code: NDVI and z-scores by hand."""
+def _independent_probabilities(run: Path, ds: DatasetFolder, ids: np.ndarray,
+                               tta: bool = False) -> np.ndarray:
+    """Recompute probabilities without landslip's band code: NDVI and z-scores by hand; with
+    ``tta`` the mean of the 8 flipped/rotated passes, each turned back (torch's rot90/flip)."""
     from safetensors.torch import load_file
 
     meta = json.loads((run / "bundle" / "model.json").read_text())
@@ -76,8 +78,17 @@ def _independent_probabilities(run: Path, ds: DatasetFolder, ids: np.ndarray) ->
     nodata = (raw == ds.nodata).any(axis=1) if ds.nodata is not None else np.zeros(
         x[:, 0].shape, dtype=bool)
     x = np.where(nodata[:, None], 0.0, x)
+    t = torch.from_numpy(x.astype(np.float32))
+    views = [(k, f) for k in range(4) for f in (False, True)] if tta else [(0, False)]
+    out = torch.zeros(t[:, 0].shape)
     with torch.no_grad():
-        return torch.sigmoid(model(torch.from_numpy(x.astype(np.float32)))[:, 0]).numpy()
+        for k, flip in views:
+            v = torch.rot90(t, k, dims=(2, 3))
+            v = torch.flip(v, dims=(3,)) if flip else v
+            prob = torch.sigmoid(model(v)[:, 0])
+            prob = torch.flip(prob, dims=(2,)) if flip else prob
+            out += torch.rot90(prob, -k, dims=(1, 2))
+    return (out / len(views)).numpy()
 
 
 def test_unseen_data_numbers_match_independent_computation(trained: dict[str, Path],
@@ -321,3 +332,29 @@ def test_bad_engine_options_are_refused(trained: dict[str, Path], tmp_path: Path
         threads=before + 1))
     assert res.report["prediction"]["engine"] == "torch"  # auto falls back without onnxruntime
     assert torch.get_num_threads() == before  # the engine restored torch's thread count
+
+
+def test_tta_is_the_mean_of_eight_views_and_keeps_nodata(trained: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    """--tta: saved probabilities are the mean of the 8 dihedral passes computed by hand; the
+    pixels not evaluated (nodata margins, 255) are those of the run without TTA; the report
+    says TTA was used, for the tuning split too."""
+    ds = DatasetFolder(trained["b"])
+    runs = {}
+    for tta in (False, True):
+        out = tmp_path / f"tta-{tta}"
+        runs[tta] = evaluate(trained["run"], ds, EvaluateOptions(
+            threshold="tuned", out_dir=out, figure_patches=1, tta=tta, engine="torch"))
+    ids = np.load(tmp_path / "tta-True" / "patch_ids.npy")
+    codes = {t: np.load(tmp_path / f"tta-{t}" / "probabilities.npy") for t in (False, True)}
+    np.testing.assert_array_equal(codes[True] == 255, codes[False] == 255)
+    assert (codes[True] == 255).any()  # the dataset has nodata margins
+    scored = codes[True] != 255
+    p_tta = _independent_probabilities(trained["run"], ds, ids, tta=True)
+    p_plain = _independent_probabilities(trained["run"], ds, ids)
+    diff = np.abs(codes[True][scored].astype(np.int16) - np.rint(p_tta[scored] * 254))
+    assert diff.max() <= 1
+    assert np.abs(p_tta - p_plain).max() > 0.01  # the views really differ for this model
+    report = runs[True].report
+    assert report["prediction"]["tta"] is True and runs[False].report["prediction"]["tta"] is False
+    assert "Test-time augmentation" in (tmp_path / "tta-True" / "report.md").read_text()

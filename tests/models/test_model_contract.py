@@ -12,7 +12,11 @@ from landslip.models.losses import create_loss
 from landslip.models.registry import create_model, list_models, model_info, register_model
 
 # Small settings for models whose size is configurable, so the contract runs in seconds.
-SMALL: dict[str, dict[str, Any]] = {"unet": {"width": 4, "depth": 2}}
+SMALL: dict[str, dict[str, Any]] = {
+    "unet": {"width": 4, "depth": 2},
+    "ensemble": {"members": [{"model": "unet", "params": {"width": 4, "depth": 2}},
+                             {"model": "unet", "params": {"width": 4, "depth": 1}}]},
+}
 # Models with a fixed large size: tested with batch 1 at the smallest size; in the default run
 # with 4 bands only (each case builds 37 M parameters), all band counts with -m slow.
 LARGE = {"unet-paper"}
@@ -75,14 +79,24 @@ def test_models_return_logits_that_the_losses_map_with_a_sigmoid(name: str) -> N
     model = _build(name, 3).eval()
     m = int(getattr(model, "required_multiple", 1))
     x = torch.randn(1, 3, 2 * m, 2 * m, generator=torch.Generator().manual_seed(1))
-    last = _last_layer(model, x)
+    # An ensemble returns the logit of its members' mean probability: the members before the
+    # last get a zero final layer (probability 0.5 everywhere) and the last one is scaled, so
+    # the ensemble spans logit((0.5 + sigmoid(+-4)) / 2) = +-1.05.
+    members = list(getattr(model, "members", [model]))
+    for member in members[:-1]:
+        with torch.no_grad():
+            for t in (_last_layer(member, x).weight, _last_layer(member, x).bias):
+                assert isinstance(t, torch.Tensor)
+                t.zero_()
+    target = members[-1]
+    last = _last_layer(target, x)
     # Scale and shift the final layer so that its outputs span [-4, 4]: a final sigmoid (or
     # any squashing to probabilities) after it would still keep the outputs inside [0, 1].
     weight, bias = last.weight, last.bias
     assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
     with torch.no_grad():
         bias.zero_()
-        out = model(x)
+        out = target(x)
         scale = 8.0 / float(out.max() - out.min())
         weight.mul_(scale)
         bias.fill_(-4.0 - scale * float(out.min()))
@@ -146,7 +160,7 @@ def test_width_16_is_about_2_3_million_parameters() -> None:
 
 
 def test_registry_errors_list_valid_names() -> None:
-    with pytest.raises(ModelError, match="valid models: unet, unet-paper"):
+    with pytest.raises(ModelError, match=r"valid models: ensemble, .*unet, unet-paper"):
         create_model("resnet", 4)
     with pytest.raises(ModelError, match=r"does not take parameter.*width.*it takes: none"):
         create_model("unet-paper", 4, width=16)

@@ -73,6 +73,32 @@ def test_engines_agree_with_the_torch_reference(
         assert float(np.abs(p - ref).max()) < 1e-4, engine.name
 
 
+def test_tta_leaves_an_equivariant_model_unchanged(tmp_path: Path) -> None:
+    """A U-Net whose every kernel is symmetric under the 8 flips/rotations commutes with them
+    (pooling cells stay aligned: H and W are multiples of 2**depth), so TTA changes nothing,
+    on a non-square input too (rotated views are W x H), in both engines."""
+    torch.manual_seed(3)
+    model = create_model("unet", 3, **PARAMS)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                w = m.weight
+                views = [torch.rot90(w, k, dims=(2, 3)) for k in range(4)]
+                views += [torch.flip(v, dims=(3,)) for v in views]
+                w.copy_(torch.stack(views).mean(dim=0))
+        model.head.weight.mul_(50.0)  # type: ignore[union-attr,operator]  # spread the output
+    meta = BundleMeta(model="unet", model_params=PARAMS, in_channels=3, band_set="grn",
+                      band_names=["green", "red", "nir"], mean=[0.0] * 3, std=[1.0] * 3)
+    save_bundle(tmp_path / "bundle", model, meta)
+    bundle = load_bundle(tmp_path)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 44)).astype(np.float32)
+    for engine in (TorchEngine(bundle.model), OnnxEngine(export_onnx_bytes(bundle))):
+        plain, tta = engine.probabilities(x), engine.probabilities(x, tta=True)
+        assert tta.shape == plain.shape == (2, 32, 44)
+        assert float(np.abs(tta - plain).max()) < 1e-5, engine.name
+        assert float(plain.std()) > 1e-2  # not a constant map
+
+
 def test_torch_engine_runs_channels_last_on_cpu(setup: tuple[Bundle, bytes]) -> None:
     bundle, _ = setup
     engine = TorchEngine(bundle.model)

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "study": "landslip.cli.study:study",
     "predict": "landslip.cli.predict:predict",
     "export": "landslip.cli.export:export",
+    "ensemble": "landslip.cli.ensemble:ensemble",
     "report": "landslip.cli.report:report",
     "info": "landslip.cli.info:info",
     "demo": "landslip.cli.demo:demo",

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from landslip.cli.options import EngineOption, StrictOption, ThreadsOption
+from landslip.cli.options import EngineOption, StrictOption, ThreadsOption, TtaOption
 
 __all__ = ["evaluate"]
 
@@ -61,6 +61,7 @@ def evaluate(
     strict: StrictOption = False,
     engine: EngineOption = "auto",
     threads: ThreadsOption = None,
+    tta: TtaOption = False,
 ) -> None:
     """Evaluate a model on a dataset split: landslide-class pixel and per-landslide metrics."""
     from landslip.errors import InputError
@@ -75,7 +76,7 @@ def evaluate(
         split=split, threshold=threshold, out_dir=output, figure_patches=figure_patches,
         save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
         min_overlap=min_overlap, device=device, min_slope=min_slope, strict=strict,
-        engine=engine, threads=threads))
+        engine=engine, threads=threads, tta=tta))
     _echo(res)
 
 

@@ -8,6 +8,7 @@ import typer
 
 __all__ = [
     "EngineOption", "LandslideValuesOption", "NodataOption", "StrictOption", "ThreadsOption",
+    "TtaOption",
 ]
 
 NodataOption = Annotated[
@@ -40,3 +41,8 @@ ThreadsOption = Annotated[
     int | None, typer.Option("--threads", help="Threads of the engine (default: all cores).")
 ]
 """``--threads`` of ``predict`` and ``evaluate``."""
+TtaOption = Annotated[
+    bool, typer.Option("--tta", help="Test-time augmentation: average the probabilities over the "
+                       "8 flips/90-degree rotations (8x slower).")
+]
+"""``--tta`` of ``predict`` and ``evaluate`` (``Engine.probabilities(x, tta=True)``)."""

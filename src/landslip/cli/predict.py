@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from landslip.cli.options import EngineOption, NodataOption, StrictOption, ThreadsOption
+from landslip.cli.options import (
+    EngineOption,
+    NodataOption,
+    StrictOption,
+    ThreadsOption,
+    TtaOption,
+)
 
 if TYPE_CHECKING:
     from landslip.inference.distributed import ClusterOptions
@@ -34,9 +40,6 @@ _BatchSizeArg = Annotated[
     int | None,
     typer.Option("--batch-size",
                  help="Windows per forward pass (default: 1 on CPU, 4 on GPU)."),
-]
-_TtaArg = Annotated[
-    bool, typer.Option("--tta", help="Average over 8 flips/rotations (8x slower).")
 ]
 _ThresholdArg = Annotated[
     float | None,
@@ -96,7 +99,7 @@ def predict(
     window: _WindowArg = None,
     overlap: _OverlapArg = 64,
     batch_size: _BatchSizeArg = None,
-    tta: _TtaArg = False,
+    tta: TtaOption = False,
     threshold: _ThresholdArg = None,
     min_area: _MinAreaArg = 0.0,
     geojson: _GeojsonArg = False,

@@ -123,6 +123,9 @@ class EvaluateOptions:
             the PR curve and threshold tuning stay unfiltered. None: off.
         strict: Refuse a split far outside the model's training data instead of warning
             (:mod:`landslip.evaluation.drift`).
+        tta: Test-time augmentation: each probability is the mean over the 8 flips/90-degree
+            rotations of the patch (8x the compute); used for the tuning split too, so the
+            tuned threshold fits the probabilities it is applied to.
     """
 
     split: str = "test"
@@ -142,6 +145,7 @@ class EvaluateOptions:
     size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2
     min_slope: float | None = None
     strict: bool = False
+    tta: bool = False
 
 
 @dataclass
@@ -228,6 +232,7 @@ def predict_split(
     engine: Engine,
     batch_size: int = 16,
     description: str = "predicting",
+    tta: bool = False,
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
     """Predict patches of a dataset, batch by batch.
 
@@ -239,6 +244,7 @@ def predict_split(
             (:func:`landslip.models.engine.create_engine`).
         batch_size: Patches per forward pass.
         description: Progress-bar label.
+        tta: Average over the 8 flips/90-degree rotations (:meth:`Engine.probabilities`).
 
     Yields:
         (patch indices (B,), probabilities (B, P, P) float32 in [0, 1], labels for metrics
@@ -257,7 +263,7 @@ def predict_split(
         x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
         if pad:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
-        prob = engine.probabilities(x)[:, :p, :p]
+        prob = engine.probabilities(x, tta)[:, :p, :p]
         truth = np.where(valid, labels, np.uint8(IGNORE)).astype(np.uint8)
         yield batch, np.ascontiguousarray(prob, dtype=np.float32), truth
 
@@ -377,7 +383,7 @@ def _tune(s: _Setup) -> tuple[float, Confusion, PRCurve] | None:
         return None
     sweep = ThresholdSweep(s.opts.bins)
     for _, prob, truth in predict_split(s.bundle, s.ds, idx, s.engine, s.opts.batch_size,
-                                        f"tuning on {s.opts.tune_split}"):
+                                        f"tuning on {s.opts.tune_split}", s.opts.tta):
         sweep.update(prob, truth)
     curve = sweep.curve()
     t, conf = curve.best_threshold()
@@ -410,7 +416,8 @@ def _score(s: _Setup, applied: float) -> _Scores:
     with _prediction_writers(s.out, s.idx, s.ds.patch_size, opts.save_predictions) as writers:
         row = 0
         for batch, prob, truth in predict_split(s.bundle, s.ds, s.idx, s.engine,
-                                                opts.batch_size, f"evaluating {s.split}"):
+                                                opts.batch_size, f"evaluating {s.split}",
+                                                opts.tta):
             codes, masks = encode_predictions(prob, truth, applied)
             if opts.min_slope is not None:
                 masks = _slope_filtered(s.ds, batch, masks, opts.min_slope)
@@ -488,7 +495,7 @@ def _draw_figures(s: _Setup, th: _Threshold, sc: _Scores,
 def _draw_patches(s: _Setup, ids: npt.NDArray[np.int64], applied: float) -> list[str]:
     names: list[str] = []
     for batch, prob, truth in predict_split(s.bundle, s.ds, ids, s.engine, s.opts.batch_size,
-                                            "drawing patches"):
+                                            "drawing patches", s.opts.tta):
         for j, pid in enumerate(batch):
             c = confusion(apply_threshold(prob[j], applied), truth[j])
             name = f"patches/patch_{int(pid):06d}.png"
@@ -546,11 +553,11 @@ def _build_report(s: _Setup, th: _Threshold, sc: _Scores, pixel_at: dict[str, An
 
 
 def _prediction_dict(s: _Setup) -> dict[str, Any]:
-    """How the patches were predicted: engine, threads, device, batch and window size."""
+    """How the patches were predicted: engine, threads, device, batch and window size, TTA."""
     side = s.ds.patch_size + (-s.ds.patch_size) % s.engine.required_multiple
     return {"engine": s.engine.name, "engine_description": s.engine.description,
             "threads": s.engine.threads, "device": str(s.engine.device),
-            "batch_size": s.opts.batch_size, "window": [side, side]}
+            "batch_size": s.opts.batch_size, "window": [side, side], "tta": s.opts.tta}
 
 
 def evaluate(

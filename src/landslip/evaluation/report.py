@@ -82,8 +82,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if thr.get("tuned") is not None:
         t_line += (f"; F1-optimal threshold on the `{thr.get('tuned_on')}` split: "
                    f"{_fmt(thr['tuned'])} (F1 there {_fmt(thr.get('tuned_f1'))})")
-    out += [t_line, ""]
-    out += ["## Pixel metrics (landslide class)", ""]
+    out.append(t_line)
+    if report.get("prediction", {}).get("tta"):
+        out.append("- Test-time augmentation: each probability is the mean over the 8 "
+                   "flips/90-degree rotations of the patch")
+    out += ["", "## Pixel metrics (landslide class)", ""]
     rows = [["applied", _fmt(thr.get("value")), px.get("precision"), px.get("recall"),
              px.get("f1"), px.get("iou"), int(px.get("tp", 0)), int(px.get("fp", 0)),
              int(px.get("fn", 0)), int(px.get("tn", 0))]]

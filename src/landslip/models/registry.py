@@ -26,6 +26,7 @@ from landslip.errors import ModelError
 __all__ = [
     "ModelInfo",
     "SegmentationModel",
+    "check_input",
     "check_input_size",
     "create_model",
     "list_models",
@@ -93,6 +94,7 @@ def register_model(name: str) -> Callable[[F], F]:
 
 def _ensure_builtin() -> None:
     # The built-in models register themselves on import; imported lazily to avoid a cycle.
+    import landslip.models.ensemble
     import landslip.models.unet  # noqa: F401
 
 
@@ -148,6 +150,20 @@ def create_model(name: str, in_channels: int, **params: Any) -> nn.Module:
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"cannot build model {name!r} with {params}: {exc}") from exc
+
+
+def check_input(x: torch.Tensor, in_channels: int, multiple: int, model: str) -> None:
+    """Refuse a model input that is not (N, ``in_channels``, H, W) with H and W multiples of
+    ``multiple`` (the check every registered model makes before its forward pass).
+
+    Raises:
+        ModelError: Naming the expected rank or band count, or the size to pad or crop to.
+    """
+    if x.ndim != 4:
+        raise ModelError(f"{model} expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        raise ModelError(f"{model} was built for {in_channels} band(s), got {x.shape[1]}")
+    check_input_size(int(x.shape[2]), int(x.shape[3]), multiple, model)
 
 
 def check_input_size(height: int, width: int, multiple: int, model: str) -> None:
