@@ -1,142 +1,182 @@
-"""Real-data benchmark: landslide mapping on the Landslide4Sense RGB patches.
+"""Real-data ablation: the training recipe on the Landslide4Sense RGB patches.
 
 Imports ``../shared/data/l4s-rgb`` (1385 training and 199 test patches, 128 x 128 px, 8-bit
 R, G, B, Sentinel-2 at about 10 m, per-patch stretched; see that folder's README) with
 :func:`landslip.dataset.imports.import_patches`, carving a validation part out of the training
-patches (``--val-fraction``, seeded). Then, for every configuration:
+patches (``--val-fraction``, seeded: the same split for every configuration and seed). Then,
+for every configuration and seed:
 
 1. train on the train split (:func:`landslip.training.fit.train`, band set ``rgb``; the bundle
    keeps the epoch with the best validation F1);
 2. tune the threshold on the validation split and apply it, frozen, to the test split
-   (:func:`landslip.evaluation.evaluate.evaluate` with ``threshold="tuned"``);
-3. report precision, recall and F1 of the landslide class on the test split (and F1 at the
-   paper's 0.5), the training time and the throughput.
+   (:func:`landslip.evaluation.evaluate.evaluate`, ``threshold="tuned"``), once without and
+   once with test-time augmentation (the 8 flips and rotations; so TTA's effect is measured
+   on every configuration);
+3. record validation F1 (tuned), test precision, recall, F1, the object false-alarm and
+   detection rates, the wall and CPU minutes of training (CPU = user + system time of the
+   process, all threads).
 
-All configurations run in one process, one after the other, on the same imported dataset.
-Results go to ``WORK/results.json`` and ``WORK/results.md`` and are printed with the command
-line and the total time.
+Nothing is chosen on the test split: the summary orders configurations by validation F1 and
+the recipe in ``configs/l4s-rgb.yaml`` is the one with the best mean validation F1.
 
-Published anchors (14-band Landslide4Sense, not directly comparable: this is RGB only, 8-bit,
-stretched per patch): official U-Net baseline F1 0.578 (validation), winners F1 0.745 (test).
+Configurations: ``old`` (the round-1 recipe: width-8 ``unet``, bce-dice, Adam, 10 epochs),
+``recipe`` (the CPU recipe of ``configs/l4s-rgb.yaml``), and ablations of the recipe that
+remove one ingredient each (``-photometric``, ``-scale``, ``-ema``, ``-lovasz`` (bce-dice
+instead), ``-schedule`` (constant learning rate, Adam), ``smp-r18`` (a ResNet-18 U-Net from
+segmentation_models_pytorch, no pretrained weights, instead of the plain U-Net)).
 
-Run (the README figures: one configuration per process, one thread each; 12-18 minutes per
-configuration on the shared 2-core CPU; two processes side by side use both cores better than
-one process with two threads when the machine is busy)::
+Run one process per configuration and seed, one thread each, two side by side on the 2-core
+machine, then merge their results::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/l4s_rgb.py --work /tmp/l4s-w8-bcedice-e10 \
-        --configs w8-bcedice-e10 --threads 1
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/l4s_rgb.py --work /tmp/l4s/recipe-s0 \\
+        --configs recipe --seeds 0 --threads 1 &
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/l4s_rgb.py --work /tmp/l4s/recipe-s1 \\
+        --configs recipe --seeds 1 --threads 1 &
+    wait
+    .venv/bin/python benchmarks/l4s_rgb.py --summarize /tmp/l4s/*/results.json \\
+        --work /tmp/l4s
 
-Without ``--configs`` the three configurations of the README table run one after the other.
+Published anchors (not directly comparable): RGB patches, U-Net with an ImageNet-pretrained
+ResNet-34 encoder, 50 GPU epochs: test F1 0.691; 14-band Landslide4Sense: official U-Net
+baseline F1 0.578 (validation), winners F1 0.745 (test).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import shlex
+import shutil
+import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "l4s-rgb"
+RECIPE_FILE = REPO_ROOT / "configs" / "l4s-rgb.yaml"
 
+OLD: dict[str, Any] = {"bands": "rgb", "model": "unet", "width": 8, "depth": 4,
+                       "loss": "bce-dice", "lr": 1e-3, "epochs": 10, "batch_size": 16}
+"""The round-1 recipe (test F1 0.587 in the issue's rerun)."""
 
-@dataclass(frozen=True)
-class BenchConfig:
-    """One training configuration of the comparison."""
-
-    name: str
-    width: int
-    loss: str
-    epochs: int
-    depth: int = 4
-    batch_size: int = 16
-    lr: float = 1e-3
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def train_options(self) -> dict[str, Any]:
-        """TrainConfig fields (besides dataset and output)."""
-        return {"bands": "rgb", "model": "unet", "width": self.width, "depth": self.depth,
-                "loss": self.loss, "epochs": self.epochs, "batch_size": self.batch_size,
-                "lr": self.lr, **self.extra}
-
-
-CONFIGS: dict[str, BenchConfig] = {
-    c.name: c for c in (
-        BenchConfig("w8-bcedice-e10", width=8, loss="bce-dice", epochs=10),
-        BenchConfig("w8-dice-e10", width=8, loss="dice", epochs=10),
-        BenchConfig("w16-bcedice-e5", width=16, loss="bce-dice", epochs=5),
-        BenchConfig("w8-bcedice-e20", width=8, loss="bce-dice", epochs=20),
-        BenchConfig("w16-bcedice-e10", width=16, loss="bce-dice", epochs=10),
-        BenchConfig("w8-focal-e10", width=8, loss="focal", epochs=10),
-    )
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "-photometric": {"photometric": 0.0},
+    "-scale": {"scale_range": None},
+    "-ema": {"ema": None},
+    "-lovasz": {"loss": "bce-dice"},
+    "-schedule": {"schedule": "none", "optimizer": "adam", "warmup_epochs": 0.0},
+    "smp-r18": {"model": "smp-unet", "encoder": "resnet18", "width": None, "depth": None},
 }
-DEFAULT_CONFIGS = ("w8-bcedice-e10", "w8-dice-e10", "w16-bcedice-e5")
+"""Each ablation: the recipe with these fields replaced."""
 
 
-def run_config(cfg: BenchConfig, dataset: Path, work: Path, seed: int,
-               max_train_batches: int | None) -> dict[str, Any]:
-    """Train and evaluate one configuration; returns its result row."""
+def recipe_options() -> dict[str, Any]:
+    """The CPU recipe: the TrainConfig fields of configs/l4s-rgb.yaml."""
+    with open(RECIPE_FILE, encoding="utf-8") as f:
+        doc = dict(yaml.safe_load(f))
+    return {k.replace("-", "_"): v for k, v in doc.items()}
+
+
+def config_options(name: str) -> dict[str, Any]:
+    """TrainConfig fields of configuration ``name``."""
+    if name == "old":
+        return dict(OLD)
+    train = recipe_options()
+    if name == "recipe":
+        return train
+    if name not in ABLATIONS:
+        raise SystemExit(f"unknown configuration {name!r}: old, recipe, {', '.join(ABLATIONS)}")
+    train.update(ABLATIONS[name])
+    return {k: v for k, v in train.items() if v is not None or k in ("ema", "scale_range")}
+
+
+def _evaluate(run: Path, dataset: Path, tta: bool, tag: str) -> dict[str, Any]:
     from landslip.evaluation.evaluate import EvaluateOptions, evaluate
+
+    opts: dict[str, Any] = {"split": "test", "threshold": "tuned",
+                            "out_dir": run / f"evaluation-{tag}", "figure_patches": 4,
+                            "save_predictions": False, "tta": tta}
+    t0 = time.perf_counter()
+    ev = evaluate(run, dataset, EvaluateOptions(**opts))
+    rep = ev.report
+    px, obj = rep["pixel"], rep["objects"]
+    return {"precision": px["precision"], "recall": px["recall"], "f1": px["f1"],
+            "iou": px["iou"], "threshold": ev.threshold,
+            "val_f1_tuned": rep["threshold"]["tuned_f1"],
+            "object_false_alarm_rate": obj["false_alarm_rate"],
+            "object_detection_rate": obj["detection_rate"],
+            "eval_seconds": time.perf_counter() - t0, "report": str(ev.report_md)}
+
+
+def run_config(name: str, dataset: Path, work: Path, seed: int,
+               max_train_batches: int | None) -> list[dict[str, Any]]:
+    """Train configuration ``name`` with ``seed``; one row per evaluation (TTA off/on)."""
     from landslip.training.config import TrainConfig
     from landslip.training.fit import train
 
-    run = work / "runs" / cfg.name
-    opts = cfg.train_options()
+    train_opts = config_options(name)
+    run = work / "runs" / f"{name}-s{seed}"
+    if run.exists():
+        shutil.rmtree(run)
     if max_train_batches is not None:
-        opts["max_train_batches"] = max_train_batches
+        train_opts["max_train_batches"] = max_train_batches
     tc = TrainConfig(dataset=dataset, output=run, seed=seed, checkpoint_every_n_steps=10_000,
-                     **opts)
-    t0 = time.perf_counter()
+                     **train_opts)
+    cpu0, t0 = os.times(), time.perf_counter()
     tr = train(tc)
-    train_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    ev = evaluate(run, dataset, EvaluateOptions(split="test", threshold="tuned",
-                                                out_dir=run / "evaluation", figure_patches=4,
-                                                save_predictions=False))
-    eval_s = time.perf_counter() - t1
-    rep = ev.report
-    at05 = rep["pixel_at"].get("0.5 (paper)", {})
-    px = rep["pixel"]
-    return {
-        "config": cfg.name, **opts, "seed": seed,
-        "precision": px["precision"], "recall": px["recall"], "f1": px["f1"], "iou": px["iou"],
-        "threshold": ev.threshold, "val_f1_tuned": rep["threshold"]["tuned_f1"],
-        "f1_at_0.5": at05.get("f1"), "precision_at_0.5": at05.get("precision"),
-        "recall_at_0.5": at05.get("recall"), "average_precision": rep["average_precision"],
-        "best_epoch": tr.best_epoch, "epochs_completed": tr.epochs_completed,
-        "train_seconds": train_s, "eval_seconds": eval_s, "run": str(run),
-        "report": str(ev.report_md),
-    }
+    cpu1 = os.times()
+    base = {"config": name, "seed": seed, "train": train_opts,
+            "train_minutes": (time.perf_counter() - t0) / 60,
+            "train_cpu_minutes": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / 60,
+            "best_epoch": tr.best_epoch + 1, "epochs_completed": tr.epochs_completed}
+    return [{**base, "tta": tta, **_evaluate(run, dataset, tta, "tta" if tta else "plain")}
+            for tta in (False, True)]
 
 
-def _markdown(rows: list[dict[str, Any]], command: str, total_s: float,
-              counts: dict[str, int]) -> str:
-    lines = [
-        "# Landslide4Sense RGB benchmark (landslip)",
-        "",
-        f"Command: `{command}`  ",
-        f"Total time: {total_s / 60:.1f} min. Patches: train {counts.get('train')}, "
-        f"validation {counts.get('val')} (carved from train), test {counts.get('test')}.",
-        "",
-        "Test split, landslide class; threshold tuned on validation, frozen for test.",
-        "",
-        "| config | width | loss | epochs (best epoch) | precision | recall | F1 | threshold | "
-        "F1 at 0.5 | train min |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def _mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summarize(rows: list[dict[str, Any]]) -> str:
+    """Markdown table: per configuration (and TTA), mean ± sd over seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        f05 = "-" if r["f1_at_0.5"] is None else f"{r['f1_at_0.5']:.3f}"
-        lines.append(
-            f"| {r['config']} | {r['width']} | {r['loss']} | {r['epochs_completed']} "
-            f"({r['best_epoch'] + 1}) | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
-            f"{r['threshold']:.3f} | {f05} | {r['train_seconds'] / 60:.1f} |")
-    lines += ["", "Published anchors (14 bands, not directly comparable): U-Net baseline F1 "
-              "0.578, competition winners F1 0.745.", ""]
+        groups.setdefault((r["config"], "d4" if r["tta"] else "-"), []).append(r)
+    order = sorted(groups, key=lambda k: -statistics.mean(
+        r["val_f1_tuned"] for r in groups[k]))
+    lines = ["| config | TTA | seeds | val F1 (tuned) | test precision | test recall | "
+             "test F1 | object false alarms | objects detected | train min (wall) | "
+             "train CPU min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in order:
+        g = groups[key]
+        col = {k: _mean_sd([float(r[k]) for r in g]) for k in (
+            "val_f1_tuned", "precision", "recall", "f1", "object_false_alarm_rate",
+            "object_detection_rate", "train_minutes", "train_cpu_minutes")}
+        lines.append(f"| {key[0]} | {key[1]} | {','.join(str(r['seed']) for r in g)} | "
+                     f"{col['val_f1_tuned']} | {col['precision']} | {col['recall']} | "
+                     f"{col['f1']} | {col['object_false_alarm_rate']} | "
+                     f"{col['object_detection_rate']} | {col['train_minutes']} | "
+                     f"{col['train_cpu_minutes']} |")
     return "\n".join(lines)
+
+
+def _write(work: Path, rows: list[dict[str, Any]], command: str) -> str:
+    from landslip.io.atomic import write_json_atomic, write_text_atomic
+
+    md = (f"# Landslide4Sense RGB ablation (landslip)\n\nCommand: `{command}`\n\n"
+          "Test split, landslide class; threshold tuned on validation, frozen for test. "
+          "Ordered by validation F1.\n\n" + summarize(rows) + "\n")
+    write_json_atomic(work / "results.json", {"command": command, "rows": rows})
+    write_text_atomic(work / "results.md", md)
+    return md
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,69 +186,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="l4s-rgb folder")
     ap.add_argument("--work", type=Path, default=Path("/tmp/l4s-bench"),
                     help="work folder (dataset, runs, results)")
-    ap.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
-                    choices=sorted(CONFIGS), help="configurations to compare")
+    ap.add_argument("--configs", nargs="+", default=["old", "recipe"],
+                    help=f"configurations: old, recipe, {', '.join(ABLATIONS)}")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--val-fraction", type=float, default=0.15)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--max-train-batches", type=int, default=None,
-                    help="limit batches per epoch (quick throughput checks)")
+                    help="limit batches per epoch (quick checks of the script)")
+    ap.add_argument("--summarize", nargs="+", type=Path, default=None,
+                    help="merge these results.json files into WORK/results.md and stop")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.summarize:
+        rows = [r for p in args.summarize for r in json.loads(p.read_text())["rows"]]
+        print(_write(args.work, rows, command))
+        return 0
 
     import torch
 
-    from landslip.dataset.folder import open_dataset
     from landslip.dataset.imports import import_patches
-    from landslip.io.atomic import write_json_atomic, write_text_atomic
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.data.is_dir():
         print(f"no data at {args.data}: this benchmark needs ../shared/data/l4s-rgb",
               file=sys.stderr)
         return 2
-    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
-    t_all = time.perf_counter()
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    ds_path = work / "dataset"
-    t0 = time.perf_counter()
-    imp = import_patches(args.data, ds_path, val_fraction=args.val_fraction, seed=args.seed,
-                         overwrite=True)
-    ds = open_dataset(ds_path)
-    counts = {s: int(ds.split_indices(s).size) for s in ("train", "val", "test")}
-    print(f"imported {args.data} in {time.perf_counter() - t0:.1f} s: bands "
-          f"{list(ds.band_names)}, {ds.patch_size} px, {counts}; landslide share "
-          f"{imp.report.get('landslide_fraction')}", flush=True)
-
+    for name in args.configs:
+        config_options(name)  # refuse an unknown name before any work
+    ds_path = args.work / "dataset"
+    import_patches(args.data, ds_path, val_fraction=args.val_fraction, seed=0, overwrite=True)
     rows: list[dict[str, Any]] = []
     for name in args.configs:
-        cfg = CONFIGS[name]
-        run = work / "runs" / name
-        if run.exists():
-            import shutil
-
-            shutil.rmtree(run)
-        print(f"== {name}: {cfg.train_options()}", flush=True)
-        row = run_config(cfg, ds_path, work, args.seed, args.max_train_batches)
-        rows.append(row)
-        print(f"   test P {row['precision']:.3f} R {row['recall']:.3f} F1 {row['f1']:.3f} at "
-              f"threshold {row['threshold']:.3f} (tuned on validation; F1 at 0.5: "
-              f"{row['f1_at_0.5']}), best epoch {row['best_epoch']}, train "
-              f"{row['train_seconds']:.0f} s", flush=True)
-        total = time.perf_counter() - t_all
-        write_json_atomic(work / "results.json", {"command": command, "seconds": total,
-                                                  "counts": counts, "threads":
-                                                  torch.get_num_threads(), "rows": rows})
-        write_text_atomic(work / "results.md", _markdown(rows, command, total, counts))
-    total = time.perf_counter() - t_all
-    md = _markdown(rows, command, total, counts)
-    write_text_atomic(work / "results.md", md)
-    print(md)
-    best = max(rows, key=lambda r: r["val_f1_tuned"] or 0.0)
-    print(f"best on validation: {best['config']} (validation F1 {best['val_f1_tuned']:.3f}, "
-          f"test F1 {best['f1']:.3f}); results in {work}")
+        for seed in args.seeds:
+            print(f"== {name} seed {seed}: {config_options(name)}", flush=True)
+            new = run_config(name, ds_path, args.work, seed, args.max_train_batches)
+            rows += new
+            for r in new:
+                print(f"   TTA {'d4' if r['tta'] else '-'}: val F1 {r['val_f1_tuned']:.3f}, test P "
+                      f"{r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}, object "
+                      f"false alarms {r['object_false_alarm_rate']:.2f}, train "
+                      f"{r['train_minutes']:.1f} min ({r['train_cpu_minutes']:.1f} CPU min)",
+                      flush=True)
+            _write(args.work, rows, command)
+    print(_write(args.work, rows, command))
     return 0
 
 
