@@ -150,7 +150,8 @@ def test_width_16_is_about_2_3_million_parameters() -> None:
 
 
 def test_registry_errors_list_valid_names() -> None:
-    with pytest.raises(ModelError, match="valid models: smp-deeplabv3plus, smp-fpn, .*unet, unet-paper"):
+    with pytest.raises(ModelError, match=r"valid models: smp-deeplabv3plus, smp-fpn, .*, unet, "
+                                         r"unet-paper"):
         create_model("resnet", 4)
     with pytest.raises(ModelError, match=r"does not take parameter.*width.*it takes: none"):
         create_model("unet-paper", 4, width=16)

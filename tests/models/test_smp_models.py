@@ -92,7 +92,7 @@ def test_encoder_options_are_refused_for_models_without_an_encoder() -> None:
     assert encoder_params("unet", {"width": 8}, None, None) == {"width": 8}
     with pytest.raises(ConfigError, match=r"^--encoder apply to the smp models .*'unet-paper'"):
         encoder_params("unet-paper", {}, "resnet18", None)
-    with pytest.raises(ConfigError, match="--encoder-weights apply .* drop --encoder-weights"):
+    with pytest.raises(ConfigError, match=r"--encoder-weights apply .* drop --encoder-weights"):
         encoder_params("unet", {}, None, "imagenet")
 
 

@@ -93,7 +93,7 @@ def register_model(name: str) -> Callable[[F], F]:
 
 def _ensure_builtin() -> None:
     # The built-in models register themselves on import; imported lazily to avoid a cycle.
-    import landslip.models.smp_models  # noqa: F401
+    import landslip.models.smp_models
     import landslip.models.unet  # noqa: F401
 
 
