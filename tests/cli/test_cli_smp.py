@@ -80,9 +80,9 @@ def test_export_onnx_agrees_with_torch(
     ("args", "message"),
     [
         (["--model", "unet", "--encoder", "resnet18"],
-         "Error: --encoder apply to the smp models"),
+         "Error: --encoder is only for the smp models"),
         (["--model", "unet-paper", "--encoder-weights", "imagenet"],
-         "Error: --encoder-weights apply to the smp models"),
+         "Error: --encoder-weights is only for the smp models"),
         (["--model", "smp-unet", "--encoder", "resnet19"], "unknown encoder 'resnet19'"),
         (["--model", "smp-unet", "--encoder", "resnet18", "--encoder-weights", "imagenet"],
          "Error: could not download imagenet weights for resnet18: network is unreachable; "

@@ -90,10 +90,12 @@ def test_bundle_is_rebuilt_offline(tmp_path: Path, no_network: None) -> None:
 def test_encoder_options_are_refused_for_models_without_an_encoder() -> None:
     assert encoder_params("smp-unet", {}, "resnet18", None) == {"encoder": "resnet18"}
     assert encoder_params("unet", {"width": 8}, None, None) == {"width": 8}
-    with pytest.raises(ConfigError, match=r"^--encoder apply to the smp models .*'unet-paper'"):
+    with pytest.raises(ConfigError, match=r"^--encoder is only for the smp models .*'unet-paper'"):
         encoder_params("unet-paper", {}, "resnet18", None)
-    with pytest.raises(ConfigError, match=r"--encoder-weights apply .* drop --encoder-weights"):
+    with pytest.raises(ConfigError, match=r"--encoder-weights is only .* drop --encoder-weights"):
         encoder_params("unet", {}, None, "imagenet")
+    with pytest.raises(ConfigError, match=r"^--encoder and --encoder-weights are only for"):
+        encoder_params("unet", {}, "resnet18", "imagenet")
 
 
 # ---- pretrained encoder weights ----------------------------------------------------------

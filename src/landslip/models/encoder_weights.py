@@ -83,8 +83,9 @@ def encoder_params(model: str, params: dict[str, Any], encoder: str | None,
              if v is not None]
     if given and model not in SMP_MODELS:
         raise ConfigError(
-            f"{' and '.join(given)} apply to the smp models ({', '.join(SMP_MODELS)}), not to "
-            f"model {model!r}: drop {given[0]} or choose e.g. --model smp-unet"
+            f"{' and '.join(given)} {'are' if len(given) > 1 else 'is'} only for the smp models "
+            f"({', '.join(SMP_MODELS)}), not for model {model!r}: drop {given[0]} or choose "
+            "e.g. --model smp-unet"
         )
     return {**params, "encoder": encoder} if encoder is not None else params
 
@@ -134,12 +135,21 @@ def download_imagenet(encoder: str) -> dict[str, torch.Tensor]:
                 f"{', '.join(available) or 'none'}); choose another encoder or pass "
                 "--encoder-weights PATH to a local file")
     weights: str | bool = True if encoder.startswith("tu-") else IMAGENET
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    if not logger.isEnabledFor(logging.DEBUG):  # its retry warnings would bury the one line
+        hub_log.setLevel(logging.ERROR)
+    logger.info("downloading the imagenet weights of %s (or reading them from the cache)",
+                encoder)
     try:
         module = smp.encoders.get_encoder(encoder, in_channels=3, weights=weights)
     except Exception as exc:  # hub, HTTP, OS and timm errors of many types
+        reason = _one_line(exc).split(". ")[0].rstrip(".")  # the hub's first sentence
         raise EncoderWeightsError(
-            f"could not download imagenet weights for {encoder}: {_one_line(exc)}; pass "
+            f"could not download imagenet weights for {encoder}: {reason}; pass "
             "--encoder-weights PATH to a local file") from exc
+    finally:
+        hub_log.setLevel(level)
     return {k: v.detach() for k, v in module.state_dict().items()}
 
 
