@@ -26,6 +26,7 @@ from landslip.errors import ModelError
 __all__ = [
     "ModelInfo",
     "SegmentationModel",
+    "check_input",
     "check_input_size",
     "create_model",
     "list_models",
@@ -176,3 +177,23 @@ def check_input_size(height: int, width: int, multiple: int, model: str) -> None
         f"{model} needs input height and width divisible by {multiple}, got {height} x {width} "
         f"({'; '.join(hints)})"
     )
+
+
+def check_input(x: torch.Tensor, in_channels: int, multiple: int, model: str) -> None:
+    """The checks every registered model makes on its input before the forward pass.
+
+    Args:
+        x: The input, expected float (N, C, H, W).
+        in_channels: Bands C the model was built for.
+        multiple: Required divisor of H and W.
+        model: Model name, for the messages.
+
+    Raises:
+        ModelError: If ``x`` is not 4-D, has another number of bands, or H or W is not a
+            multiple of ``multiple`` (the message says how to pad or crop).
+    """
+    if x.ndim != 4:
+        raise ModelError(f"{model} expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        raise ModelError(f"{model} was built for {in_channels} band(s), got {x.shape[1]}")
+    check_input_size(int(x.shape[2]), int(x.shape[3]), multiple, model)

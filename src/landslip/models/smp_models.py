@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from landslip.errors import ModelError
-from landslip.models.registry import check_input_size, register_model
+from landslip.models.registry import check_input, register_model
 
 __all__ = ["DEFAULT_ENCODER", "SMP_MODELS", "SmpModel", "check_encoder_name", "encoder_names"]
 
@@ -146,13 +146,7 @@ class SmpModel(nn.Module):
             ModelError: If the input is not 4-D, has the wrong number of bands, or H or W is not
                 a multiple of :attr:`required_multiple` (the message says how to pad).
         """
-        if x.ndim != 4:
-            raise ModelError(f"{self.name} expects (N, C, H, W) input, got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_channels:
-            raise ModelError(
-                f"{self.name} was built for {self.in_channels} band(s), got {x.shape[1]}"
-            )
-        check_input_size(int(x.shape[2]), int(x.shape[3]), self.required_multiple, self.name)
+        check_input(x, self.in_channels, self.required_multiple, self.name)
         single = self.training and x.shape[0] == 1 and bool(self._pool_norms)
         for norm in self._pool_norms if single else ():
             norm.eval()

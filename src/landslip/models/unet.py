@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from landslip.errors import ModelError
-from landslip.models.registry import check_input_size, register_model
+from landslip.models.registry import check_input, register_model
 
 __all__ = ["PAPER_DEPTH", "PAPER_WIDTH", "UNet", "Upsampling", "unet", "unet_paper"]
 
@@ -130,13 +130,7 @@ class UNet(nn.Module):
             ModelError: If the input is not 4-D, has the wrong number of bands, or H or W is not
                 a multiple of :attr:`required_multiple` (the message says how to pad).
         """
-        if x.ndim != 4:
-            raise ModelError(f"{self.name} expects (N, C, H, W) input, got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_channels:
-            raise ModelError(
-                f"{self.name} was built for {self.in_channels} band(s), got {x.shape[1]}"
-            )
-        check_input_size(int(x.shape[2]), int(x.shape[3]), self.required_multiple, self.name)
+        check_input(x, self.in_channels, self.required_multiple, self.name)
         skips: list[torch.Tensor] = []
         for i, block in enumerate(self.down):
             x = block(x)
