@@ -10,12 +10,14 @@ import torch
 from landslip.errors import ModelError
 from landslip.models.losses import create_loss
 from landslip.models.registry import create_model, list_models, model_info, register_model
+from landslip.models.smp_models import SMP_MODELS
 
 # Small settings for models whose size is configurable, so the contract runs in seconds.
 SMALL: dict[str, dict[str, Any]] = {
     "unet": {"width": 4, "depth": 2},
     "ensemble": {"members": [{"model": "unet", "params": {"width": 4, "depth": 2}},
                              {"model": "unet", "params": {"width": 4, "depth": 1}}]},
+    **{name: {"encoder": "resnet18"} for name in SMP_MODELS},
 }
 # Models with a fixed large size: tested with batch 1 at the smallest size; in the default run
 # with 4 bands only (each case builds 37 M parameters), all band counts with -m slow.
@@ -160,7 +162,8 @@ def test_width_16_is_about_2_3_million_parameters() -> None:
 
 
 def test_registry_errors_list_valid_names() -> None:
-    with pytest.raises(ModelError, match=r"valid models: ensemble, .*unet, unet-paper"):
+    with pytest.raises(ModelError, match=r"valid models: ensemble, smp-deeplabv3plus, smp-fpn, "
+                                         r".*, unet, unet-paper"):
         create_model("resnet", 4)
     with pytest.raises(ModelError, match=r"does not take parameter.*width.*it takes: none"):
         create_model("unet-paper", 4, width=16)

@@ -117,6 +117,8 @@ def train(
     width: Annotated[int | None, _opt("width")] = None,
     depth: Annotated[int | None, _opt("depth")] = None,
     upsampling: Annotated[str | None, _opt("upsampling")] = None,
+    encoder: Annotated[str | None, _opt("encoder")] = None,
+    encoder_weights: Annotated[str | None, _opt("encoder_weights")] = None,
     epochs: Annotated[int | None, _opt("epochs")] = None,
     batch_size: Annotated[int | None, _opt("batch_size")] = None,
     lr: Annotated[float | None, _opt("lr")] = None,

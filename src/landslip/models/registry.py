@@ -95,6 +95,7 @@ def register_model(name: str) -> Callable[[F], F]:
 def _ensure_builtin() -> None:
     # The built-in models register themselves on import; imported lazily to avoid a cycle.
     import landslip.models.ensemble
+    import landslip.models.smp_models
     import landslip.models.unet  # noqa: F401
 
 
@@ -152,20 +153,6 @@ def create_model(name: str, in_channels: int, **params: Any) -> nn.Module:
         raise ModelError(f"cannot build model {name!r} with {params}: {exc}") from exc
 
 
-def check_input(x: torch.Tensor, in_channels: int, multiple: int, model: str) -> None:
-    """Refuse a model input that is not (N, ``in_channels``, H, W) with H and W multiples of
-    ``multiple`` (the check every registered model makes before its forward pass).
-
-    Raises:
-        ModelError: Naming the expected rank or band count, or the size to pad or crop to.
-    """
-    if x.ndim != 4:
-        raise ModelError(f"{model} expects (N, C, H, W) input, got shape {tuple(x.shape)}")
-    if x.shape[1] != in_channels:
-        raise ModelError(f"{model} was built for {in_channels} band(s), got {x.shape[1]}")
-    check_input_size(int(x.shape[2]), int(x.shape[3]), multiple, model)
-
-
 def check_input_size(height: int, width: int, multiple: int, model: str) -> None:
     """Refuse spatial sizes that are not multiples of ``multiple``, saying how to fix them.
 
@@ -191,3 +178,23 @@ def check_input_size(height: int, width: int, multiple: int, model: str) -> None
         f"{model} needs input height and width divisible by {multiple}, got {height} x {width} "
         f"({'; '.join(hints)})"
     )
+
+
+def check_input(x: torch.Tensor, in_channels: int, multiple: int, model: str) -> None:
+    """The checks every registered model makes on its input before the forward pass.
+
+    Args:
+        x: The input, expected float (N, C, H, W).
+        in_channels: Bands C the model was built for.
+        multiple: Required divisor of H and W.
+        model: Model name, for the messages.
+
+    Raises:
+        ModelError: If ``x`` is not 4-D, has another number of bands, or H or W is not a
+            multiple of ``multiple`` (the message says how to pad or crop).
+    """
+    if x.ndim != 4:
+        raise ModelError(f"{model} expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        raise ModelError(f"{model} was built for {in_channels} band(s), got {x.shape[1]}")
+    check_input_size(int(x.shape[2]), int(x.shape[3]), multiple, model)

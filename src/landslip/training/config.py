@@ -65,6 +65,15 @@ class TrainConfig(BaseModel):
     upsampling: Literal["transpose", "bilinear", "nearest"] | None = Field(
         None, description="Decoder up-sampling of `unet` (transpose = the paper).",
     )
+    encoder: str | None = Field(
+        None, description="Encoder of the smp models (smp-unet, smp-unetplusplus, smp-fpn, "
+        "smp-deeplabv3plus): resnet18, resnet34 (their default), efficientnet-b0, tu-NAME, ...",
+    )
+    encoder_weights: str | None = Field(
+        None, description="Pretrained encoder weights of an smp model: imagenet (downloaded, "
+        "needs a network) or PATH to a .safetensors or torch state dict file; copied into the "
+        "model before training (default: random).",
+    )
     loss: str = Field("dice", description="Loss: dice (paper), bce, bce-dice, focal, tversky.")
     loss_params: dict[str, float] = Field(
         default_factory=dict, description="Keyword parameters of the loss, e.g. {alpha: 0.3}.",

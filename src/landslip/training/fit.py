@@ -36,6 +36,7 @@ from landslip import __version__
 from landslip.errors import ConfigError, DatasetError, ModelError
 from landslip.evaluation.drift import profile_dataset
 from landslip.models.bundle import BundleMeta, save_bundle
+from landslip.models.encoder_weights import encoder_params, load_encoder_weights
 from landslip.models.export import ensure_onnx
 from landslip.models.losses import create_loss
 from landslip.models.registry import check_input_size, create_model
@@ -57,7 +58,7 @@ __all__ = ["TrainResult", "check_precision", "resolve_accelerator", "run_paths",
 logger = logging.getLogger(__name__)
 
 # Options that define the model and its inputs: a resumed run must keep them.
-_FIXED_ON_RESUME = ("dataset", "bands", "model", "width", "depth", "upsampling")
+_FIXED_ON_RESUME = ("dataset", "bands", "model", "width", "depth", "upsampling", "encoder")
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,10 @@ def _setup(config: TrainConfig, accelerator: str) -> _Setup:
             raise DatasetError(f"dataset {config.dataset} has no {split} patches; training needs "
                                "train and val splits (re-run `landslip prepare`)")
     name, params = config.model_name_and_params()
+    params = encoder_params(name, params, config.encoder, config.encoder_weights)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     net = create_model(name, len(band_set), **params)
+    load_encoder_weights(net, None if config.resume else config.encoder_weights)
     multiple = int(getattr(net, "required_multiple", 1))
     try:
         check_input_size(ds.patch_size, ds.patch_size, multiple, name)
