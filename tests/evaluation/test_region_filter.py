@@ -12,7 +12,7 @@ import torch
 from landslip.dataset.writer import write_dataset
 from landslip.errors import BandError
 from landslip.evaluation.evaluate import EvaluateOptions, evaluate
-from landslip.evaluation.terrain_filter import drop_flat_regions
+from landslip.evaluation.region_filter import drop_flat_regions
 from landslip.models.bundle import BundleMeta, save_bundle
 from landslip.models.registry import create_model
 
