@@ -45,6 +45,18 @@ def test_evaluate_writes_report_and_prints_summary(
     assert (out / "masks.npy").is_file()
 
 
+def test_min_area_tuned_is_reported(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ma"
+    rc = main(["-q", "evaluate", str(setup["run"]), str(setup["ds"]), "--min-area", "tuned",
+               "-o", str(out), "--figure-patches", "0", "--no-save-predictions"])
+    assert rc == 0
+    area = json.loads((out / "report.json").read_text())["min_area"]
+    assert area["mode"] == "tuned" and area["unit"] == "m2" and len(area["candidates"]) == 9
+    assert f"under {area['value']:g} m2 removed (tuned on val)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -56,6 +68,10 @@ def test_evaluate_writes_report_and_prints_summary(
         (["{run}", "{ds}", "--match", "dice"], "--match"),
         (["{run}", "{ds}", "--split", "val", "--threshold", "tuned"],
          "would tune on the val split it scores"),
+        (["{run}", "{ds}", "--min-area", "-5"], "--min-area must be an area >= 0"),
+        (["{run}", "{ds}", "--min-area", "big"], "--min-area must be an area >= 0"),
+        (["{run}", "{ds}", "--split", "val", "--min-area", "tuned"],
+         "--min-area tuned would tune on the val split it scores"),
         (["{run}", "{ds}", "--device", "tpu"], "unknown device"),
         (["{run}", "{ds}", "--threads", "0"], "--threads must be at least 1"),
         (["{run}", "{ds}", "--engine", "tensorrt"], "--engine must be one of"),

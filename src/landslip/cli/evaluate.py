@@ -58,6 +58,13 @@ def evaluate(
                      "dataset's slope band) is below this many degrees, as predict --min-slope "
                      "does (off by default)."),
     ] = None,
+    min_area: Annotated[
+        str | None,
+        typer.Option("--min-area", help="Remove predicted landslides smaller than this area "
+                     "before counting: m2 when the dataset has a CRS, else pixels (same meaning "
+                     "as predict --min-area), or 'tuned' (best object F1 on the validation "
+                     "split, then frozen; not with --split val). Off by default."),
+    ] = None,
     strict: StrictOption = False,
     engine: EngineOption = "auto",
     threads: ThreadsOption = None,
@@ -75,7 +82,8 @@ def evaluate(
     res = run_evaluation(run_or_bundle, dataset, EvaluateOptions(
         split=split, threshold=threshold, out_dir=output, figure_patches=figure_patches,
         save_predictions=save_predictions, batch_size=batch_size, object_rule=rule,
-        min_overlap=min_overlap, device=device, min_slope=min_slope, strict=strict,
+        min_overlap=min_overlap, device=device, min_slope=min_slope, min_area=min_area,
+        strict=strict,
         engine=engine, threads=threads, tta=tta))
     _echo(res)
 
@@ -98,4 +106,9 @@ def _echo(res: Any) -> None:
     typer.echo(f"  landslides: detection rate {obj['detection_rate']:.3f} "
                f"({obj['detected']}/{obj['true_landslides']}), false-alarm rate "
                f"{obj['false_alarm_rate']:.3f} ({obj['false_alarms']}/{obj['predicted_regions']})")
+    area = r.get("min_area")
+    if area:
+        how = f"tuned on {area['tuned_on']}" if area["mode"] == "tuned" else area["mode"]
+        typer.echo(f"  predicted landslides under {area['value']:g} {area['unit']} removed "
+                   f"({how})")
     typer.echo(f"Report: {res.report_md}")

@@ -17,6 +17,15 @@ never influences its own threshold, and tuning on the split that is scored is re
 figures would be optimistic). Whenever a validation split exists the tuned threshold is
 computed anyway, so that the report and the PR curve show both.
 
+Minimum area (``min_area``, ``--min-area``): predicted regions (8-connected) smaller than the
+area are set to background before pixels and objects are counted
+(:func:`~landslip.evaluation.region_filter.drop_small_regions`); the area is in m2 when the
+dataset's pixel area is known (:func:`pixel_area_m2`, the meaning of ``predict --min-area``),
+else in pixels. ``min_area="tuned"`` keeps the tuning split's probabilities from the threshold
+tuning pass (no second prediction), applies the threshold evaluate applies, and takes the area
+of :data:`MIN_AREA_GRID_PX` with the best object F1 there (ties: the smaller area), frozen for
+the evaluated split; refused, like the threshold, when the tuning split is the one scored.
+
 A pixel counts when its label is 0 or 1 and none of the raw bands the band set needs is nodata
 (such pixels are treated as label 255). A pixel is a landslide when
 :func:`landslip.encoding.mask_from_probability` says so (``p >= threshold`` on the float32
@@ -31,6 +40,7 @@ import csv
 import io
 import logging
 import math
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,8 +72,8 @@ from landslip.evaluation.objects import (
     ObjectCounter,
     ObjectMetrics,
 )
+from landslip.evaluation.region_filter import drop_flat_regions, drop_small_regions
 from landslip.evaluation.report import CLASS_NOTE, REPORT_FORMAT, REPORT_VERSION, write_report
-from landslip.evaluation.terrain_filter import drop_flat_regions
 from landslip.io.atomic import atomic_path, write_text_atomic
 from landslip.io.checks import check_writable
 from landslip.models.bundle import Bundle, load_bundle
@@ -71,12 +81,14 @@ from landslip.models.engine import Engine, check_engine_options, create_engine
 from landslip.progress import track
 
 __all__ = [
+    "MIN_AREA_GRID_PX",
     "PAPER_THRESHOLD",
     "EvaluateOptions",
     "EvaluationResult",
     "default_output",
     "encode_predictions",
     "evaluate",
+    "parse_min_area",
     "parse_threshold",
     "pixel_area_m2",
     "predict_split",
@@ -86,6 +98,10 @@ log = logging.getLogger(__name__)
 
 PAPER_THRESHOLD = 0.5
 """The paper's decision threshold on the sigmoid output."""
+
+MIN_AREA_GRID_PX: tuple[int, ...] = (0, 2, 4, 8, 16, 32, 64, 128, 256)
+"""Candidate minimum areas of ``min_area="tuned"``, in pixels (times the pixel area in m2 when
+the dataset has one)."""
 
 _SPLIT_ALIASES = {"validation": "val", "valid": "val"}
 
@@ -121,6 +137,12 @@ class EvaluateOptions:
         min_slope: Remove predicted landslides whose mean slope (the dataset's ``slope``
             band, degrees) is below this before counting, as ``predict --min-slope`` does;
             the PR curve and threshold tuning stay unfiltered. None: off.
+        min_area: Remove predicted regions (8-connected) smaller than this before counting
+            pixels and objects, in m2 when the dataset's pixel area is known, else in pixels
+            (regions of exactly this area are kept); ``"tuned"``: the area of
+            :data:`MIN_AREA_GRID_PX` with the best object F1 on ``tune_split`` at the applied
+            threshold, then frozen (refused when ``tune_split`` is the evaluated split). The PR
+            curve and threshold tuning stay unfiltered. None: off.
         strict: Refuse a split far outside the model's training data instead of warning
             (:mod:`landslip.evaluation.drift`).
         tta: Test-time augmentation: each probability is the mean over the 8 flips/90-degree
@@ -144,6 +166,7 @@ class EvaluateOptions:
     min_overlap: float = 0.5
     size_edges_m2: Sequence[float] = DEFAULT_SIZE_EDGES_M2
     min_slope: float | None = None
+    min_area: float | str | None = None
     strict: bool = False
     tta: bool = False
 
@@ -192,6 +215,30 @@ def parse_threshold(value: str | float) -> float | str:
     if not 0.0 < t < 1.0 or math.isnan(t):
         raise InputError(f"threshold must lie strictly between 0 and 1, got {t}")
     return t
+
+
+def parse_min_area(value: str | float | None) -> float | str | None:
+    """Parse a minimum-area option: None (off), a number >= 0 or ``"tuned"``.
+
+    Raises:
+        InputError: For anything else (a negative, infinite or non-numeric value).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "tuned":
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"--min-area must be an area >= 0 or 'tuned'; got {value!r}"
+                             ) from None
+    a = float(value)
+    if not math.isfinite(a) or a < 0:
+        raise InputError(f"--min-area must be an area >= 0 (m2, or pixels without a CRS) or "
+                         f"'tuned'; got {a:g}")
+    return a
 
 
 def pixel_area_m2(ds: DatasetFolder) -> float | None:
@@ -299,6 +346,32 @@ class _Setup:
     out: Path
     engine: Engine
     opts: EvaluateOptions
+    min_area: float | str | None  # parsed: None, an area or "tuned"
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The tuning split's predictions, kept from the threshold tuning pass (memory-mapped).
+
+    Attributes:
+        ids: (N,) int64 dataset indices, in the order predicted.
+        prob: (N, P, P) float32 probabilities.
+        truth: (N, P, P) uint8 labels for metrics (255 also where a needed band is nodata).
+    """
+
+    ids: npt.NDArray[np.int64]
+    prob: npt.NDArray[np.float32]
+    truth: npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class _MinArea:
+    """The applied minimum area, its unit, how it was chosen and the tuning table (if any)."""
+
+    value: float | None
+    mode: str  # "off", "fixed" or "tuned"
+    unit: str  # "m2" or "px"
+    candidates: list[dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -346,10 +419,12 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
           opts: EvaluateOptions, thr: float | str) -> _Setup:
     """Check the options, load the bundle and the dataset, find the split and the output."""
     split = _canonical_split(opts.split)
-    if thr == "tuned" and split == _canonical_split(opts.tune_split):
-        raise InputError(f"--threshold tuned would tune on the {split} split it scores, an "
-                         "optimistic figure; evaluate --split test, or give a fixed threshold "
-                         "such as 0.5")
+    area = parse_min_area(opts.min_area)
+    for name, mode, fixed in (("--threshold", thr, "a fixed threshold such as 0.5"),
+                              ("--min-area", area, "a fixed area such as 100")):
+        if mode == "tuned" and split == _canonical_split(opts.tune_split):
+            raise InputError(f"{name} tuned would tune on the {split} split it scores, an "
+                             f"optimistic figure; evaluate --split test, or give {fixed}")
     if opts.batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
     check_engine_options(opts.engine, opts.threads)
@@ -373,25 +448,97 @@ def _open(bundle_or_run: str | Path | Bundle, dataset: str | Path | DatasetFolde
     check_writable(out, folder=True)
     check_dataset_input(bundle.meta.input_profile, ds, idx, opts.strict)
     engine = create_engine(bundle, opts.engine, device, opts.threads)
-    return _Setup(bundle, ds, split, idx, out, engine, opts)
+    return _Setup(bundle, ds, split, idx, out, engine, opts, area)
 
 
-def _tune(s: _Setup) -> tuple[float, Confusion, PRCurve] | None:
-    """The F1-optimal grid threshold on the tuning split, its confusion and curve."""
+@contextmanager
+def _kept_predictions(s: _Setup) -> Iterator[_Kept | None]:
+    """Room for the tuning split's predictions when ``min_area`` is tuned, else None."""
+    if s.min_area != "tuned":
+        yield None
+        return
+    idx = s.ds.split_indices(s.opts.tune_split)
+    if idx.size == 0:
+        raise DatasetError(f"cannot tune the minimum area: split {s.opts.tune_split!r} of "
+                           f"{s.ds.path} has no patches; give a fixed --min-area such as 100")
+    shape = (int(idx.size), s.ds.patch_size, s.ds.patch_size)
+    with tempfile.TemporaryDirectory(prefix="landslip-tuning-") as tmp:
+        prob = np.lib.format.open_memmap(Path(tmp) / "prob.npy", mode="w+", dtype=np.float32,
+                                         shape=shape)
+        truth = np.lib.format.open_memmap(Path(tmp) / "truth.npy", mode="w+", dtype=np.uint8,
+                                          shape=shape)
+        yield _Kept(idx, prob, truth)
+
+
+def _tune(s: _Setup, kept: _Kept | None = None) -> tuple[float, Confusion, PRCurve] | None:
+    """The F1-optimal grid threshold on the tuning split, its confusion and curve.
+
+    With ``kept``, the split's probabilities and labels are also stored there.
+    """
     idx = s.ds.split_indices(s.opts.tune_split)
     if idx.size == 0:
         return None
     sweep = ThresholdSweep(s.opts.bins)
-    for _, prob, truth in predict_split(s.bundle, s.ds, idx, s.engine, s.opts.batch_size,
-                                        f"tuning on {s.opts.tune_split}", s.opts.tta):
+    row = 0
+    for batch, prob, truth in predict_split(s.bundle, s.ds, idx, s.engine, s.opts.batch_size,
+                                            f"tuning on {s.opts.tune_split}", s.opts.tta):
         sweep.update(prob, truth)
+        if kept is not None:
+            kept.prob[row:row + batch.size] = prob
+            kept.truth[row:row + batch.size] = truth
+        row += batch.size
     curve = sweep.curve()
     t, conf = curve.best_threshold()
     return t, conf, curve
 
 
-def _choose_threshold(s: _Setup, thr: float | str) -> _Threshold:
-    tuned = _tune(s)
+def _object_counter(opts: EvaluateOptions, pixel_area: float | None) -> ObjectCounter:
+    return ObjectCounter(pixel_area=pixel_area,
+                         size_edges=tuple(float(e) for e in opts.size_edges_m2),
+                         rule=opts.object_rule, min_overlap=opts.min_overlap)
+
+
+def _choose_min_area(s: _Setup, applied: float, kept: _Kept | None) -> _MinArea:
+    """The minimum area: off, as given, or tuned on the kept tuning-split predictions.
+
+    Tuning scores every area of :data:`MIN_AREA_GRID_PX` on the same thresholded (and
+    slope-filtered) masks and takes the best object F1, the smallest area on ties.
+    """
+    pixel_area = pixel_area_m2(s.ds)
+    unit = "m2" if pixel_area is not None else "px"
+    if s.min_area is None or isinstance(s.min_area, float):
+        return _MinArea(s.min_area, "off" if s.min_area is None else "fixed", unit)
+    if kept is None:
+        raise RuntimeError("internal error: min_area tuned without kept predictions")
+    scale = pixel_area if pixel_area is not None else 1.0
+    areas = [px * scale for px in MIN_AREA_GRID_PX]
+    counters = [_object_counter(s.opts, pixel_area) for _ in areas]
+    pixels = [Confusion(0, 0, 0, 0) for _ in areas]
+    for start in range(0, kept.ids.size, s.opts.batch_size):
+        rows = slice(start, start + s.opts.batch_size)
+        prob, truth = np.asarray(kept.prob[rows]), np.asarray(kept.truth[rows])
+        masks = mask_from_probability(prob, applied, truth != IGNORE)
+        if s.opts.min_slope is not None:
+            masks = _slope_filtered(s.ds, kept.ids[rows], masks, s.opts.min_slope)
+        for c, area in enumerate(areas):
+            pred = drop_small_regions(masks, area, pixel_area)[0] == LANDSLIDE
+            counters[c].update(pred, truth)
+            pixels[c] = pixels[c] + confusion(pred, truth)
+    table: list[dict[str, float]] = []
+    for area, px, counter, conf in zip(areas, MIN_AREA_GRID_PX, counters, pixels, strict=True):
+        m = counter.result()
+        table.append({"min_area": area, "min_area_px": float(px), "object_f1": m.f1,
+                      "detection_rate": m.detection_rate,
+                      "false_alarm_rate": m.false_alarm_rate,
+                      "predicted_regions": float(m.n_pred), "pixel_f1": conf.f1})
+    best = max(range(len(table)), key=lambda i: (table[i]["object_f1"], -i))
+    log.info("minimum area tuned on %s: %g %s (object F1 %.3f)", s.opts.tune_split,
+             areas[best], unit, table[best]["object_f1"])
+    return _MinArea(areas[best], "tuned", unit, table)
+
+
+def _choose_threshold(s: _Setup, thr: float | str, kept: _Kept | None = None) -> _Threshold:
+    tuned = _tune(s, kept)
     if isinstance(thr, float):
         return _Threshold(thr, "fixed", tuned)
     if thr == "bundle":
@@ -402,15 +549,13 @@ def _choose_threshold(s: _Setup, thr: float | str) -> _Threshold:
     return _Threshold(tuned[0], "tuned", tuned)
 
 
-def _score(s: _Setup, applied: float) -> _Scores:
+def _score(s: _Setup, applied: float, min_area: float | None = None) -> _Scores:
     """Predict the split once: sweep, confusion, per-patch counts, objects, saved predictions."""
     opts = s.opts
     sweep = ThresholdSweep(opts.bins)
     total = Confusion(0, 0, 0, 0)
     pixel_area = pixel_area_m2(s.ds)
-    objects = ObjectCounter(pixel_area=pixel_area,
-                            size_edges=tuple(float(e) for e in opts.size_edges_m2),
-                            rule=opts.object_rule, min_overlap=opts.min_overlap)
+    objects = _object_counter(opts, pixel_area)
     per_patch = np.zeros((s.idx.size, 4), dtype=np.int64)
     s.out.mkdir(parents=True, exist_ok=True)
     with _prediction_writers(s.out, s.idx, s.ds.patch_size, opts.save_predictions) as writers:
@@ -421,6 +566,8 @@ def _score(s: _Setup, applied: float) -> _Scores:
             codes, masks = encode_predictions(prob, truth, applied)
             if opts.min_slope is not None:
                 masks = _slope_filtered(s.ds, batch, masks, opts.min_slope)
+            if min_area:
+                masks = drop_small_regions(masks, min_area, pixel_area)[0]
             pred = masks == LANDSLIDE
             sweep.update(prob, truth)
             for j in range(batch.size):
@@ -434,7 +581,7 @@ def _score(s: _Setup, applied: float) -> _Scores:
             row += batch.size
     curve = sweep.curve()
     # The sweep and the direct thresholding must agree at grid thresholds (a cheap self-check).
-    if (opts.min_slope is None and (curve.thresholds == applied).any()
+    if (opts.min_slope is None and not min_area and (curve.thresholds == applied).any()
             and curve.confusion_at(applied) != total):
         raise RuntimeError("internal error: threshold sweep disagrees with direct thresholding")
     return _Scores(curve, total, per_patch, objects.result(), pixel_area)
@@ -552,6 +699,19 @@ def _build_report(s: _Setup, th: _Threshold, sc: _Scores, pixel_at: dict[str, An
     }
 
 
+def _min_area_dict(s: _Setup, area: _MinArea) -> dict[str, Any] | None:
+    """The ``min_area`` block of the report (None when the filter is off)."""
+    if area.mode == "off":
+        return None
+    tuned = area.mode == "tuned"
+    return {"value": area.value, "unit": area.unit, "mode": area.mode,
+            "tuned_on": s.opts.tune_split if tuned else None,
+            "criterion": "object F1 (ties: the smaller area)" if tuned else None,
+            "rule": "predicted 8-connected regions with area < value set to background before "
+                    "pixels and objects are counted",
+            "candidates": area.candidates}
+
+
 def _prediction_dict(s: _Setup) -> dict[str, Any]:
     """How the patches were predicted: engine, threads, device, batch and window size, TTA."""
     side = s.ds.patch_size + (-s.ds.patch_size) % s.engine.required_multiple
@@ -592,10 +752,12 @@ def evaluate(
 def _evaluate(s: _Setup, thr: float | str) -> EvaluationResult:
     """The stages of :func:`evaluate` after :func:`_open`."""
     opts = s.opts
-    th = _choose_threshold(s, thr)
+    with _kept_predictions(s) as kept:
+        th = _choose_threshold(s, thr, kept)
+        area = _choose_min_area(s, th.applied, kept)
     log.info("evaluating %d %s patches at threshold %.3f (%s)", s.idx.size, s.split,
              th.applied, th.mode)
-    sc = _score(s, th.applied)
+    sc = _score(s, th.applied, area.value)
     files: dict[str, Any] = {}
     if opts.save_predictions:
         files.update(probabilities="probabilities.npy", masks="masks.npy", ids="patch_ids.npy")
@@ -603,6 +765,7 @@ def _evaluate(s: _Setup, thr: float | str) -> EvaluationResult:
     figs = _draw_figures(s, th, sc, marks)
     files["patches_csv"] = _write_patch_table(s.out / "patches.csv", s.idx, sc.per_patch)
     report = _build_report(s, th, sc, pixel_at, figs, files)
+    report["min_area"] = _min_area_dict(s, area)
     if opts.min_slope is not None:
         report["min_slope"] = opts.min_slope  # predicted regions on flatter ground removed
     js, md = write_report(report, s.out)

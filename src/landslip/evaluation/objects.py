@@ -24,6 +24,7 @@ Definitions (also in DESIGN.md):
 
 * **Detection rate** = detected true landslides / true landslides (object recall).
   **False-alarm rate** = false-alarm predicted regions / predicted regions.
+  **Object F1** = harmonic mean of the detection rate and 1 - the false-alarm rate.
 * **Size classes** by area in square metres (pixel count x pixel area from the dataset
   resolution): ``< 100``, ``100 - 1000``, ``1000 - 10000``, ``>= 10000`` m2 by default; a true
   landslide is classed by its own area and so is a predicted region. Without a resolution the
@@ -198,6 +199,15 @@ class ObjectMetrics:
         """False-alarm predicted regions / predicted regions (0 when none was predicted)."""
         return float(self.false_alarm.mean()) if self.false_alarm.size else 0.0
 
+    @property
+    def f1(self) -> float:
+        """Object F1: harmonic mean of the detection rate and 1 - the false-alarm rate.
+
+        0 when either is 0 (no true landslide detected, or every predicted region false).
+        """
+        d, a = self.detection_rate, 1.0 - self.false_alarm_rate
+        return 2 * d * a / (d + a) if d > 0 and a > 0 else 0.0
+
     def by_size(self) -> list[dict[str, Any]]:
         """Counts and rates per size class, smallest class first."""
         edges = np.asarray(self.size_edges, dtype=np.float64)
@@ -236,6 +246,7 @@ class ObjectMetrics:
             "predicted_regions": self.n_pred,
             "false_alarms": int(np.count_nonzero(self.false_alarm)),
             "false_alarm_rate": self.false_alarm_rate,
+            "f1": self.f1,
             "by_size": self.by_size(),
             "area_frequency": area_frequency(self.true_areas, self.pred_areas),
         }

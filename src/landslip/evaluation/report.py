@@ -61,6 +61,59 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _unit(unit: Any) -> str:
+    return "m²" if unit == "m2" else "pixels"
+
+
+def _min_area_table(area: Mapping[str, Any] | None) -> list[str]:
+    """The tuning table of ``--min-area tuned`` (nothing for a fixed area or none)."""
+    if not area or not area.get("candidates"):
+        return []
+    unit = _unit(area.get("unit"))
+    rows = [[c["min_area"], int(c["min_area_px"]), c["object_f1"], c["detection_rate"],
+             c["false_alarm_rate"], int(c["predicted_regions"]), c["pixel_f1"]]
+            for c in area["candidates"]]
+    return [f"## Minimum area tuned on the `{area.get('tuned_on')}` split", "",
+            f"Object metrics there at the applied threshold with regions under each area "
+            f"removed; chosen: {_fmt(area.get('value'))} {unit} (best object F1, the smaller "
+            "area on ties). Object F1 = harmonic mean of detection rate and 1 - false-alarm "
+            "rate.", "",
+            markdown_table([f"min area ({unit})", "pixels", "object F1", "detection rate",
+                            "false-alarm rate", "predicted regions", "pixel F1"], rows), ""]
+
+
+def _objects_section(obj: Mapping[str, Any] | None) -> list[str]:
+    """The per-landslide section (nothing without object metrics)."""
+    if not obj:
+        return []
+    out: list[str] = []
+    unit = _unit(obj.get("unit"))
+    rule = obj.get("rule")
+    rule_text = (f"true landslide detected when predicted pixels cover ≥ "
+                 f"{obj.get('min_overlap')} of it; predicted region a false alarm when "
+                 f"true pixels cover < {obj.get('min_overlap')} of it" if rule == "overlap"
+                 else f"one-to-one matching with IoU ≥ {obj.get('min_overlap')}")
+    out += ["## Landslides as objects", "",
+            f"Connected regions (8-connectivity), matched by the `{rule}` rule "
+            f"({rule_text}). Areas in {unit}.", "",
+            f"- True landslides: {_fmt(obj.get('true_landslides'))}, detected "
+            f"{_fmt(obj.get('detected'))}: detection rate "
+            f"**{_fmt(obj.get('detection_rate'))}**",
+            f"- Predicted regions: {_fmt(obj.get('predicted_regions'))}, false alarms "
+            f"{_fmt(obj.get('false_alarms'))}: false-alarm rate "
+            f"**{_fmt(obj.get('false_alarm_rate'))}**"]
+    if obj.get("f1") is not None:
+        out.append(f"- Object F1 (harmonic mean of the detection rate and 1 - the false-alarm "
+                   f"rate): {_fmt(obj['f1'])}")
+    out.append("")
+    srows = [[r["size_class"], r["true"], r["detected"], r["detection_rate"],
+              r["predicted"], r["false_alarms"], r["false_alarm_rate"]]
+             for r in obj.get("by_size", [])]
+    out += [markdown_table(["size class", "true", "detected", "detection rate",
+                            "predicted", "false alarms", "false-alarm rate"], srows), ""]
+    return out
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The human summary of a report dictionary (see :func:`write_report`)."""
     ds = report.get("dataset", {})
@@ -83,6 +136,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         t_line += (f"; F1-optimal threshold on the `{thr.get('tuned_on')}` split: "
                    f"{_fmt(thr['tuned'])} (F1 there {_fmt(thr.get('tuned_f1'))})")
     out.append(t_line)
+    area = report.get("min_area")
+    if area:
+        a_line = (f"- Minimum area: predicted landslides under {_fmt(area.get('value'))} "
+                  f"{_unit(area.get('unit'))} removed before counting ({area.get('mode')}")
+        a_line += (f" on the `{area.get('tuned_on')}` split: best object F1)"
+                   if area.get("mode") == "tuned" else ")")
+        out.append(a_line)
     if report.get("prediction", {}).get("tta"):
         out.append("- Test-time augmentation: each probability is the mean over the 8 "
                    "flips/90-degree rotations of the patch")
@@ -99,28 +159,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if report.get("average_precision") is not None:
         out += [f"Average precision (area under the PR curve): "
                 f"{_fmt(report['average_precision'])}", ""]
-    obj = report.get("objects")
-    if obj:
-        unit = "m²" if obj.get("unit") == "m2" else "pixels"
-        rule = obj.get("rule")
-        rule_text = (f"true landslide detected when predicted pixels cover ≥ "
-                     f"{obj.get('min_overlap')} of it; predicted region a false alarm when "
-                     f"true pixels cover < {obj.get('min_overlap')} of it" if rule == "overlap"
-                     else f"one-to-one matching with IoU ≥ {obj.get('min_overlap')}")
-        out += ["## Landslides as objects", "",
-                f"Connected regions (8-connectivity), matched by the `{rule}` rule "
-                f"({rule_text}). Areas in {unit}.", "",
-                f"- True landslides: {_fmt(obj.get('true_landslides'))}, detected "
-                f"{_fmt(obj.get('detected'))}: detection rate "
-                f"**{_fmt(obj.get('detection_rate'))}**",
-                f"- Predicted regions: {_fmt(obj.get('predicted_regions'))}, false alarms "
-                f"{_fmt(obj.get('false_alarms'))}: false-alarm rate "
-                f"**{_fmt(obj.get('false_alarm_rate'))}**", ""]
-        srows = [[r["size_class"], r["true"], r["detected"], r["detection_rate"],
-                  r["predicted"], r["false_alarms"], r["false_alarm_rate"]]
-                 for r in obj.get("by_size", [])]
-        out += [markdown_table(["size class", "true", "detected", "detection rate",
-                                "predicted", "false alarms", "false-alarm rate"], srows), ""]
+    out += _objects_section(report.get("objects"))
+    out += _min_area_table(report.get("min_area"))
     figs = report.get("figures", {})
     if figs:
         out += ["## Figures", ""]
@@ -137,7 +177,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 "round(p x 254) (254 = 1.0, the codes of `landslip predict`'s "
                 "probability.tif); "
                 f"`{preds.get('masks')}`: (N, P, P) uint8 0/1 predicted at the applied "
-                "threshold (p >= threshold on the float32 probability); both 255 where the "
+                "threshold (p >= threshold on the float32 probability; after the --min-slope and "
+                "--min-area filters when given); both 255 where the "
                 "pixel was not evaluated (label 255 or nodata); "
                 f"`{preds.get('ids')}`: the dataset patch ids of the N rows. The confusion "
                 "counts above are exactly those of the masks against the dataset labels "
