@@ -36,6 +36,9 @@ machine, then merge their results::
     .venv/bin/python benchmarks/l4s_rgb.py --summarize /tmp/l4s/*/results.json \\
         --work /tmp/l4s
 
+``--evaluate-only --work DIR`` evaluates the runs listed in ``DIR/results.json`` again (e.g.
+after a new evaluation option) without training them.
+
 Published anchors (not directly comparable): RGB patches, U-Net with an ImageNet-pretrained
 ResNet-34 encoder, 50 GPU epochs: test F1 0.691; 14-band Landslide4Sense: official U-Net
 baseline F1 0.578 (validation), winners F1 0.745 (test).
@@ -96,27 +99,32 @@ def config_options(name: str) -> dict[str, Any]:
     return {k: v for k, v in train.items() if v is not None or k in ("ema", "scale_range")}
 
 
-def _evaluate(run: Path, dataset: Path, tta: bool, tag: str) -> dict[str, Any]:
+VARIANTS: tuple[tuple[bool, str | None], ...] = ((False, None), (True, None), (True, "tuned"))
+"""Evaluations of every trained model: (TTA, minimum area): plain, TTA, TTA + tuned min-area."""
+
+
+def _evaluate(run: Path, dataset: Path, tta: bool, min_area: str | None) -> dict[str, Any]:
     from landslip.evaluation.evaluate import EvaluateOptions, evaluate
 
-    opts: dict[str, Any] = {"split": "test", "threshold": "tuned",
-                            "out_dir": run / f"evaluation-{tag}", "figure_patches": 4,
-                            "save_predictions": False, "tta": tta}
+    tag = ("tta" if tta else "plain") + ("-minarea" if min_area else "")
     t0 = time.perf_counter()
-    ev = evaluate(run, dataset, EvaluateOptions(**opts))
+    ev = evaluate(run, dataset, EvaluateOptions(
+        split="test", threshold="tuned", out_dir=run / f"evaluation-{tag}", figure_patches=4,
+        save_predictions=False, tta=tta, min_area=min_area))
     rep = ev.report
     px, obj = rep["pixel"], rep["objects"]
-    return {"precision": px["precision"], "recall": px["recall"], "f1": px["f1"],
-            "iou": px["iou"], "threshold": ev.threshold,
-            "val_f1_tuned": rep["threshold"]["tuned_f1"],
+    chosen = rep.get("min_area") or {}
+    return {"tta": tta, "min_area": chosen.get("value"), "precision": px["precision"],
+            "recall": px["recall"], "f1": px["f1"], "iou": px["iou"],
+            "threshold": ev.threshold, "val_f1_tuned": rep["threshold"]["tuned_f1"],
             "object_false_alarm_rate": obj["false_alarm_rate"],
             "object_detection_rate": obj["detection_rate"],
             "eval_seconds": time.perf_counter() - t0, "report": str(ev.report_md)}
 
 
-def run_config(name: str, dataset: Path, work: Path, seed: int,
-               max_train_batches: int | None) -> list[dict[str, Any]]:
-    """Train configuration ``name`` with ``seed``; one row per evaluation (TTA off/on)."""
+def train_config(name: str, dataset: Path, work: Path, seed: int,
+                 max_train_batches: int | None) -> dict[str, Any]:
+    """Train configuration ``name`` with ``seed``; returns what the rows share."""
     from landslip.training.config import TrainConfig
     from landslip.training.fit import train
 
@@ -131,12 +139,16 @@ def run_config(name: str, dataset: Path, work: Path, seed: int,
     cpu0, t0 = os.times(), time.perf_counter()
     tr = train(tc)
     cpu1 = os.times()
-    base = {"config": name, "seed": seed, "train": train_opts,
+    return {"config": name, "seed": seed, "train": train_opts, "run": str(run),
             "train_minutes": (time.perf_counter() - t0) / 60,
             "train_cpu_minutes": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / 60,
             "best_epoch": tr.best_epoch + 1, "epochs_completed": tr.epochs_completed}
-    return [{**base, "tta": tta, **_evaluate(run, dataset, tta, "tta" if tta else "plain")}
-            for tta in (False, True)]
+
+
+def evaluate_rows(base: dict[str, Any], dataset: Path) -> list[dict[str, Any]]:
+    """One row per evaluation variant of the trained run ``base["run"]``."""
+    return [{**base, **_evaluate(Path(base["run"]), dataset, tta, area)}
+            for tta, area in VARIANTS]
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -149,10 +161,12 @@ def summarize(rows: list[dict[str, Any]]) -> str:
     """Markdown table: per configuration (and TTA), mean ± sd over seeds."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["config"], "d4" if r["tta"] else "-"), []).append(r)
+        post = ("TTA" if r["tta"] else "-") + (" + min-area" if r.get("min_area") is not None
+                                              else "")
+        groups.setdefault((r["config"], post), []).append(r)
     order = sorted(groups, key=lambda k: -statistics.mean(
         r["val_f1_tuned"] for r in groups[k]))
-    lines = ["| config | TTA | seeds | val F1 (tuned) | test precision | test recall | "
+    lines = ["| config | post-processing | seeds | val F1 (tuned) | test precision | test recall | "
              "test F1 | object false alarms | objects detected | train min (wall) | "
              "train CPU min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in order:
@@ -166,6 +180,21 @@ def summarize(rows: list[dict[str, Any]]) -> str:
                      f"{col['object_detection_rate']} | {col['train_minutes']} | "
                      f"{col['train_cpu_minutes']} |")
     return "\n".join(lines)
+
+
+BASE_KEYS = ("config", "seed", "train", "run", "train_minutes", "train_cpu_minutes", "best_epoch",
+             "epochs_completed")
+"""Row fields that come from training (kept by ``--evaluate-only``)."""
+
+
+def _report(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:
+        area = "" if r["min_area"] is None else f", min-area {r['min_area']:g} px"
+        print(f"   {r['config']} s{r['seed']} TTA {'on' if r['tta'] else 'off'}{area}: val F1 "
+              f"{r['val_f1_tuned']:.3f}, test P {r['precision']:.3f} R {r['recall']:.3f} F1 "
+              f"{r['f1']:.3f}, object false alarms {r['object_false_alarm_rate']:.2f}, train "
+              f"{r['train_minutes']:.1f} min ({r['train_cpu_minutes']:.1f} CPU min)", flush=True)
+    return rows
 
 
 def _write(work: Path, rows: list[dict[str, Any]], command: str) -> str:
@@ -193,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--max-train-batches", type=int, default=None,
                     help="limit batches per epoch (quick checks of the script)")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="re-evaluate the runs listed in WORK/results.json (no training)")
     ap.add_argument("--summarize", nargs="+", type=Path, default=None,
                     help="merge these results.json files into WORK/results.md and stop")
     args = ap.parse_args(argv)
@@ -217,19 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.configs:
         config_options(name)  # refuse an unknown name before any work
     ds_path = args.work / "dataset"
-    import_patches(args.data, ds_path, val_fraction=args.val_fraction, seed=0, overwrite=True)
+    if not args.evaluate_only:
+        import_patches(args.data, ds_path, val_fraction=args.val_fraction, seed=0, overwrite=True)
     rows: list[dict[str, Any]] = []
-    for name in args.configs:
+    if args.evaluate_only:
+        bases: dict[str, dict[str, Any]] = {}
+        for r in json.loads((args.work / "results.json").read_text())["rows"]:
+            run = r.get("run") or str(args.work / "runs" / f"{r['config']}-s{r['seed']}")
+            bases[run] = {**{k: v for k, v in r.items() if k in BASE_KEYS}, "run": run}
+        for base in bases.values():
+            rows += _report(evaluate_rows(base, ds_path))
+            _write(args.work, rows, command)
+    for name in [] if args.evaluate_only else args.configs:
         for seed in args.seeds:
             print(f"== {name} seed {seed}: {config_options(name)}", flush=True)
-            new = run_config(name, ds_path, args.work, seed, args.max_train_batches)
-            rows += new
-            for r in new:
-                print(f"   TTA {'d4' if r['tta'] else '-'}: val F1 {r['val_f1_tuned']:.3f}, test P "
-                      f"{r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f}, object "
-                      f"false alarms {r['object_false_alarm_rate']:.2f}, train "
-                      f"{r['train_minutes']:.1f} min ({r['train_cpu_minutes']:.1f} CPU min)",
-                      flush=True)
+            base = train_config(name, ds_path, args.work, seed, args.max_train_batches)
+            rows += _report(evaluate_rows(base, ds_path))
             _write(args.work, rows, command)
     print(_write(args.work, rows, command))
     return 0
