@@ -135,6 +135,49 @@ def test_two_scenes_and_strips_equal_single_process(files: dict[str, Path], tmp_
     _same(tmp_path / "single-a", out / "a")
 
 
+def test_workers_load_their_own_copy_of_the_bundle(files: dict[str, Path], tmp_path: Path,
+                                                   use_client: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundle goes to the workers as bytes: the driver's copy can vanish after planning."""
+    import shutil
+
+    import landslip.inference.distributed as mod
+
+    bundle = tmp_path / "gone"
+    shutil.copytree(files["bundle"], bundle)
+    run_cluster = mod._run_cluster
+
+    def without_bundle(*args: Any) -> None:
+        shutil.rmtree(bundle)  # after the driver read it, before any worker runs
+        run_cluster(*args)
+
+    monkeypatch.setattr(mod, "_run_cluster", without_bundle)
+    out = tmp_path / "o"
+    summaries = predict_many(bundle, [files["b"]], out, OPTS, ClusterOptions(workers=2,
+                                                                              strip_rows=1))
+    assert [s.status for s in summaries] == ["done"], summaries[0].error
+    assert not bundle.exists()
+    _same(_single(files, "b", tmp_path / "single"), out / "b")
+    sha = mod.BundleFiles.read(files["bundle"]).sha256
+    cached = use_client.run(lambda dask_worker: sorted(
+        p.name for p in (Path(dask_worker.local_directory) / "landslip-bundles").glob("*")))
+    assert len(cached) == 2 and all(sha in names for names in cached.values())
+
+
+def test_worker_bundle_dir_is_written_once(files: dict[str, Path], tmp_path: Path) -> None:
+    from landslip.inference.distributed import BundleFiles, worker_bundle_dir
+
+    sent = BundleFiles.read(files["bundle"])
+    assert [n for n, _ in sent.files][:2] == ["model.json", "model.safetensors"]
+    folder = worker_bundle_dir(sent, tmp_path)
+    assert folder == tmp_path / sent.sha256
+    stamp = (folder / "model.json").stat().st_mtime_ns
+    assert worker_bundle_dir(sent, tmp_path) == folder
+    assert (folder / "model.json").stat().st_mtime_ns == stamp
+    assert BundleFiles.read(folder) == sent
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sent.sha256]  # no temporary left
+
+
 def test_unreadable_scene_is_reported(files: dict[str, Path], tmp_path: Path,
                                       use_client: Any) -> None:
     bad = tmp_path / "broken.tif"

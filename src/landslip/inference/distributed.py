@@ -19,15 +19,23 @@ and key still match. The driver then writes the maps through
 assembled mask, so polygons crossing strip borders are one polygon, as in the single-process
 run.
 
-Workers load the bundle from its path once per worker process (an engine cache keyed by
-bundle, engine, device and threads); the bundle path must be readable on every worker.
+The bundle is sent to each worker once: the driver reads its files (``model.json``,
+``model.safetensors`` and ``model.onnx`` when present: :class:`BundleFiles`) and scatters them to
+every worker (``client.scatter(..., broadcast=True)``); each strip task takes that one future, and
+a worker writes the files once into its own temporary folder, keyed by their SHA-256
+(:func:`worker_bundle_dir`), and loads its engine from there once per process (an engine cache
+keyed by checksum, engine, device and threads). So the bundle need not be readable on the
+workers; the images must be, at the same paths.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -62,6 +70,7 @@ from landslip.io.raster import RasterInfo, open_raster, raster_info
 from landslip.models.engine import Engine, create_engine, default_threads
 
 __all__ = [
+    "BundleFiles",
     "ClusterOptions",
     "SceneSummary",
     "StripTask",
@@ -70,6 +79,7 @@ __all__ = [
     "predict_strip",
     "scene_names",
     "strip_tasks",
+    "worker_bundle_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -169,6 +179,8 @@ class StripTask:
         device: Torch device or None.
         threads: Engine threads or None.
         part: Path of the ``.npy`` part written.
+        bundle_sha256: Checksum of the bundle's files (:class:`BundleFiles`), so that a part
+            predicted by other weights at the same bundle path is not reused; "" when unknown.
     """
 
     bundle: str
@@ -185,6 +197,7 @@ class StripTask:
     device: str | None
     threads: int | None
     part: str
+    bundle_sha256: str = ""
 
     def key(self) -> str:
         """What the part depends on, as text (a manifest entry is reused only when equal)."""
@@ -194,11 +207,75 @@ class StripTask:
         return json.dumps(fields, sort_keys=True, default=str)
 
 
+BUNDLE_FILES = ("model.json", "model.safetensors", "model.onnx")
+"""The files of a bundle folder sent to the workers (``model.onnx`` only when present)."""
+
+
+@dataclass(frozen=True)
+class BundleFiles:
+    """A model bundle's files, as bytes, to send to the workers once (one scattered object).
+
+    Attributes:
+        sha256: SHA-256 over the files' names and bytes (the workers' cache key).
+        files: ``(name, bytes)`` per file, in :data:`BUNDLE_FILES` order.
+    """
+
+    sha256: str
+    files: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def read(cls, folder: str | Path) -> BundleFiles:
+        """Read the bundle files of ``folder`` (a bundle folder)."""
+        files = tuple((name, (Path(folder) / name).read_bytes()) for name in BUNDLE_FILES
+                      if (Path(folder) / name).is_file())
+        digest = hashlib.sha256()
+        for name, data in files:
+            digest.update(f"{name}\0{len(data)}\0".encode())
+            digest.update(data)
+        return cls(digest.hexdigest(), files)
+
+
+def _cache_root() -> Path:
+    """This worker's folder for bundle copies: its dask local directory, else the temp dir."""
+    try:
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory) / "landslip-bundles"
+    except (ImportError, ValueError):
+        return Path(tempfile.gettempdir()) / "landslip-bundles"
+
+
+def worker_bundle_dir(files: BundleFiles, root: Path | None = None) -> Path:
+    """The folder of this worker's copy of a bundle, written once (atomically) per checksum.
+
+    Args:
+        files: The bundle's files.
+        root: Cache folder; None: the worker's local directory (see :func:`_cache_root`).
+
+    Returns:
+        ``root/<sha256>/``, holding the bundle files.
+    """
+    folder = (root or _cache_root()) / files.sha256
+    if (folder / "model.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{files.sha256[:12]}-", dir=folder.parent))
+    for name, data in files.files:
+        (tmp / name).write_bytes(data)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process of this machine wrote it first
+        for child in tmp.iterdir():
+            child.unlink()
+        tmp.rmdir()
+    return folder
+
+
 _ENGINES: dict[tuple[str, str, str | None, int | None], Engine] = {}
 
 
 def _worker_engine(bundle: str, engine: str, device: str | None, threads: int | None) -> Engine:
-    """The engine of this worker process, made once per bundle and options."""
+    """The engine of this worker process, made once per bundle (path or checksum) and options."""
     key = (bundle, engine, device, threads)
     if key not in _ENGINES:
         from landslip.devices import select_device
@@ -216,15 +293,21 @@ def _save_part(path: Path, rows: Float) -> str:
     return sha256_file(path)
 
 
-def predict_strip(task: StripTask) -> dict[str, Any]:
+def predict_strip(task: StripTask, files: BundleFiles | None = None) -> dict[str, Any]:
     """Run one strip on this worker and write its part (the cluster task).
+
+    Args:
+        task: The strip.
+        files: The bundle's files (sent once per worker); None: load ``task.bundle``.
 
     Returns:
         ``part``, ``sha256``, ``seconds``, ``model_seconds``, ``skipped`` (all-nodata windows
-        of the strip's own window rows are counted once per run) and the engine's fields.
+        of the strip's own window rows are counted once per run), the engine's fields and
+        ``bundle_dir`` (the bundle folder the worker loaded).
     """
     start = time.perf_counter()
-    engine = _worker_engine(task.bundle, task.engine, task.device, task.threads)
+    bundle = task.bundle if files is None else str(worker_bundle_dir(files))
+    engine = _worker_engine(bundle, task.engine, task.device, task.threads)
     plan = make_plan(*task.plan[:4], multiple=task.plan[4])
     rows = np.full((task.row_hi - task.row_lo, plan.width), np.nan, dtype=np.float32)
 
@@ -243,7 +326,7 @@ def predict_strip(task: StripTask) -> dict[str, Any]:
     digest = _save_part(Path(task.part), rows)
     return {"part": task.part, "sha256": digest, "seconds": time.perf_counter() - start,
             "model_seconds": stats.model_seconds, "skipped": stats.skipped,
-            "engine": engine_fields(engine)}
+            "engine": engine_fields(engine), "bundle_dir": bundle}
 
 
 def strip_tasks(plan: SlidingPlan, strip_rows: int, base: StripTask) -> list[StripTask]:
@@ -342,7 +425,7 @@ def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
         plan=(plan.height, plan.width, window, opts.overlap, engine.required_multiple),
         first_window_row=0, end_window_row=0, row_lo=0, row_hi=0, batch_size=batch,
         tta=opts.tta, engine=opts.engine, device=opts.device, threads=opts.threads,
-        part=str(out / "parts" / summary.name))
+        part=str(out / "parts" / summary.name), bundle_sha256=str(kw.get("bundle_sha256", "")))
     tasks = strip_tasks(plan, int(kw.get("strip_rows", 4)), base)
     summary.parts = len(tasks)
     return _Scene(summary, info, spec, plan, opts, tasks, start=time.perf_counter())
@@ -432,13 +515,15 @@ def _client(cluster: ClusterOptions) -> Iterator[Any]:
         yield client
 
 
-def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int) -> None:
-    """Submit the unfinished parts, record each finished one in the manifest."""
+def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int,
+                 files: BundleFiles) -> None:
+    """Send the bundle to the workers, submit the unfinished parts, record each finished one."""
     from distributed import as_completed
 
     manifest_path = out / MANIFEST
     manifest = _load_manifest(manifest_path)
     futures: dict[Any, tuple[_Scene, StripTask]] = {}
+    sent: Any = None
     for scene in scenes:
         for task in scene.tasks:
             entry = manifest.get(task.part)
@@ -446,7 +531,9 @@ def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int) -> 
                 scene.summary.parts_skipped += 1
                 scene.results[task.part] = dict(entry or {}, seconds=0.0, model_seconds=0.0)
                 continue
-            fut = client.submit(predict_strip, task, retries=retries, pure=False)
+            if sent is None:  # once per run, and only when a part is left to predict
+                sent = client.scatter(files, broadcast=True, hash=False)
+            fut = client.submit(predict_strip, task, sent, retries=retries, pure=False)
             futures[fut] = (scene, task)
     for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
         scene, task = futures[fut]
@@ -551,6 +638,8 @@ def _predict_on_cluster(bundle_path: str | Path, summaries: list[SceneSummary], 
     from landslip.models.bundle import load_bundle
 
     bundle = load_bundle(bundle_path, device=str(select_device(opts.device)))
+    files = BundleFiles.read(bundle.path)
+    kw = dict(kw, bundle_sha256=files.sha256)
     threshold = kw.get("threshold")
     opts = replace(opts, threshold=bundle.threshold if threshold is None else float(threshold))
     scenes: list[_Scene] = []
@@ -563,7 +652,7 @@ def _predict_on_cluster(bundle_path: str | Path, summaries: list[SceneSummary], 
                 log.error("%s cannot be predicted: %s", s.image, s.error)
     given = kw.get("client")
     with nullcontext(given) if given is not None else _client(cl) as client:
-        _run_cluster(client, scenes, out, cl.retries)
+        _run_cluster(client, scenes, out, cl.retries, files)
     for scene in scenes:
         if scene.summary.error is not None:
             continue
