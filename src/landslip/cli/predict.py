@@ -85,8 +85,8 @@ _WorkersArg = Annotated[
 _SchedulerArg = Annotated[
     str | None,
     typer.Option("--scheduler", help="Run on an existing dask.distributed scheduler, e.g. "
-                 "tcp://host:8786 (the images must be readable on the workers at the same paths; the "
-                 "bundle is sent to them)."),
+                 "tcp://host:8786 (the images must be readable on the workers at the same "
+                 "paths; the bundle is sent to them)."),
 ]
 _StripRowsArg = Annotated[
     int, typer.Option("--strip-rows", help="Window rows per cluster task (strip).")
