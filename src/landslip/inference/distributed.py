@@ -68,6 +68,7 @@ from landslip.io.checks import declare_nodata
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, open_raster, raster_info
 from landslip.models.engine import Engine, create_engine, default_threads
+from landslip.spectral.extras import ExtraInputs, ExtraSpec, model_inputs, parse_extra
 
 __all__ = [
     "BundleFiles",
@@ -181,6 +182,9 @@ class StripTask:
         part: Path of the ``.npy`` part written.
         bundle_sha256: Checksum of the bundle's files (:class:`BundleFiles`), so that a part
             predicted by other weights at the same bundle path is not reused; "" when unknown.
+        extras: The ``--extra`` rasters as ``(specs, terrain bands, image bands)`` of
+            :class:`~landslip.spectral.extras.ExtraInputs` (the worker opens them on the
+            image grid), or None.
     """
 
     bundle: str
@@ -198,6 +202,7 @@ class StripTask:
     threads: int | None
     part: str
     bundle_sha256: str = ""
+    extras: tuple[tuple[ExtraSpec, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
     def key(self) -> str:
         """What the part depends on, as text (a manifest entry is reused only when equal)."""
@@ -319,14 +324,33 @@ def predict_strip(task: StripTask, files: BundleFiles | None = None) -> dict[str
             rows[a - task.row_lo:b - task.row_lo] = np.where(
                 band.valid[src], band.prob[src], np.float32(np.nan))
 
-    with gdal_env(GDAL_CACHE_MB), open_raster(task.image) as ds:
-        stats = stream_predict(ds, engine, task.spec, plan, keep, batch_size=task.batch_size,
+    with gdal_env(GDAL_CACHE_MB), open_raster(task.image) as ds, \
+            _open_extras(task.extras, task.image) as extras:
+        spec = task.spec if extras is None else replace(task.spec, extras=extras)
+        stats = stream_predict(ds, engine, spec, plan, keep, batch_size=task.batch_size,
                                tta=task.tta, max_window_rows=task.end_window_row,
                                first_window_row=task.first_window_row)
     digest = _save_part(Path(task.part), rows)
     return {"part": task.part, "sha256": digest, "seconds": time.perf_counter() - start,
             "model_seconds": stats.model_seconds, "skipped": stats.skipped,
             "engine": engine_fields(engine), "bundle_dir": bundle}
+
+
+def _open_extras(args: tuple[tuple[ExtraSpec, ...], tuple[str, ...], tuple[str, ...]] | None,
+                 image: str) -> Any:
+    """The task's extra inputs on the image's grid (a context to open), or ``nullcontext()``."""
+    if args is None:
+        return nullcontext()
+    specs, terrain, image_bands = args
+    return ExtraInputs(list(specs), raster_info(image).grid, terrain, image_bands)
+
+
+def _extras_args(extras: ExtraInputs | None
+                 ) -> tuple[tuple[ExtraSpec, ...], tuple[str, ...], tuple[str, ...]] | None:
+    """What a worker needs to rebuild ``extras`` (which holds open readers, so is not sent)."""
+    if extras is None:
+        return None
+    return tuple(src.spec for src in extras.sources), extras.terrain, extras.image_bands
 
 
 def strip_tasks(plan: SlidingPlan, strip_rows: int, base: StripTask) -> list[StripTask]:
@@ -400,6 +424,7 @@ class _Scene:
     tasks: list[StripTask]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     start: float = 0.0
+    extras: ExtraInputs | None = None
 
 
 def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
@@ -408,10 +433,12 @@ def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
     from landslip.evaluation.drift import check_image_input
 
     info = declare_nodata(raster_info(summary.image), kw.get("nodata"))
-    indexes = match_bands(info, bundle.band_set, kw.get("band_names"))
+    inputs = model_inputs(bundle.band_set, info, kw.get("band_names"), kw.get("extras", ()),
+                          opts.min_slope is not None)
+    indexes = match_bands(info, inputs.image_set, kw.get("band_names"))
     spec = InputSpec(band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
                      std=tuple(bundle.std), nodata=info.nodata, masked=info.masked)
-    check_image_input(bundle.meta.input_profile, info, indexes, bundle.band_set.required,
+    check_image_input(bundle.meta.input_profile, info, indexes, inputs.image_set.required,
                       bool(kw.get("strict", False)))
     if (opts.geojson or opts.html) and info.grid.crs is None:
         raise InputError(f"{summary.image} has no CRS, so --geojson/--html cannot be written; "
@@ -425,10 +452,12 @@ def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
         plan=(plan.height, plan.width, window, opts.overlap, engine.required_multiple),
         first_window_row=0, end_window_row=0, row_lo=0, row_hi=0, batch_size=batch,
         tta=opts.tta, engine=opts.engine, device=opts.device, threads=opts.threads,
-        part=str(out / "parts" / summary.name), bundle_sha256=str(kw.get("bundle_sha256", "")))
+        part=str(out / "parts" / summary.name), bundle_sha256=str(kw.get("bundle_sha256", "")),
+        extras=_extras_args(inputs.extras))
     tasks = strip_tasks(plan, int(kw.get("strip_rows", 4)), base)
     summary.parts = len(tasks)
-    return _Scene(summary, info, spec, plan, opts, tasks, start=time.perf_counter())
+    return _Scene(summary, info, spec, plan, opts, tasks, start=time.perf_counter(),
+                  extras=inputs.extras)
 
 
 def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -485,10 +514,14 @@ def _assemble(scene: _Scene, out_dir: Path, report_extra: dict[str, Any]) -> Non
     eng = next((r["engine"] for r in results if "engine" in r),
                {"device": "", "engine": "", "threads": None, "engine_description": "",
                 "max_window": 0})
-    run = ScenePass(info=scene.info, spec=scene.spec, opts=opts, plan=scene.plan, stats=stats,
+    spec = scene.spec if scene.extras is None else replace(scene.spec, extras=scene.extras)
+    run = ScenePass(info=scene.info, spec=spec, opts=opts, plan=scene.plan, stats=stats,
                     batch_size=scene.tasks[0].batch_size, engine=eng, start=scene.start)
     extra = dict(report_extra, parts=len(scene.tasks), parts_skipped=s.parts_skipped)
-    r = finish_prediction(out, run, writer, extra)
+    if scene.extras is not None:
+        extra.update(extras=scene.extras.describe(), min_slope=opts.min_slope)
+    with scene.extras or nullcontext():  # mean_slope and --min-slope read the terrain
+        r = finish_prediction(out, run, writer, extra)
     _fill_summary(s, r.n_polygons, r.landslide_pixels, r.valid_pixels, scene.info)
     s.task_seconds = round(stats.total_seconds, 3)
 
@@ -560,6 +593,7 @@ def predict_many(
     band_names: Sequence[str] | None = None,
     nodata: float | None = None,
     strict: bool = False,
+    extras: Sequence[ExtraSpec | str] = (),
     client: Any = None,
 ) -> list[SceneSummary]:
     """Map several images (in-process, or on a dask.distributed cluster) into ``out_dir``.
@@ -570,11 +604,15 @@ def predict_many(
         out_dir: Output folder: ``<image stem>/`` per scene, ``summary.json``, and with a
             cluster ``manifest.json`` and ``parts/``.
         options: The prediction options; ``options.threshold`` is replaced by ``threshold``
-            (``max_window_rows`` and ``--extra`` are not supported here). With ``workers``
-            and no ``threads``, each worker's engine gets ``cores // workers`` threads.
+            (``max_window_rows`` is not supported here; ``options.min_slope`` needs a DEM in
+            ``extras``). With ``workers`` and no ``threads``, each worker's engine gets
+            ``cores // workers`` threads.
         cluster: Where to run; None or neither workers nor scheduler: in-process.
         threshold: Probability threshold; None: the bundle's.
         band_names, nodata, strict: As in :func:`~landslip.inference.predict.predict_scene`.
+        extras: The ``--extra`` rasters, the same for every image (e.g. one DEM and one
+            pre-event mosaic covering them all), each warped window by window onto each
+            image's grid as in :func:`~landslip.inference.predict.predict_scene`.
         client: A ready :class:`distributed.Client` to use (``cluster`` then only needs
             ``workers`` or ``scheduler`` set to choose the cluster path); None: landslip
             starts a local cluster (``workers``) or connects to ``scheduler``, and stops it.
@@ -590,6 +628,9 @@ def predict_many(
     options.check()
     if cl.workers is not None and options.threads is None:
         options = replace(options, threads=max(1, default_threads() // cl.workers))
+    specs = [parse_extra(e) if isinstance(e, str) else e for e in extras]
+    for e in specs:
+        raster_info(e.path)  # a missing or unreadable extra raster stops the run here
     paths = expand_images(images)
     out = Path(out_dir)
     summaries = [SceneSummary(name=n, image=str(p)) for n, p in zip(scene_names(paths), paths,
@@ -599,10 +640,10 @@ def predict_many(
         _predict_on_cluster(bundle_path, summaries, out, options, cl,
                             {"band_names": band_names, "nodata": nodata, "strict": strict,
                              "strip_rows": cl.strip_rows, "threshold": threshold,
-                             "client": client})
+                             "client": client, "extras": specs})
     else:
         kw = {"band_names": band_names, "nodata": nodata, "strict": strict,
-              "threshold": threshold}
+              "threshold": threshold, "extras": specs, "min_slope": options.min_slope}
         for s in summaries:
             _predict_in_process(bundle_path, s, out, options, kw)
     write_summary(out, summaries, time.perf_counter() - start, cl)
