@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,85 @@ def test_two_scenes_and_strips_equal_single_process(files: dict[str, Path], tmp_
                          ClusterOptions(workers=2, strip_rows=2))
     assert third[0].parts_skipped == 2 and third[0].status == "done"
     _same(tmp_path / "single-a", out / "a")
+
+
+def test_workers_load_their_own_copy_of_the_bundle(files: dict[str, Path], tmp_path: Path,
+                                                   use_client: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundle goes to the workers as bytes: the driver's copy can vanish after planning."""
+    import shutil
+
+    import landslip.inference.distributed as mod
+
+    bundle = tmp_path / "gone"
+    shutil.copytree(files["bundle"], bundle)
+    run_cluster = mod._run_cluster
+
+    def without_bundle(*args: Any) -> None:
+        shutil.rmtree(bundle)  # after the driver read it, before any worker runs
+        run_cluster(*args)
+
+    monkeypatch.setattr(mod, "_run_cluster", without_bundle)
+    out = tmp_path / "o"
+    summaries = predict_many(bundle, [files["b"]], out, OPTS, ClusterOptions(workers=2,
+                                                                              strip_rows=1))
+    assert [s.status for s in summaries] == ["done"], summaries[0].error
+    assert not bundle.exists()
+    _same(_single(files, "b", tmp_path / "single"), out / "b")
+    sha = mod.BundleFiles.read(files["bundle"]).sha256
+    cached = use_client.run(lambda dask_worker: sorted(
+        p.name for p in (Path(dask_worker.local_directory) / "landslip-bundles").glob("*")))
+    assert len(cached) == 2 and all(sha in names for names in cached.values())
+
+
+def test_worker_bundle_dir_is_written_once(files: dict[str, Path], tmp_path: Path) -> None:
+    from landslip.inference.distributed import BundleFiles, worker_bundle_dir
+
+    sent = BundleFiles.read(files["bundle"])
+    assert [n for n, _ in sent.files][:2] == ["model.json", "model.safetensors"]
+    folder = worker_bundle_dir(sent, tmp_path)
+    assert folder == tmp_path / sent.sha256
+    stamp = (folder / "model.json").stat().st_mtime_ns
+    assert worker_bundle_dir(sent, tmp_path) == folder
+    assert (folder / "model.json").stat().st_mtime_ns == stamp
+    assert BundleFiles.read(folder) == sent
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sent.sha256]  # no temporary left
+
+
+def test_extra_dem_and_min_slope_on_the_cluster_equal_single_process(
+        files: dict[str, Path], tmp_path: Path, use_client: Any) -> None:
+    """A slope model fed from ``--extra dem=``; strips read the DEM with halos like one pass."""
+    from helpers.inputs import utm_grid
+    from landslip.io.raster import write_raster
+
+    bundle = make_bundle(tmp_path / "slope-bundle", band_set="bgr,slope", std=150.0)
+    grid = utm_grid(512, 256)
+    big = grid.window_grid(grid.full_window().expand(4))
+    x = np.arange(big.width, dtype=np.float64)[None, :] * 1.5
+    y = np.arange(big.height, dtype=np.float64)[:, None] * 1.5
+    dem = 0.004 * x**2 + 30 * np.sin(y / 60.0)  # slope from flat (west) to steep (east)
+    write_raster(tmp_path / "dem.tif", dem[None].astype(np.float32), big,
+                 descriptions=["dem"])
+    extra = [f"dem={tmp_path / 'dem.tif'}"]
+    single = tmp_path / "single"
+    predict_scene(bundle, files["a"], single, window=128, overlap=32, threads=1,
+                  engine="torch", extras=extra, min_slope=8.0)
+    out = tmp_path / "many"
+    summaries = predict_many(bundle, [files["a"]], out, replace(OPTS, min_slope=8.0),
+                             ClusterOptions(workers=2, strip_rows=2), extras=extra)
+    assert [s.status for s in summaries] == ["done"], summaries[0].error
+    assert summaries[0].parts == 3
+    _same(single, out / "a")
+    pa, pb = gpd.read_file(single / "landslides.gpkg"), gpd.read_file(out / "a" / "landslides.gpkg")
+    assert pa["mean_slope"].min() >= 8.0
+    np.testing.assert_allclose(sorted(pa["mean_slope"]), sorted(pb["mean_slope"]))
+    report = json.loads((out / "a" / "prediction.json").read_text())
+    assert report["min_slope"] == 8.0 and report["extras"][0]["bands"] == ["dem"]
+    # In-process, several images take the same extras.
+    two = predict_many(bundle, [files["a"], files["a"]], tmp_path / "two",
+                       replace(OPTS, min_slope=8.0), extras=extra)
+    assert [s.status for s in two] == ["done", "done"]
+    _same(single, tmp_path / "two" / "a-2")
 
 
 def test_unreadable_scene_is_reported(files: dict[str, Path], tmp_path: Path,

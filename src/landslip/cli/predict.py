@@ -85,7 +85,8 @@ _WorkersArg = Annotated[
 _SchedulerArg = Annotated[
     str | None,
     typer.Option("--scheduler", help="Run on an existing dask.distributed scheduler, e.g. "
-                 "tcp://host:8786 (the bundle and images must be readable on the workers)."),
+                 "tcp://host:8786 (the images must be readable on the workers at the same "
+                 "paths; the bundle is sent to them)."),
 ]
 _StripRowsArg = Annotated[
     int, typer.Option("--strip-rows", help="Window rows per cluster task (strip).")
@@ -136,15 +137,13 @@ def predict(
         "float32" if probability_dtype == "float32" else "uint8")
     if len(images) > 1 or any(c in images[0] for c in "*?[") or images[0].endswith(".txt") \
             or workers is not None or scheduler is not None:
-        if extra or min_slope is not None:
-            raise InputError("--extra and --min-slope work on one image without a cluster; "
-                             "predict such scenes one at a time")
         _predict_many(bundle, images, output, PredictOptions(
             window=window, overlap=overlap, batch_size=batch_size, tta=tta,
             min_area=min_area, geojson=geojson, probability_dtype=dtype, device=device,
-            html=html, engine=engine, threads=threads),
+            html=html, engine=engine, threads=threads, min_slope=min_slope),
             ClusterOptions(workers=workers, scheduler=scheduler, strip_rows=strip_rows),
-            threshold=threshold, band_names=names, nodata=nd, strict=strict)
+            threshold=threshold, band_names=names, nodata=nd, strict=strict,
+            extras=extra or ())
         return
     r = predict_scene(
         bundle, Path(images[0]), output, window=window, overlap=overlap, batch_size=batch_size,

@@ -125,6 +125,7 @@ def train(
     loss: Annotated[str | None, _opt("loss")] = None,
     seed: Annotated[int | None, _opt("seed")] = None,
     devices: Annotated[int | None, _opt("devices")] = None,
+    num_nodes: Annotated[int | None, _opt("num_nodes")] = None,
     accelerator: Annotated[str | None, _opt("accelerator")] = None,
     num_workers: Annotated[int | None, _opt("num_workers")] = None,
     early_stopping: Annotated[int | None, _opt("early_stopping")] = None,

@@ -19,15 +19,23 @@ and key still match. The driver then writes the maps through
 assembled mask, so polygons crossing strip borders are one polygon, as in the single-process
 run.
 
-Workers load the bundle from its path once per worker process (an engine cache keyed by
-bundle, engine, device and threads); the bundle path must be readable on every worker.
+The bundle is sent to each worker once: the driver reads its files (``model.json``,
+``model.safetensors`` and ``model.onnx`` when present: :class:`BundleFiles`) and scatters them to
+every worker (``client.scatter(..., broadcast=True)``); each strip task takes that one future, and
+a worker writes the files once into its own temporary folder, keyed by their SHA-256
+(:func:`worker_bundle_dir`), and loads its engine from there once per process (an engine cache
+keyed by checksum, engine, device and threads). So the bundle need not be readable on the
+workers; the images must be, at the same paths.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -60,8 +68,10 @@ from landslip.io.checks import declare_nodata
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, open_raster, raster_info
 from landslip.models.engine import Engine, create_engine, default_threads
+from landslip.spectral.extras import ExtraInputs, ExtraSpec, model_inputs, parse_extra
 
 __all__ = [
+    "BundleFiles",
     "ClusterOptions",
     "SceneSummary",
     "StripTask",
@@ -70,6 +80,7 @@ __all__ = [
     "predict_strip",
     "scene_names",
     "strip_tasks",
+    "worker_bundle_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -169,6 +180,11 @@ class StripTask:
         device: Torch device or None.
         threads: Engine threads or None.
         part: Path of the ``.npy`` part written.
+        bundle_sha256: Checksum of the bundle's files (:class:`BundleFiles`), so that a part
+            predicted by other weights at the same bundle path is not reused; "" when unknown.
+        extras: The ``--extra`` rasters as ``(specs, terrain bands, image bands)`` of
+            :class:`~landslip.spectral.extras.ExtraInputs` (the worker opens them on the
+            image grid), or None.
     """
 
     bundle: str
@@ -185,6 +201,8 @@ class StripTask:
     device: str | None
     threads: int | None
     part: str
+    bundle_sha256: str = ""
+    extras: tuple[tuple[ExtraSpec, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
     def key(self) -> str:
         """What the part depends on, as text (a manifest entry is reused only when equal)."""
@@ -194,11 +212,75 @@ class StripTask:
         return json.dumps(fields, sort_keys=True, default=str)
 
 
+BUNDLE_FILES = ("model.json", "model.safetensors", "model.onnx")
+"""The files of a bundle folder sent to the workers (``model.onnx`` only when present)."""
+
+
+@dataclass(frozen=True)
+class BundleFiles:
+    """A model bundle's files, as bytes, to send to the workers once (one scattered object).
+
+    Attributes:
+        sha256: SHA-256 over the files' names and bytes (the workers' cache key).
+        files: ``(name, bytes)`` per file, in :data:`BUNDLE_FILES` order.
+    """
+
+    sha256: str
+    files: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def read(cls, folder: str | Path) -> BundleFiles:
+        """Read the bundle files of ``folder`` (a bundle folder)."""
+        files = tuple((name, (Path(folder) / name).read_bytes()) for name in BUNDLE_FILES
+                      if (Path(folder) / name).is_file())
+        digest = hashlib.sha256()
+        for name, data in files:
+            digest.update(f"{name}\0{len(data)}\0".encode())
+            digest.update(data)
+        return cls(digest.hexdigest(), files)
+
+
+def _cache_root() -> Path:
+    """This worker's folder for bundle copies: its dask local directory, else the temp dir."""
+    try:
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory) / "landslip-bundles"
+    except (ImportError, ValueError):
+        return Path(tempfile.gettempdir()) / "landslip-bundles"
+
+
+def worker_bundle_dir(files: BundleFiles, root: Path | None = None) -> Path:
+    """The folder of this worker's copy of a bundle, written once (atomically) per checksum.
+
+    Args:
+        files: The bundle's files.
+        root: Cache folder; None: the worker's local directory (see :func:`_cache_root`).
+
+    Returns:
+        ``root/<sha256>/``, holding the bundle files.
+    """
+    folder = (root or _cache_root()) / files.sha256
+    if (folder / "model.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{files.sha256[:12]}-", dir=folder.parent))
+    for name, data in files.files:
+        (tmp / name).write_bytes(data)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process of this machine wrote it first
+        for child in tmp.iterdir():
+            child.unlink()
+        tmp.rmdir()
+    return folder
+
+
 _ENGINES: dict[tuple[str, str, str | None, int | None], Engine] = {}
 
 
 def _worker_engine(bundle: str, engine: str, device: str | None, threads: int | None) -> Engine:
-    """The engine of this worker process, made once per bundle and options."""
+    """The engine of this worker process, made once per bundle (path or checksum) and options."""
     key = (bundle, engine, device, threads)
     if key not in _ENGINES:
         from landslip.devices import select_device
@@ -216,15 +298,21 @@ def _save_part(path: Path, rows: Float) -> str:
     return sha256_file(path)
 
 
-def predict_strip(task: StripTask) -> dict[str, Any]:
+def predict_strip(task: StripTask, files: BundleFiles | None = None) -> dict[str, Any]:
     """Run one strip on this worker and write its part (the cluster task).
+
+    Args:
+        task: The strip.
+        files: The bundle's files (sent once per worker); None: load ``task.bundle``.
 
     Returns:
         ``part``, ``sha256``, ``seconds``, ``model_seconds``, ``skipped`` (all-nodata windows
-        of the strip's own window rows are counted once per run) and the engine's fields.
+        of the strip's own window rows are counted once per run), the engine's fields and
+        ``bundle_dir`` (the bundle folder the worker loaded).
     """
     start = time.perf_counter()
-    engine = _worker_engine(task.bundle, task.engine, task.device, task.threads)
+    bundle = task.bundle if files is None else str(worker_bundle_dir(files))
+    engine = _worker_engine(bundle, task.engine, task.device, task.threads)
     plan = make_plan(*task.plan[:4], multiple=task.plan[4])
     rows = np.full((task.row_hi - task.row_lo, plan.width), np.nan, dtype=np.float32)
 
@@ -236,14 +324,33 @@ def predict_strip(task: StripTask) -> dict[str, Any]:
             rows[a - task.row_lo:b - task.row_lo] = np.where(
                 band.valid[src], band.prob[src], np.float32(np.nan))
 
-    with gdal_env(GDAL_CACHE_MB), open_raster(task.image) as ds:
-        stats = stream_predict(ds, engine, task.spec, plan, keep, batch_size=task.batch_size,
+    with gdal_env(GDAL_CACHE_MB), open_raster(task.image) as ds, \
+            _open_extras(task.extras, task.image) as extras:
+        spec = task.spec if extras is None else replace(task.spec, extras=extras)
+        stats = stream_predict(ds, engine, spec, plan, keep, batch_size=task.batch_size,
                                tta=task.tta, max_window_rows=task.end_window_row,
                                first_window_row=task.first_window_row)
     digest = _save_part(Path(task.part), rows)
     return {"part": task.part, "sha256": digest, "seconds": time.perf_counter() - start,
             "model_seconds": stats.model_seconds, "skipped": stats.skipped,
-            "engine": engine_fields(engine)}
+            "engine": engine_fields(engine), "bundle_dir": bundle}
+
+
+def _open_extras(args: tuple[tuple[ExtraSpec, ...], tuple[str, ...], tuple[str, ...]] | None,
+                 image: str) -> Any:
+    """The task's extra inputs on the image's grid (a context to open), or ``nullcontext()``."""
+    if args is None:
+        return nullcontext()
+    specs, terrain, image_bands = args
+    return ExtraInputs(list(specs), raster_info(image).grid, terrain, image_bands)
+
+
+def _extras_args(extras: ExtraInputs | None
+                 ) -> tuple[tuple[ExtraSpec, ...], tuple[str, ...], tuple[str, ...]] | None:
+    """What a worker needs to rebuild ``extras`` (which holds open readers, so is not sent)."""
+    if extras is None:
+        return None
+    return tuple(src.spec for src in extras.sources), extras.terrain, extras.image_bands
 
 
 def strip_tasks(plan: SlidingPlan, strip_rows: int, base: StripTask) -> list[StripTask]:
@@ -317,6 +424,7 @@ class _Scene:
     tasks: list[StripTask]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     start: float = 0.0
+    extras: ExtraInputs | None = None
 
 
 def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
@@ -325,10 +433,12 @@ def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
     from landslip.evaluation.drift import check_image_input
 
     info = declare_nodata(raster_info(summary.image), kw.get("nodata"))
-    indexes = match_bands(info, bundle.band_set, kw.get("band_names"))
+    inputs = model_inputs(bundle.band_set, info, kw.get("band_names"), kw.get("extras", ()),
+                          opts.min_slope is not None)
+    indexes = match_bands(info, inputs.image_set, kw.get("band_names"))
     spec = InputSpec(band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
                      std=tuple(bundle.std), nodata=info.nodata, masked=info.masked)
-    check_image_input(bundle.meta.input_profile, info, indexes, bundle.band_set.required,
+    check_image_input(bundle.meta.input_profile, info, indexes, inputs.image_set.required,
                       bool(kw.get("strict", False)))
     if (opts.geojson or opts.html) and info.grid.crs is None:
         raise InputError(f"{summary.image} has no CRS, so --geojson/--html cannot be written; "
@@ -342,10 +452,12 @@ def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
         plan=(plan.height, plan.width, window, opts.overlap, engine.required_multiple),
         first_window_row=0, end_window_row=0, row_lo=0, row_hi=0, batch_size=batch,
         tta=opts.tta, engine=opts.engine, device=opts.device, threads=opts.threads,
-        part=str(out / "parts" / summary.name))
+        part=str(out / "parts" / summary.name), bundle_sha256=str(kw.get("bundle_sha256", "")),
+        extras=_extras_args(inputs.extras))
     tasks = strip_tasks(plan, int(kw.get("strip_rows", 4)), base)
     summary.parts = len(tasks)
-    return _Scene(summary, info, spec, plan, opts, tasks, start=time.perf_counter())
+    return _Scene(summary, info, spec, plan, opts, tasks, start=time.perf_counter(),
+                  extras=inputs.extras)
 
 
 def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -402,10 +514,14 @@ def _assemble(scene: _Scene, out_dir: Path, report_extra: dict[str, Any]) -> Non
     eng = next((r["engine"] for r in results if "engine" in r),
                {"device": "", "engine": "", "threads": None, "engine_description": "",
                 "max_window": 0})
-    run = ScenePass(info=scene.info, spec=scene.spec, opts=opts, plan=scene.plan, stats=stats,
+    spec = scene.spec if scene.extras is None else replace(scene.spec, extras=scene.extras)
+    run = ScenePass(info=scene.info, spec=spec, opts=opts, plan=scene.plan, stats=stats,
                     batch_size=scene.tasks[0].batch_size, engine=eng, start=scene.start)
     extra = dict(report_extra, parts=len(scene.tasks), parts_skipped=s.parts_skipped)
-    r = finish_prediction(out, run, writer, extra)
+    if scene.extras is not None:
+        extra.update(extras=scene.extras.describe(), min_slope=opts.min_slope)
+    with scene.extras or nullcontext():  # mean_slope and --min-slope read the terrain
+        r = finish_prediction(out, run, writer, extra)
     _fill_summary(s, r.n_polygons, r.landslide_pixels, r.valid_pixels, scene.info)
     s.task_seconds = round(stats.total_seconds, 3)
 
@@ -432,13 +548,15 @@ def _client(cluster: ClusterOptions) -> Iterator[Any]:
         yield client
 
 
-def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int) -> None:
-    """Submit the unfinished parts, record each finished one in the manifest."""
+def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int,
+                 files: BundleFiles) -> None:
+    """Send the bundle to the workers, submit the unfinished parts, record each finished one."""
     from distributed import as_completed
 
     manifest_path = out / MANIFEST
     manifest = _load_manifest(manifest_path)
     futures: dict[Any, tuple[_Scene, StripTask]] = {}
+    sent: Any = None
     for scene in scenes:
         for task in scene.tasks:
             entry = manifest.get(task.part)
@@ -446,7 +564,9 @@ def _run_cluster(client: Any, scenes: list[_Scene], out: Path, retries: int) -> 
                 scene.summary.parts_skipped += 1
                 scene.results[task.part] = dict(entry or {}, seconds=0.0, model_seconds=0.0)
                 continue
-            fut = client.submit(predict_strip, task, retries=retries, pure=False)
+            if sent is None:  # once per run, and only when a part is left to predict
+                sent = client.scatter(files, broadcast=True, hash=False)
+            fut = client.submit(predict_strip, task, sent, retries=retries, pure=False)
             futures[fut] = (scene, task)
     for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
         scene, task = futures[fut]
@@ -473,6 +593,7 @@ def predict_many(
     band_names: Sequence[str] | None = None,
     nodata: float | None = None,
     strict: bool = False,
+    extras: Sequence[ExtraSpec | str] = (),
     client: Any = None,
 ) -> list[SceneSummary]:
     """Map several images (in-process, or on a dask.distributed cluster) into ``out_dir``.
@@ -483,11 +604,15 @@ def predict_many(
         out_dir: Output folder: ``<image stem>/`` per scene, ``summary.json``, and with a
             cluster ``manifest.json`` and ``parts/``.
         options: The prediction options; ``options.threshold`` is replaced by ``threshold``
-            (``max_window_rows`` and ``--extra`` are not supported here). With ``workers``
-            and no ``threads``, each worker's engine gets ``cores // workers`` threads.
+            (``max_window_rows`` is not supported here; ``options.min_slope`` needs a DEM in
+            ``extras``). With ``workers`` and no ``threads``, each worker's engine gets
+            ``cores // workers`` threads.
         cluster: Where to run; None or neither workers nor scheduler: in-process.
         threshold: Probability threshold; None: the bundle's.
         band_names, nodata, strict: As in :func:`~landslip.inference.predict.predict_scene`.
+        extras: The ``--extra`` rasters, the same for every image (e.g. one DEM and one
+            pre-event mosaic covering them all), each warped window by window onto each
+            image's grid as in :func:`~landslip.inference.predict.predict_scene`.
         client: A ready :class:`distributed.Client` to use (``cluster`` then only needs
             ``workers`` or ``scheduler`` set to choose the cluster path); None: landslip
             starts a local cluster (``workers``) or connects to ``scheduler``, and stops it.
@@ -503,6 +628,9 @@ def predict_many(
     options.check()
     if cl.workers is not None and options.threads is None:
         options = replace(options, threads=max(1, default_threads() // cl.workers))
+    specs = [parse_extra(e) if isinstance(e, str) else e for e in extras]
+    for e in specs:
+        raster_info(e.path)  # a missing or unreadable extra raster stops the run here
     paths = expand_images(images)
     out = Path(out_dir)
     summaries = [SceneSummary(name=n, image=str(p)) for n, p in zip(scene_names(paths), paths,
@@ -512,10 +640,10 @@ def predict_many(
         _predict_on_cluster(bundle_path, summaries, out, options, cl,
                             {"band_names": band_names, "nodata": nodata, "strict": strict,
                              "strip_rows": cl.strip_rows, "threshold": threshold,
-                             "client": client})
+                             "client": client, "extras": specs})
     else:
         kw = {"band_names": band_names, "nodata": nodata, "strict": strict,
-              "threshold": threshold}
+              "threshold": threshold, "extras": specs, "min_slope": options.min_slope}
         for s in summaries:
             _predict_in_process(bundle_path, s, out, options, kw)
     write_summary(out, summaries, time.perf_counter() - start, cl)
@@ -551,6 +679,8 @@ def _predict_on_cluster(bundle_path: str | Path, summaries: list[SceneSummary], 
     from landslip.models.bundle import load_bundle
 
     bundle = load_bundle(bundle_path, device=str(select_device(opts.device)))
+    files = BundleFiles.read(bundle.path)
+    kw = dict(kw, bundle_sha256=files.sha256)
     threshold = kw.get("threshold")
     opts = replace(opts, threshold=bundle.threshold if threshold is None else float(threshold))
     scenes: list[_Scene] = []
@@ -563,7 +693,7 @@ def _predict_on_cluster(bundle_path: str | Path, summaries: list[SceneSummary], 
                 log.error("%s cannot be predicted: %s", s.image, s.error)
     given = kw.get("client")
     with nullcontext(given) if given is not None else _client(cl) as client:
-        _run_cluster(client, scenes, out, cl.retries)
+        _run_cluster(client, scenes, out, cl.retries, files)
     for scene in scenes:
         if scene.summary.error is not None:
             continue

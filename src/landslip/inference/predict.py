@@ -513,7 +513,8 @@ def predict_scene(
         band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
         std=tuple(bundle.std), nodata=info.nodata, extras=inputs.extras, masked=info.masked,
     )
-    check_image_input(bundle.meta.input_profile, info, indexes, bundle.band_set.required, strict)
+    check_image_input(bundle.meta.input_profile, info, indexes, inputs.image_set.required,
+                      strict)  # the bands read from the image (the others come from --extra)
     options = PredictOptions(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,

@@ -116,9 +116,15 @@ class TrainConfig(BaseModel):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field(
         "auto", description="Device kind; auto = CUDA when present, else MPS (Apple), else CPU.",
     )
-    devices: int = Field(1, ge=1, description="Number of devices (processes); > 1 uses DDP.")
+    devices: int = Field(1, ge=1, description="Number of devices (processes) per machine; > 1 "
+                         "uses DDP.")
+    num_nodes: int = Field(
+        1, ge=1, description="Number of machines; > 1 uses DDP across them: run the same command "
+        "once per machine with MASTER_ADDR, MASTER_PORT and NODE_RANK set.",
+    )
     strategy: Literal["auto", "ddp", "ddp_spawn"] = Field(
-        "auto", description="Multi-device strategy; auto = ddp when devices > 1 (gloo on CPU).",
+        "auto", description="Multi-device strategy; auto = ddp when devices or num_nodes > 1 "
+        "(gloo on CPU).",
     )
     precision: Literal["32", "16-mixed", "bf16-mixed"] = Field(
         "32", description="Numeric precision (Lightning's): 32 (float32), 16-mixed (GPU only) "

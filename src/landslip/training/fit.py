@@ -19,15 +19,19 @@ remaining number of batches of the epoch; the data order of that partial epoch i
 Several devices (``devices > 1``) use DDP: ``ddp`` launches one process per device by running
 the same command again (works from the ``landslip`` CLI and scripts; gloo on CPU, NCCL on GPU);
 ``ddp_spawn`` forks workers from Python (use it from notebooks). ``batch_size`` is per device.
+Several machines (``num_nodes > 1``): the same command runs once per machine with
+``MASTER_ADDR``, ``MASTER_PORT`` and ``NODE_RANK`` set (Lightning's manual multi-node launch,
+:func:`check_multi_node`); global rank = ``NODE_RANK * devices + local rank``.
 Only the global-zero process writes config, metrics, figures and the bundle.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,8 +56,8 @@ if TYPE_CHECKING:
 
     from landslip.dataset.torch import LandslideDataModule
 
-__all__ = ["TrainResult", "check_precision", "resolve_accelerator", "run_paths", "train",
-           "use_compile"]
+__all__ = ["MULTI_NODE_ENV", "TrainResult", "check_multi_node", "check_precision",
+           "resolve_accelerator", "run_paths", "train", "use_compile"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,12 +206,59 @@ def use_compile(config: TrainConfig, accelerator: str) -> bool:
     return config.compile == "on"
 
 
+MULTI_NODE_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK")
+"""Environment variables every machine of a ``num_nodes > 1`` run needs (Lightning's manual
+multi-node launch; ``WORLD_SIZE`` is optional and then must be ``devices * num_nodes``)."""
+
+
+def check_multi_node(config: TrainConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``num_nodes > 1`` run whose environment does not say how to meet the others.
+
+    Without ``MASTER_ADDR``/``MASTER_PORT`` Lightning would pick a local address and a random
+    port and every machine would wait for the others forever.
+
+    Args:
+        config: The run's configuration.
+        environ: The environment (default ``os.environ``).
+
+    Raises:
+        ConfigError: A variable missing or out of range, or ``ddp_spawn`` across machines.
+    """
+    if config.num_nodes == 1:
+        return
+    env = os.environ if environ is None else environ
+    missing = [k for k in MULTI_NODE_ENV if not env.get(k)]
+    if missing:
+        raise ConfigError(
+            f"--num-nodes {config.num_nodes} needs {', '.join(missing)} in the environment: run "
+            "the same command on every machine with MASTER_ADDR=<address of the NODE_RANK 0 "
+            "machine> MASTER_PORT=<a free port there> NODE_RANK=<0.."
+            f"{config.num_nodes - 1}, one per machine>")
+    world = config.devices * config.num_nodes
+    try:
+        rank, port = int(env["NODE_RANK"]), int(env["MASTER_PORT"])
+        size = int(env.get("WORLD_SIZE") or world)
+    except ValueError:
+        raise ConfigError("NODE_RANK, MASTER_PORT and WORLD_SIZE must be integers") from None
+    if not 0 <= rank < config.num_nodes:
+        raise ConfigError(f"NODE_RANK {rank} is outside 0..{config.num_nodes - 1} for "
+                          f"--num-nodes {config.num_nodes}")
+    if not 0 < port < 65536:
+        raise ConfigError(f"MASTER_PORT {port} is not a port number (1-65535)")
+    if size != world:
+        raise ConfigError(f"WORLD_SIZE {size} differs from --devices {config.devices} x "
+                          f"--num-nodes {config.num_nodes} = {world}; unset it or fix it")
+    if config.strategy == "ddp_spawn":
+        raise ConfigError("--strategy ddp_spawn runs on one machine; use ddp (or auto) with "
+                          "--num-nodes")
+
+
 def _trainer_kwargs(config: TrainConfig, accelerator: str) -> dict[str, Any]:
     strategy: str = "auto"
-    if config.devices > 1:
+    if config.devices > 1 or config.num_nodes > 1:
         strategy = "ddp" if config.strategy == "auto" else config.strategy
-    return {"accelerator": accelerator, "devices": config.devices, "strategy": strategy,
-            "precision": config.precision}
+    return {"accelerator": accelerator, "devices": config.devices,
+            "num_nodes": config.num_nodes, "strategy": strategy, "precision": config.precision}
 
 
 def _best_row(rows: list[dict[str, float]]) -> dict[str, float] | None:
@@ -343,7 +394,8 @@ def _write_bundle(setup: _Setup, config: TrainConfig, source: Path,
             "config": config.to_yaml_dict(), **training, "weights_from": source.name,
             "parameters": sum(p.numel() for p in setup.net.parameters()),
             "torch": torch.__version__, "lightning": lightning_version,
-            "devices": config.devices, "train_patches": setup.counts["train"],
+            "devices": config.devices, "num_nodes": config.num_nodes,
+            "train_patches": setup.counts["train"],
             "val_patches": setup.counts["val"],
         },
     )
@@ -376,14 +428,13 @@ def train(
         BandError: If the dataset lacks bands the band set needs.
         ModelError: If the patch size does not fit the model (it says how to pad).
     """
-    from lightning.pytorch.utilities import rank_zero_only
-
     from landslip.progress import is_enabled
     from landslip.training.module import SegmentationModule
 
     t0 = time.perf_counter()
     show_progress = is_enabled() if progress is None else progress
     paths = run_paths(config.output)
+    check_multi_node(config)
     _check_run_folder(config, paths)
     accelerator = resolve_accelerator(config)
     check_precision(config, accelerator)
@@ -395,10 +446,10 @@ def train(
                                 compile=use_compile(config, accelerator),
                                 schedule=config.schedule, warmup_epochs=config.warmup_epochs,
                                 ema=config.ema)
-    if int(getattr(rank_zero_only, "rank", 0)) == 0:
-        save_config(config, paths["config"])
     trainer, best_cb = _trainer(config, accelerator, paths, setup.title, callbacks,
                                 show_progress)
+    if trainer.is_global_zero:  # the Trainer knows the global rank (NODE_RANK included)
+        save_config(config, paths["config"])
     _fit(trainer, module, setup, config, paths["last"])
 
     best_ckpt = Path(best_cb.best_model_path) if best_cb.best_model_path else None

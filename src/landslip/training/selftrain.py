@@ -339,8 +339,8 @@ def _check_self_training(config: TrainConfig) -> None:
     if config.resume:
         raise ConfigError("resuming a self-training run is not supported; drop --resume and "
                           "start it again in a new run folder")
-    if config.devices > 1:
-        raise ConfigError("self-training runs on one device; drop --devices")
+    if config.devices > 1 or config.num_nodes > 1:
+        raise ConfigError("self-training runs on one device; drop --devices and --num-nodes")
     rule = PseudoRule.from_config(config)
     if not rule.low < rule.high:
         raise ConfigError(f"--pseudo-low {rule.low} must be below --pseudo-threshold "
