@@ -84,6 +84,9 @@ def _self_train(config: TrainConfig) -> None:
         seen = (f", {pseudo['patches_kept']}/{pseudo['patches_predicted']} unlabeled patches "
                 f"pseudo-labelled ({100 * pseudo['confident_share']:.1f} % of pixels "
                 "confident)" if pseudo else "")
+        if r.get("given"):
+            typer.echo(f"Round 0 (teacher): given, {r['run']}")
+            return
         typer.echo(f"Round {r['round']} ({r['role']}): validation F1 "
                    f"{r['val'].get('f1', float('nan')):.4f}{seen}, {r['seconds']:.1f} s")
 
@@ -146,6 +149,10 @@ def train(
     pseudo_threshold: Annotated[float | None, _opt("pseudo_threshold")] = None,
     pseudo_low: Annotated[float | None, _opt("pseudo_low")] = None,
     pseudo_min_confident: Annotated[float | None, _opt("pseudo_min_confident")] = None,
+    pseudo_rule: Annotated[str | None, _opt("pseudo_rule")] = None,
+    pseudo_portion: Annotated[float | None, _opt("pseudo_portion")] = None,
+    student_init: Annotated[str | None, _opt("student_init")] = None,
+    teacher: Annotated[Path | None, _opt("teacher")] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="YAML file of options; command-line options win."),
@@ -165,6 +172,11 @@ def train(
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     resolved = resolve_config(config, resume=resume, **options)
     _check_before_run(resolved)
+    if resolved.teacher is not None and resolved.unlabeled is None:
+        from landslip.errors import ConfigError
+
+        raise ConfigError("--teacher is for self-training; give --unlabeled DATASET_OR_IMAGE "
+                          "too")
     if resolved.unlabeled is not None:
         _self_train(resolved)
         return
