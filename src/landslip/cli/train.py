@@ -19,17 +19,23 @@ __all__ = ["train"]
 
 
 def _check_before_run(config: TrainConfig) -> None:
-    """Refuse an absent GPU and an unwritable run folder before the run folder is touched.
+    """Refuse an absent GPU, ``--teacher`` without ``--unlabeled`` and an unwritable run
+    folder before the run folder is touched.
 
     Raises:
         InputError: ``--accelerator gpu`` (or cuda) without that many CUDA devices.
+        ConfigError: ``--teacher`` without ``--unlabeled``.
         OutputError: The run folder cannot be written.
     """
     import torch
 
     from landslip.devices import select_device
-    from landslip.errors import InputError
+    from landslip.errors import ConfigError, InputError
     from landslip.io.checks import check_writable
+
+    if config.teacher is not None and config.unlabeled is None:
+        raise ConfigError("--teacher is for self-training; give --unlabeled DATASET_OR_IMAGE "
+                          "too")
 
     if config.accelerator in ("gpu", "cuda"):
         try:
@@ -172,11 +178,6 @@ def train(
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     resolved = resolve_config(config, resume=resume, **options)
     _check_before_run(resolved)
-    if resolved.teacher is not None and resolved.unlabeled is None:
-        from landslip.errors import ConfigError
-
-        raise ConfigError("--teacher is for self-training; give --unlabeled DATASET_OR_IMAGE "
-                          "too")
     if resolved.unlabeled is not None:
         _self_train(resolved)
         return
