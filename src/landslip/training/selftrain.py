@@ -51,7 +51,7 @@ from landslip.training.config import TrainConfig, save_config
 from landslip.training.fit import TrainResult, train
 
 __all__ = ["DOCUMENT", "FORMAT", "VERSION", "PseudoRule", "SelfTrainResult", "Unlabeled",
-           "open_unlabeled", "predict_unlabeled", "pseudo_labels", "read_rounds",
+           "init_from", "open_unlabeled", "predict_unlabeled", "pseudo_labels", "read_rounds",
            "self_train", "write_round_dataset"]
 
 logger = logging.getLogger(__name__)
@@ -489,26 +489,23 @@ def _pseudo_round(k: int, teacher: Bundle, labelled: DatasetFolder, unl: Unlabel
     return data, counts | {"high": rule.high, "low": rule.low}
 
 
-class _InitFrom:
-    """A Lightning callback that copies a teacher's weights into the student (and its EMA)
-    when fitting starts: ``--student-init teacher``."""
+def init_from(state: dict[str, Any]) -> Any:
+    """A Lightning callback that copies ``state`` (a teacher's weights) into the trained model
+    (and its EMA) when fitting starts: ``--student-init teacher``.
 
-    def __init__(self, state: dict[str, Any]) -> None:
-        self.state = state
+    Args:
+        state: A state dict that loads strictly into the model ``fit.train`` builds.
+    """
+    import lightning.pytorch as pl
 
-    def as_callback(self) -> Any:
-        import lightning.pytorch as pl
+    class InitFrom(pl.Callback):
+        def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            pl_module.model.load_state_dict(state, strict=True)  # type: ignore[union-attr]
+            ema = getattr(pl_module, "ema", None)
+            if ema is not None:
+                ema.module.load_state_dict(state, strict=True)
 
-        state = self.state
-
-        class InitFromTeacher(pl.Callback):
-            def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-                pl_module.model.load_state_dict(state, strict=True)  # type: ignore[union-attr]
-                ema = getattr(pl_module, "ema", None)
-                if ema is not None:
-                    ema.module.load_state_dict(state, strict=True)
-
-        return InitFromTeacher()
+    return InitFrom()
 
 
 def self_train(
@@ -562,7 +559,7 @@ def self_train(
 
     def run_round(k: int, data: Path, pseudo: dict[str, Any] | None,
                   init: dict[str, Any] | None) -> Path:
-        extra = [] if init is None else [_InitFrom(init).as_callback()]
+        extra = [] if init is None else [init_from(init)]
         result = train(base.model_copy(update={"dataset": data, "output": run / f"round-{k}"}),
                        progress=progress, callbacks=[*callbacks, *extra])
         done(_record(k, result, pseudo))
