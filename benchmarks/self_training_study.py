@@ -10,15 +10,17 @@ pan-sharpened to 1.5 m:
   ``--unlabeled`` imagery; its truth is used **only for scoring**, through a dataset prepared
   from B's image and truth (every patch, evaluated at threshold 0.5).
 
-``landslip train A --unlabeled B/fused.tif --rounds R`` is run once per seed: its round 0 (the
-teacher) is exactly the plain model trained on A (same configuration and seed), so "before" is
-the round-0 bundle and "after" the final bundle, both scored on B (and on A's test split, to
-show what adaptation costs at home). Prints F1 before/after per seed, the CPU minutes of each
-seed, and writes ``results.json`` and ``results.md`` in ``--work``. Example::
+Per seed the plain model is trained on A once (``teacher-sN``) and is the ``--teacher`` of
+``landslip train A --unlabeled B/fused.tif --rounds R`` for each of :data:`VARIANTS` (the
+default settings, and the old fixed rule with fresh students); ``continued`` (the plain model
+trained as many epochs more on A alone) is the control of fine-tuning. All are scored on B
+(and on A's test split, to show what adaptation costs at home). Prints F1 on B per seed and
+model, mean +- sd over the seeds, the CPU minutes of each, and writes ``results.json`` and
+``results.md`` in ``--work``. Example::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/self_training_study.py --work /tmp/selftrain
 
-Reruns reuse finished scenes and datasets in ``--work`` (runs are redone).
+Reruns reuse finished scenes, datasets and teachers in ``--work`` (the rest is redone).
 """
 
 from __future__ import annotations
