@@ -155,11 +155,11 @@ class TrainConfig(BaseModel):
     )
     rounds: int = Field(1, ge=1, le=20, description="Self-training rounds after the teacher.")
     pseudo_threshold: float = Field(
-        0.9, gt=0.5, le=1.0, description="Pseudo-label a pixel landslide where p >= this and "
+        0.9, gt=0.5, le=1.0, description="Fixed rule: pseudo-label landslide where p >= this and "
         "background where p <= --pseudo-low; other pixels are ignored.",
     )
     pseudo_low: float | None = Field(
-        None, ge=0.0, lt=0.5, description="Pseudo-background where p <= this (default: 1 - "
+        None, ge=0.0, lt=0.5, description="Fixed rule: background where p <= this (default: 1 - "
         "--pseudo-threshold).",
     )
     pseudo_min_confident: float = Field(
