@@ -10,15 +10,17 @@ pan-sharpened to 1.5 m:
   ``--unlabeled`` imagery; its truth is used **only for scoring**, through a dataset prepared
   from B's image and truth (every patch, evaluated at threshold 0.5).
 
-``landslip train A --unlabeled B/fused.tif --rounds R`` is run once per seed: its round 0 (the
-teacher) is exactly the plain model trained on A (same configuration and seed), so "before" is
-the round-0 bundle and "after" the final bundle, both scored on B (and on A's test split, to
-show what adaptation costs at home). Prints F1 before/after per seed, the CPU minutes of each
-seed, and writes ``results.json`` and ``results.md`` in ``--work``. Example::
+Per seed the plain model is trained on A once (``teacher-sN``) and is the ``--teacher`` of
+``landslip train A --unlabeled B/fused.tif --rounds R`` for each of :data:`VARIANTS` (the
+default settings, and the old fixed rule with fresh students); ``continued`` (the plain model
+trained as many epochs more on A alone) is the control of fine-tuning. All are scored on B
+(and on A's test split, to show what adaptation costs at home). Prints F1 on B per seed and
+model, mean +- sd over the seeds, the CPU minutes of each, and writes ``results.json`` and
+``results.md`` in ``--work``. Example::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/self_training_study.py --work /tmp/selftrain
 
-Reruns reuse finished scenes and datasets in ``--work`` (runs are redone).
+Reruns reuse finished scenes, datasets and teachers in ``--work`` (the rest is redone).
 """
 
 from __future__ import annotations
@@ -77,52 +79,124 @@ def _f1(bundle: Path, dataset: Path, split: str, out: Path) -> dict[str, float]:
     return {"f1": c.f1, "precision": c.precision, "recall": c.recall}
 
 
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "old": {"pseudo_rule": "fixed", "student_init": "fresh"},
+}
+"""Self-training settings compared with the plain model: ``default`` is TrainConfig's (the
+balanced rule, students from the teacher), ``old`` the first rule (fixed thresholds 0.9 /
+0.1, students from fresh weights)."""
+
+
+def _teacher(work: Path, seed: int, ds_a: Path,
+             args: argparse.Namespace) -> tuple[Path, float | None]:
+    """The plain model trained on A, reused when ``work/teacher-sN`` has a bundle: (run, CPU
+    minutes of its training, None when reused from an earlier run without a record)."""
+    from landslip.training.config import load_config
+    from landslip.training.fit import train
+
+    run = work / f"teacher-s{seed}"
+    record = run / "cpu_minutes.json"
+    if not (run / "bundle" / "model.json").is_file():
+        shutil.rmtree(run, ignore_errors=True)
+        c0 = time.process_time()
+        train(load_config(None, dataset=ds_a, output=run, **_common(seed, args)), progress=False)
+        record.write_text(json.dumps((time.process_time() - c0) / 60), encoding="utf-8")
+    return run, json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+
+
+def _continued(work: Path, seed: int, ds_a: Path, teacher: Path,
+               args: argparse.Namespace) -> float:
+    """The control of fine-tuning: the plain model trained as many epochs more on A alone
+    (from its weights, as a student starts), so a gain of ``default`` over it is the
+    pseudo-labels', not the extra epochs'. Returns its CPU minutes."""
+    from landslip.models.bundle import load_bundle
+    from landslip.training.config import load_config
+    from landslip.training.fit import train
+    from landslip.training.selftrain import init_from
+
+    run = work / f"continued-s{seed}"
+    shutil.rmtree(run, ignore_errors=True)
+    c0 = time.process_time()
+    state = load_bundle(teacher).model.state_dict()
+    train(load_config(None, dataset=ds_a, output=run, **_common(seed, args)), progress=False,
+          callbacks=[init_from(state)])
+    return (time.process_time() - c0) / 60
+
+
+def _common(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    return {"model": "unet", "width": args.width, "depth": 2, "bands": "bgrn",
+            "loss": "bce-dice", "lr": 0.002, "batch_size": args.batch, "epochs": args.epochs,
+            "seed": seed, "accelerator": "cpu"}
+
+
 def _one_seed(work: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from landslip.training.config import load_config
     from landslip.training.selftrain import self_train
 
-    c0, t0 = time.process_time(), time.perf_counter()
     fused_a, truth_a = _scene(work, f"A-s{seed}", args.size, 100 + seed, shifted=False)
     fused_b, truth_b = _scene(work, f"B-s{seed}", args.size, 200 + seed, shifted=True)
     ds_a = _dataset(fused_a, truth_a, work / f"ds-A-s{seed}", args.patch, seed,
                     (0.64, 0.16, 0.2))
     ds_b = _dataset(fused_b, truth_b, work / f"ds-B-s{seed}", args.patch, seed, (1.0, 0.0, 0.0))
-    run = work / f"run-s{seed}"
-    shutil.rmtree(run, ignore_errors=True)
-    cfg = load_config(None, dataset=ds_a, output=run, model="unet", width=args.width, depth=2,
-                      bands="bgrn", loss="bce-dice", lr=0.002, batch_size=args.batch,
-                      epochs=args.epochs, seed=seed, unlabeled=fused_b, rounds=args.rounds,
-                      pseudo_threshold=args.pseudo_threshold, accelerator="cpu")
-    result = self_train(cfg, progress=False)
-    scores = {}
-    for name, bundle in (("plain", run / "round-0" / "bundle"), ("self-trained", run / "bundle")):
-        scores[name] = {"B": _f1(bundle, ds_b, "train", run / "eval" / name / "B"),
-                        "A-test": _f1(bundle, ds_a, "test", run / "eval" / name / "A")}
-    cpu_min = (time.process_time() - c0) / 60
-    rounds = [{"round": r["round"], "val_f1": r["val"].get("f1"),
-               **({k: r["pseudo"][k] for k in ("patches_kept", "patches_predicted",
-                                                 "confident_share", "landslide_share")}
-                  if "pseudo" in r else {})} for r in result.rounds]
-    print(f"seed {seed}: F1 on B {scores['plain']['B']['f1']:.3f} -> "
-          f"{scores['self-trained']['B']['f1']:.3f} (A test {scores['plain']['A-test']['f1']:.3f}"
-          f" -> {scores['self-trained']['A-test']['f1']:.3f}); "
-          f"{cpu_min:.1f} CPU min, {(time.perf_counter() - t0) / 60:.1f} min wall", flush=True)
-    return {"seed": seed, "scores": scores, "rounds": rounds, "cpu_minutes": cpu_min,
-            "wall_minutes": (time.perf_counter() - t0) / 60}
+    teacher, teacher_min = _teacher(work, seed, ds_a, args)
+    out: dict[str, Any] = {"seed": seed, "scores": {}, "rounds": {},
+                           "cpu_minutes": {"plain": teacher_min}}
+
+    def score(name: str, bundle: Path) -> None:
+        out["scores"][name] = {"B": _f1(bundle, ds_b, "train", work / "eval" / f"s{seed}" / name
+                                        / "B"),
+                               "A-test": _f1(bundle, ds_a, "test", work / "eval" / f"s{seed}" /
+                                             name / "A")}
+
+    score("plain", teacher / "bundle")
+    out["cpu_minutes"]["continued"] = _continued(work, seed, ds_a, teacher, args)
+    score("continued", work / f"continued-s{seed}" / "bundle")
+    for name, extra in VARIANTS.items():
+        run = work / f"run-{name}-s{seed}"
+        shutil.rmtree(run, ignore_errors=True)
+        c0 = time.process_time()
+        result = self_train(load_config(None, dataset=ds_a, output=run, unlabeled=fused_b,
+                                        rounds=args.rounds, teacher=teacher,
+                                        **_common(seed, args), **extra), progress=False)
+        out["cpu_minutes"][name] = (time.process_time() - c0) / 60
+        score(name, run / "bundle")
+        out["rounds"][name] = [{"round": r["round"], "val_f1": r["val"].get("f1"),
+                                **{k: r["pseudo"][k] for k in (
+                                    "patches_kept", "confident_share", "landslide_share",
+                                    "high", "low")}}
+                               for r in result.rounds if "pseudo" in r]
+    shown = ", ".join(f"{k} {v['B']['f1']:.3f}" for k, v in out["scores"].items())
+    print(f"seed {seed}: F1 on B: {shown}; CPU min " + ", ".join(
+        f"{k} {'reused' if v is None else f'{v:.1f}'}" for k, v in out["cpu_minutes"].items()),
+        flush=True)
+    return out
+
+
+def _mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 def _markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = ["# Self-training study: train on scene A, adapt without labels to scene B", "",
              f"Scenes {args.size} px, {args.patch} px patches, unet width {args.width} depth 2, "
-             f"{args.epochs} epochs per round, {args.rounds} round(s), pseudo-threshold "
-             f"{args.pseudo_threshold}; F1 at threshold 0.5.", "",
-             "| seed | F1 on B, plain | F1 on B, self-trained | F1 on A test, plain | "
-             "F1 on A test, self-trained | CPU min |", "|---|---|---|---|---|---|"]
-    for r in results:
-        s = r["scores"]
-        lines.append(f"| {r['seed']} | {s['plain']['B']['f1']:.3f} | "
-                     f"{s['self-trained']['B']['f1']:.3f} | {s['plain']['A-test']['f1']:.3f} | "
-                     f"{s['self-trained']['A-test']['f1']:.3f} | {r['cpu_minutes']:.1f} |")
+             f"{args.epochs} epochs per round, {args.rounds} round(s); F1 at threshold 0.5; "
+             f"seeds {', '.join(str(r['seed']) for r in results)} (mean ± sd). default = "
+             "balanced pseudo-labels (portion 0.5), students from the teacher; old = fixed "
+             "0.9 / 0.1, students from fresh weights; continued = plain trained as many epochs "
+             "more on A alone (the control of fine-tuning). CPU min: the teacher's training "
+             "(plain), or what was trained after it.", "",
+             "| model | F1 on B | F1 on A test | " + " | ".join(
+                 f"B, seed {r['seed']}" for r in results) + " | CPU min per seed |",
+             "|---" * (4 + len(results)) + "|"]
+    for name in results[0]["scores"]:
+        b = [r["scores"][name]["B"]["f1"] for r in results]
+        a = [r["scores"][name]["A-test"]["f1"] for r in results]
+        cpu = [r["cpu_minutes"][name] for r in results if r["cpu_minutes"][name] is not None]
+        shown = f"{statistics.mean(cpu):.1f}" if cpu else "reused"
+        lines.append(f"| {name} | {_mean_sd(b)} | {_mean_sd(a)} | "
+                     + " | ".join(f"{v:.3f}" for v in b) + f" | {shown} |")
     return "\n".join(lines) + "\n"
 
 
@@ -136,7 +210,6 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--pseudo-threshold", type=float, default=0.9)
     args = p.parse_args()
     import logging
     import warnings
@@ -149,11 +222,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     args.work.mkdir(parents=True, exist_ok=True)
     results = [_one_seed(args.work, seed, args) for seed in args.seeds]
-    for key in ("plain", "self-trained"):
-        f1 = [r["scores"][key]["B"]["f1"] for r in results]
-        sd = statistics.stdev(f1) if len(f1) > 1 else 0.0
-        print(f"{key}: F1 on B {statistics.mean(f1):.3f} +- {sd:.3f}")
-    print(f"total {sum(r['cpu_minutes'] for r in results):.1f} CPU minutes")
+    for key in results[0]["scores"]:
+        print(f"{key}: F1 on B {_mean_sd([r['scores'][key]['B']['f1'] for r in results])}, "
+              f"A test {_mean_sd([r['scores'][key]['A-test']['f1'] for r in results])}")
+    total = sum(v for r in results for v in r["cpu_minutes"].values() if v is not None)
+    print(f"total {total:.1f} CPU minutes (reused teachers not counted)")
     doc = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "shift": {k: (v.isoformat() if isinstance(v, datetime) else v)
                      for k, v in SHIFT.items()}, "results": results}

@@ -167,3 +167,88 @@ def test_bad_inputs_exit_2_with_one_line(dataset: Path, tmp_path: Path,
     with pytest.raises(InputError):
         self_train(_config(dataset, tmp_path / "r5", unlabeled=tmp_path / "nope"),  # type: ignore[arg-type]
                    progress=False)
+
+
+def test_balanced_rule_keeps_each_predicted_class_most_confident_portion() -> None:
+    prob = np.array([[[0.9, 0.8, 0.7, 0.6], [0.55, 0.4, 0.3, 0.2]],
+                     [[0.1, 0.05, 0.45, 0.99], [0.35, 0.25, 0.15, 0.5]],
+                     [[0.97, 0.98, 0.01, 0.02], [0.03, 0.04, 0.06, 0.07]]], dtype=np.float32)
+    valid = np.ones(prob.shape, dtype=bool)
+    valid[1, 0, 3] = False  # p = 0.99 but nodata: neither counted nor labelled
+    valid[2] = False  # no valid pixel: not counted, dropped
+    rule = PseudoRule(high=0.85, low=0.12, min_confident=0.5, kind="balanced", portion=0.5)
+    resolved = rule.balanced(prob, valid, threshold=0.5)
+    # predicted landslide (p >= 0.5): 0.9 0.8 0.7 0.6 0.55 0.5 -> the top ceil(3) kept;
+    # predicted background: 10 pixels -> the lowest 5 (0.05 0.1 0.15 0.2 0.25) kept
+    assert resolved.high == pytest.approx(0.7) and resolved.low == pytest.approx(0.25)
+    assert resolved.kind == "balanced" and resolved.min_confident == 0.0
+    labels, keep = pseudo_labels(prob, valid, resolved)
+    L, B, I = LANDSLIDE, BACKGROUND, IGNORE  # noqa: E741
+    assert labels[0].tolist() == [[L, L, L, I], [I, I, I, B]]
+    assert labels[1].tolist() == [[B, B, I, I], [I, B, B, I]]
+    assert (labels[2] == IGNORE).all()
+    assert keep.tolist() == [True, True, False]
+    # the fixed rule at 0.85 / 0.12 on the same pixels: 1 landslide for 2 background pixels
+    fixed, _ = pseudo_labels(prob, valid, rule)
+    assert int((fixed[:2] == L).sum()) == 1 and int((fixed[:2] == B).sum()) == 2
+
+
+def test_balanced_rule_without_a_predicted_class_labels_none_of_it() -> None:
+    prob = np.full((1, 2, 2), 0.2, dtype=np.float32)
+    rule = PseudoRule(0.9, 0.1, 0.5, "balanced", 0.5).balanced(prob, np.ones_like(prob, bool),
+                                                                0.5)
+    labels, keep = pseudo_labels(prob, np.ones_like(prob, bool), rule)
+    assert rule.high == float("inf") and (labels == BACKGROUND).all() and keep.tolist() == [True]
+
+
+@pytest.fixture(scope="module")
+def teacher(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from landslip.training.fit import train
+
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    train(_config(dataset, run), progress=False)  # type: ignore[arg-type]
+    return run
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in load_bundle(path).model.state_dict().items()}
+
+
+def test_given_teacher_skips_round_0_and_students_start_from_it(
+        dataset: Path, teacher: Path, tmp_path: Path) -> None:
+    start = _weights(teacher)
+    runs = {}
+    for init in ("teacher", "fresh"):
+        run = runs[init] = tmp_path / init
+        # a learning rate of 1e-12: the student's weights stay where they started
+        cfg = _config(dataset, run, unlabeled=dataset, unlabeled_split="test", teacher=teacher,
+                      student_init=init, lr=1e-12)
+        result = self_train(cfg, progress=False)  # type: ignore[arg-type]
+        assert not (run / "round-0").exists() and (run / "round-1" / "bundle").is_dir()
+        assert result.rounds[0]["given"] and result.rounds[0]["run"] == str(teacher / "bundle")
+        doc = read_rounds(run)
+        assert doc["teacher"] == str(teacher) and doc["student_init"] == init
+        assert doc["rule"]["kind"] == "balanced" and doc["rounds"][1]["pseudo"]["patches_kept"]
+    from_teacher, fresh = _weights(runs["teacher"]), _weights(runs["fresh"])
+    assert all(np.allclose(from_teacher[k], start[k], atol=1e-6) for k in start)
+    assert not all(np.allclose(fresh[k], start[k], atol=1e-6) for k in start)
+
+
+def test_teacher_of_other_bands_patch_size_or_model_exits_2_with_one_line(
+        dataset: Path, teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = tmp_path / "small"
+    write_synthetic_dataset(small, n=8, patch_size=16, seed=1)
+    base = ["-q", "train", "--model", "unet", "--depth", "2", "--epochs", "1",
+            "--max-train-batches", "1", "--teacher", str(teacher)]
+    cases = [([str(dataset), "--width", "4", "--bands", "rgb"], "reads bands blue,green,red"),
+             ([str(small), "--width", "4", "--bands", "bgr"], "32 px patches"),
+             ([str(dataset), "--width", "8", "--bands", "bgr"], "--student-init fresh")]
+    for k, (args, message) in enumerate(cases):
+        out = tmp_path / f"r{k}"
+        assert main([*base, *args, "-o", str(out), "--unlabeled", str(dataset)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists() or not any(out.iterdir())  # refused before anything is written
+    assert main([*base, str(dataset), "--width", "4", "--bands", "bgr", "-o",
+                 str(tmp_path / "r9")]) == 2
+    assert "--teacher is for self-training" in capsys.readouterr().err

@@ -19,17 +19,23 @@ __all__ = ["train"]
 
 
 def _check_before_run(config: TrainConfig) -> None:
-    """Refuse an absent GPU and an unwritable run folder before the run folder is touched.
+    """Refuse an absent GPU, ``--teacher`` without ``--unlabeled`` and an unwritable run
+    folder before the run folder is touched.
 
     Raises:
         InputError: ``--accelerator gpu`` (or cuda) without that many CUDA devices.
+        ConfigError: ``--teacher`` without ``--unlabeled``.
         OutputError: The run folder cannot be written.
     """
     import torch
 
     from landslip.devices import select_device
-    from landslip.errors import InputError
+    from landslip.errors import ConfigError, InputError
     from landslip.io.checks import check_writable
+
+    if config.teacher is not None and config.unlabeled is None:
+        raise ConfigError("--teacher is for self-training; give --unlabeled DATASET_OR_IMAGE "
+                          "too")
 
     if config.accelerator in ("gpu", "cuda"):
         try:
@@ -84,6 +90,9 @@ def _self_train(config: TrainConfig) -> None:
         seen = (f", {pseudo['patches_kept']}/{pseudo['patches_predicted']} unlabeled patches "
                 f"pseudo-labelled ({100 * pseudo['confident_share']:.1f} % of pixels "
                 "confident)" if pseudo else "")
+        if r.get("given"):
+            typer.echo(f"Round 0 (teacher): given, {r['run']}")
+            return
         typer.echo(f"Round {r['round']} ({r['role']}): validation F1 "
                    f"{r['val'].get('f1', float('nan')):.4f}{seen}, {r['seconds']:.1f} s")
 
@@ -147,6 +156,10 @@ def train(
     pseudo_threshold: Annotated[float | None, _opt("pseudo_threshold")] = None,
     pseudo_low: Annotated[float | None, _opt("pseudo_low")] = None,
     pseudo_min_confident: Annotated[float | None, _opt("pseudo_min_confident")] = None,
+    pseudo_rule: Annotated[str | None, _opt("pseudo_rule")] = None,
+    pseudo_portion: Annotated[float | None, _opt("pseudo_portion")] = None,
+    student_init: Annotated[str | None, _opt("student_init")] = None,
+    teacher: Annotated[Path | None, _opt("teacher")] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="YAML file of options; command-line options win."),

@@ -161,16 +161,33 @@ class TrainConfig(BaseModel):
     )
     rounds: int = Field(1, ge=1, le=20, description="Self-training rounds after the teacher.")
     pseudo_threshold: float = Field(
-        0.9, gt=0.5, le=1.0, description="Pseudo-label a pixel landslide where p >= this and "
+        0.9, gt=0.5, le=1.0, description="Fixed rule: pseudo-label landslide where p >= this and "
         "background where p <= --pseudo-low; other pixels are ignored.",
     )
     pseudo_low: float | None = Field(
-        None, ge=0.0, lt=0.5, description="Pseudo-background where p <= this (default: 1 - "
+        None, ge=0.0, lt=0.5, description="Fixed rule: background where p <= this (default: 1 - "
         "--pseudo-threshold).",
     )
     pseudo_min_confident: float = Field(
-        0.5, ge=0.0, le=1.0, description="Drop an unlabeled patch where fewer than this share "
-        "of its valid pixels are confident.",
+        0.5, ge=0.0, le=1.0, description="Fixed rule: drop an unlabeled patch where fewer than "
+        "this share of its valid pixels are confident.",
+    )
+    pseudo_rule: Literal["fixed", "balanced"] = Field(
+        "balanced", description="Pseudo-labels: balanced = per class the teacher's most "
+        "confident --pseudo-portion of the pixels it predicts as that class at its own threshold "
+        "(class-balanced, CBST); fixed = --pseudo-threshold and --pseudo-low.",
+    )
+    pseudo_portion: float = Field(
+        0.5, gt=0.0, le=1.0, description="Balanced rule: share of each predicted class kept "
+        "as pseudo-labels (its most confident pixels).",
+    )
+    student_init: Literal["fresh", "teacher"] = Field(
+        "teacher", description="Start each student from fresh weights or from its teacher's "
+        "weights (fine-tuning; the teacher's architecture must be the configured one).",
+    )
+    teacher: Path | None = Field(
+        None, description="Self-training: an existing bundle or run folder as the first teacher "
+        "(round 0 is not trained); its bands and patch size must be the run's.",
     )
 
     @field_validator("precision", mode="before")

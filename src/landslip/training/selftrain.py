@@ -51,7 +51,7 @@ from landslip.training.config import TrainConfig, save_config
 from landslip.training.fit import TrainResult, train
 
 __all__ = ["DOCUMENT", "FORMAT", "VERSION", "PseudoRule", "SelfTrainResult", "Unlabeled",
-           "open_unlabeled", "predict_unlabeled", "pseudo_labels", "read_rounds",
+           "init_from", "open_unlabeled", "predict_unlabeled", "pseudo_labels", "read_rounds",
            "self_train", "write_round_dataset"]
 
 logger = logging.getLogger(__name__)
@@ -75,17 +75,57 @@ class PseudoRule:
         low: Background where ``p <= low``; ``low < high``.
         min_confident: Keep a patch when its confident pixels are at least this share of its
             valid pixels (and it has a valid pixel).
+        kind: ``fixed`` (``high`` and ``low`` as given) or ``balanced`` (``high`` and ``low``
+            are set from the teacher's probabilities by :meth:`balanced`).
+        portion: Balanced rule: the share of each predicted class kept.
     """
 
     high: float
     low: float
     min_confident: float
+    kind: str = "fixed"
+    portion: float = 1.0
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> PseudoRule:
-        """The rule of ``--pseudo-threshold``, ``--pseudo-low`` and ``--pseudo-min-confident``."""
+        """The rule of ``--pseudo-rule``, ``--pseudo-threshold``, ``--pseudo-low``,
+        ``--pseudo-min-confident`` and ``--pseudo-portion`` (balanced: thresholds still open)."""
         low = 1.0 - config.pseudo_threshold if config.pseudo_low is None else config.pseudo_low
-        return cls(float(config.pseudo_threshold), float(low), float(config.pseudo_min_confident))
+        return cls(float(config.pseudo_threshold), float(low), float(config.pseudo_min_confident),
+                   config.pseudo_rule, float(config.pseudo_portion))
+
+    def balanced(self, prob: npt.NDArray[np.floating[Any]], valid: npt.NDArray[np.bool_],
+                 threshold: float) -> PseudoRule:
+        """The class-balanced rule (CBST, Zou et al. 2018) for these probabilities.
+
+        The teacher predicts landslide where ``p >= threshold`` (its own decision threshold).
+        Of the valid pixels predicted landslide, the ``ceil(portion * n)`` with the highest
+        ``p`` are kept as landslide (``high`` = the lowest kept ``p``); of those predicted
+        background, the ``ceil(portion * n)`` with the lowest ``p`` as background (``low`` =
+        the highest kept ``p``). Ties at a cut-off are kept. So the pseudo-labels keep the
+        class shares the teacher predicts, however its confidence differs between classes.
+
+        Args:
+            prob: (N, P, P) probabilities of every unlabeled patch (float32 or float64).
+            valid: (N, P, P) bool, the pixels that may be labelled.
+            threshold: The teacher's decision threshold, in (0, 1).
+
+        Returns:
+            A fixed rule (``kind`` ``balanced``) with these ``high`` and ``low``, keeping every
+            patch with a confident pixel (``min_confident`` 0). ``high`` is ``inf`` when no
+            pixel is predicted landslide, ``low`` is ``-inf`` when none is predicted background.
+        """
+        p = np.asarray(prob, dtype=np.float64)[valid]
+        slide = apply_threshold(p, threshold)
+        pos, neg = p[slide], p[~slide]
+        high, low = math.inf, -math.inf
+        if pos.size:
+            k = math.ceil(self.portion * pos.size)
+            high = float(np.partition(pos, pos.size - k)[pos.size - k])
+        if neg.size:
+            k = math.ceil(self.portion * neg.size)
+            low = float(np.partition(neg, k - 1)[k - 1])
+        return PseudoRule(high, low, 0.0, "balanced", self.portion)
 
 
 def pseudo_labels(
@@ -96,11 +136,12 @@ def pseudo_labels(
     Args:
         prob: (N, P, P) landslide probabilities in [0, 1] (float32 or float64).
         valid: (N, P, P) bool, False where the imagery is nodata (never labelled).
-        rule: The thresholds.
+        rule: The thresholds (for the balanced rule, as set by :meth:`PseudoRule.balanced`).
 
     Returns:
         (labels (N, P, P) uint8: LANDSLIDE where valid and ``p >= high``, BACKGROUND where valid
-        and ``p <= low``, IGNORE elsewhere; keep (N,) bool).
+        and ``p <= low``, IGNORE elsewhere; keep (N,) bool: a valid pixel, and confident pixels
+        at least ``min_confident`` of the valid ones, and at least one).
     """
     slide = apply_threshold(prob, rule.high) & valid
     back = (np.asarray(prob, dtype=np.float64) <= rule.low) & valid & ~slide
@@ -110,7 +151,7 @@ def pseudo_labels(
     n = prob.shape[0]
     n_valid = valid.reshape(n, -1).sum(axis=1)
     n_conf = (slide | back).reshape(n, -1).sum(axis=1)
-    keep = (n_valid > 0) & (n_conf >= rule.min_confident * n_valid)
+    keep = (n_valid > 0) & (n_conf > 0) & (n_conf >= rule.min_confident * n_valid)
     return labels, keep
 
 
@@ -342,12 +383,46 @@ def _check_self_training(config: TrainConfig) -> None:
     if config.devices > 1 or config.num_nodes > 1:
         raise ConfigError("self-training runs on one device; drop --devices and --num-nodes")
     rule = PseudoRule.from_config(config)
-    if not rule.low < rule.high:
+    if rule.kind == "fixed" and not rule.low < rule.high:
         raise ConfigError(f"--pseudo-low {rule.low} must be below --pseudo-threshold "
                           f"{rule.high}")
     run = Path(config.output)
     if run.exists() and any(run.iterdir()):
         raise ConfigError(f"{run} is not empty; choose a new run folder for self-training")
+
+
+def _open_teacher(config: TrainConfig, labelled: DatasetFolder, band_set: BandSet) -> Bundle:
+    """Load ``--teacher`` and check that its bands, patch size (and, when students start from
+    it, architecture) are the run's.
+
+    Raises:
+        ModelError: When it is not a readable bundle.
+        ConfigError: When its bands, patch size or architecture differ.
+    """
+    from landslip.models.bundle import load_bundle
+    from landslip.models.encoder_weights import encoder_params
+    from landslip.models.registry import create_model
+
+    teacher = load_bundle(Path(str(config.teacher)))
+    name = f"--teacher {config.teacher}"
+    if list(teacher.meta.band_names) != list(band_set.names):
+        raise ConfigError(f"{name} reads bands {','.join(teacher.meta.band_names)} but the run "
+                          f"uses {','.join(band_set.names)}; give --bands {teacher.meta.band_set}")
+    if teacher.meta.patch_size not in (None, labelled.patch_size):
+        raise ConfigError(f"{name} was trained on {teacher.meta.patch_size} px patches but "
+                          f"{labelled.path} has {labelled.patch_size} px; use a teacher of the "
+                          "dataset's patch size")
+    if config.student_init == "teacher":
+        model, params = config.model_name_and_params()
+        params = encoder_params(model, params, config.encoder, None)
+        try:
+            create_model(model, len(band_set), **params).load_state_dict(
+                teacher.model.state_dict(), strict=True)
+        except (RuntimeError, TypeError, ValueError):
+            raise ConfigError(f"{name} is a {teacher.meta.model} {teacher.meta.model_params} "
+                              f"but students are {model} {params}; give the teacher's --model "
+                              "and options, or --student-init fresh") from None
+    return teacher
 
 
 def _record(k: int, result: TrainResult, pseudo: dict[str, Any] | None) -> dict[str, Any]:
@@ -357,13 +432,23 @@ def _record(k: int, result: TrainResult, pseudo: dict[str, Any] | None) -> dict[
             **({"pseudo": pseudo} if pseudo is not None else {})}
 
 
+def _teacher_record(teacher: Bundle) -> dict[str, Any]:
+    """Round 0 of a run with ``--teacher``: the given bundle, not trained here."""
+    training = teacher.meta.training
+    return {"round": 0, "role": "teacher", "run": str(teacher.path), "given": True,
+            "val": training.get("best_val", {}), "best_epoch": training.get("best_epoch"),
+            "epochs": 0, "seconds": 0.0}
+
+
 def _write_document(run: Path, config: TrainConfig, unl: Unlabeled, rule: PseudoRule,
                     rounds: list[dict[str, Any]], final: bool) -> Path:
     doc = {"format": FORMAT, "version": VERSION, "labelled": str(config.dataset),
            "unlabeled": {"path": str(unl.source), "kind": unl.kind, "split": unl.split,
                          "patches": int(unl.indices.size)},
-           "rule": {"high": rule.high, "low": rule.low, "min_confident": rule.min_confident},
-           "student_init": "fresh", "rounds": rounds,
+           "rule": {"kind": rule.kind, "high": rule.high, "low": rule.low,
+                    "min_confident": rule.min_confident, "portion": rule.portion},
+           "student_init": config.student_init,
+           "teacher": None if config.teacher is None else str(config.teacher), "rounds": rounds,
            "final": {"round": rounds[-1]["round"], "bundle": "bundle"} if final else None}
     return write_json_atomic(run / DOCUMENT, doc)
 
@@ -378,21 +463,49 @@ def read_rounds(path: str | Path) -> dict[str, Any]:
     return read_document(p / DOCUMENT if p.is_dir() else p, expected=FORMAT, supported=VERSION)
 
 
-def _pseudo_round(k: int, result: TrainResult, labelled: DatasetFolder, unl: Unlabeled,
+def _pseudo_round(k: int, teacher: Bundle, labelled: DatasetFolder, unl: Unlabeled,
                   band_set: BandSet, rule: PseudoRule, run: Path, config: TrainConfig
                   ) -> tuple[DatasetFolder, dict[str, Any]]:
-    """Pseudo-label the unlabeled imagery with ``result``'s bundle into ``RUN/round-k-data``."""
+    """Pseudo-label the unlabeled imagery with ``teacher`` into ``RUN/round-k-data``.
+
+    The balanced rule holds every probability in memory (4 bytes per unlabeled pixel) to set
+    its cut-offs; the fixed rule streams.
+    """
     from landslip.devices import select_device
-    from landslip.models.bundle import load_bundle
     from landslip.models.engine import create_engine
 
-    assert result.bundle_dir is not None
     device = select_device("cpu" if config.accelerator == "cpu" else "auto")
-    bundle = load_bundle(result.bundle_dir, device=device)
-    with create_engine(bundle, "torch", device) as engine:
-        preds = predict_unlabeled(bundle, unl, engine, batch_size=config.batch_size)
-        return write_round_dataset(run / f"round-{k}-data", labelled, unl, band_set, preds,
-                                   rule)
+    teacher.model.to(device)
+    with create_engine(teacher, "torch", device) as engine:
+        preds = predict_unlabeled(teacher, unl, engine, batch_size=config.batch_size)
+        if rule.kind == "balanced":
+            batches = list(preds)
+            rule = rule.balanced(np.concatenate([b[1] for b in batches]),
+                                 np.concatenate([b[2] for b in batches]),
+                                 teacher.meta.threshold)
+            preds = iter(batches)
+        data, counts = write_round_dataset(run / f"round-{k}-data", labelled, unl, band_set,
+                                           preds, rule)
+    return data, counts | {"high": rule.high, "low": rule.low}
+
+
+def init_from(state: dict[str, Any]) -> Any:
+    """A Lightning callback that copies ``state`` (a teacher's weights) into the trained model
+    (and its EMA) when fitting starts: ``--student-init teacher``.
+
+    Args:
+        state: A state dict that loads strictly into the model ``fit.train`` builds.
+    """
+    import lightning.pytorch as pl
+
+    class InitFrom(pl.Callback):
+        def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            pl_module.model.load_state_dict(state, strict=True)  # type: ignore[union-attr]
+            ema = getattr(pl_module, "ema", None)
+            if ema is not None:
+                ema.module.load_state_dict(state, strict=True)
+
+    return InitFrom()
 
 
 def self_train(
@@ -401,7 +514,8 @@ def self_train(
     callbacks: Sequence[Any] = (),
     on_round: Callable[[dict[str, Any]], None] | None = None,
 ) -> SelfTrainResult:
-    """Train a teacher, then ``config.rounds`` students on labelled plus pseudo-labelled data.
+    """Train (or, with ``config.teacher``, load) a teacher, then ``config.rounds`` students on
+    labelled plus pseudo-labelled data.
 
     Args:
         config: The configuration; ``unlabeled`` must be set.
@@ -413,42 +527,59 @@ def self_train(
         A :class:`SelfTrainResult`.
 
     Raises:
-        ConfigError: ``--resume``, several devices, a non-empty run folder, bad thresholds.
+        ConfigError: ``--resume``, several devices, a non-empty run folder, bad thresholds, a
+            ``--teacher`` of other bands, patch size or (students from it) architecture.
         InputError: A missing ``--unlabeled`` path.
         BandError: Imagery without a band the band set needs.
+        ModelError: A ``--teacher`` that is not a bundle.
         DatasetError: See :func:`open_unlabeled` and :func:`landslip.training.fit.train`.
     """
+    from landslip.models.bundle import load_bundle
+
     t0 = time.perf_counter()
     _check_self_training(config)
     run, rule = Path(config.output), PseudoRule.from_config(config)
     labelled, band_set = open_dataset(config.dataset), resolve_band_set(config.bands)
     band_set.check_available(list(labelled.band_names))
+    given = None if config.teacher is None else _open_teacher(config, labelled, band_set)
     run.mkdir(parents=True, exist_ok=True)
     unl = open_unlabeled(config, labelled, band_set, run)
     save_config(config, run / "config.yaml")
-    base = config.model_copy(update={"unlabeled": None, "unlabeled_split": None})
+    base = config.model_copy(update={"unlabeled": None, "unlabeled_split": None,
+                                     "teacher": None})
     rounds: list[dict[str, Any]] = []
 
-    def run_round(k: int, data: Path, pseudo: dict[str, Any] | None) -> TrainResult:
-        result = train(base.model_copy(update={"dataset": data, "output": run / f"round-{k}"}),
-                       progress=progress, callbacks=callbacks)
-        rounds.append(_record(k, result, pseudo))
+    def done(record: dict[str, Any]) -> None:
+        rounds.append(record)
         _write_document(run, config, unl, rule, rounds, final=False)
-        logger.info("round %d/%d: validation F1 %.4f", k, config.rounds,
-                    result.best_val.get("f1", float("nan")))
+        logger.info("round %d/%d: validation F1 %.4f", record["round"], config.rounds,
+                    record["val"].get("f1", float("nan")))
         if on_round is not None:
-            on_round(rounds[-1])
-        return result
+            on_round(record)
 
-    result = run_round(0, labelled.path, None)
+    def run_round(k: int, data: Path, pseudo: dict[str, Any] | None,
+                  init: dict[str, Any] | None) -> Path:
+        extra = [] if init is None else [init_from(init)]
+        result = train(base.model_copy(update={"dataset": data, "output": run / f"round-{k}"}),
+                       progress=progress, callbacks=[*callbacks, *extra])
+        done(_record(k, result, pseudo))
+        assert result.bundle_dir is not None
+        return result.bundle_dir
+
+    if given is None:
+        teacher = load_bundle(run_round(0, labelled.path, None, None))
+    else:
+        teacher = given
+        done(_teacher_record(given))
     for k in range(1, config.rounds + 1):
-        data, pseudo = _pseudo_round(k, result, labelled, unl, band_set, rule, run, config)
+        data, pseudo = _pseudo_round(k, teacher, labelled, unl, band_set, rule, run, config)
         logger.info("round %d/%d: %d of %d unlabeled patches pseudo-labelled (%.1f%% of "
                     "their pixels confident, %.2f%% landslide)", k, config.rounds,
                     pseudo["patches_kept"], pseudo["patches_predicted"],
                     100 * pseudo["confident_share"], 100 * pseudo["landslide_share"])
-        result = run_round(k, data.path, pseudo)
-    assert result.bundle_dir is not None
-    bundle_dir = Path(shutil.copytree(result.bundle_dir, run / "bundle"))
+        init = ({n: t.detach().cpu() for n, t in teacher.model.state_dict().items()}
+                if config.student_init == "teacher" else None)
+        teacher = load_bundle(run_round(k, data.path, pseudo, init))
+    bundle_dir = Path(shutil.copytree(teacher.path, run / "bundle"))
     document = _write_document(run, config, unl, rule, rounds, final=True)
     return SelfTrainResult(run, bundle_dir, rounds, document, time.perf_counter() - t0)
