@@ -20,10 +20,11 @@ Nothing is chosen on the test split: the summary orders configurations by valida
 the recipe in ``configs/l4s-rgb.yaml`` is the one with the best mean validation F1.
 
 Configurations: ``old`` (the round-1 recipe: width-8 ``unet``, bce-dice, Adam, 10 epochs),
-``recipe`` (the CPU recipe of ``configs/l4s-rgb.yaml``), and ablations of the recipe that
-remove one ingredient each (``-photometric``, ``-scale``, ``-ema``, ``-lovasz`` (bce-dice
-instead), ``-schedule`` (constant learning rate, Adam), ``smp-r18`` (a ResNet-18 U-Net from
-segmentation_models_pytorch, no pretrained weights, instead of the plain U-Net)).
+``recipe`` (the CPU recipe of ``configs/l4s-rgb.yaml``), and variants of the recipe that
+change one ingredient each (``no-photometric``, ``no-scale``, ``no-ema``, ``lovasz``
+(bce-lovasz instead of bce-dice), ``no-schedule`` (constant learning rate, Adam), ``smp-r18``
+(a ResNet-18 U-Net from segmentation_models_pytorch, no pretrained weights, instead of the
+plain U-Net)).
 
 Run one process per configuration and seed, one thread each, two side by side on the 2-core
 machine, then merge their results::
@@ -69,11 +70,11 @@ OLD: dict[str, Any] = {"bands": "rgb", "model": "unet", "width": 8, "depth": 4,
 """The round-1 recipe (test F1 0.587 in the issue's rerun)."""
 
 ABLATIONS: dict[str, dict[str, Any]] = {
-    "-photometric": {"photometric": 0.0},
-    "-scale": {"scale_range": None},
-    "-ema": {"ema": None},
-    "-lovasz": {"loss": "bce-dice"},
-    "-schedule": {"schedule": "none", "optimizer": "adam", "warmup_epochs": 0.0},
+    "no-photometric": {"photometric": 0.0},
+    "no-scale": {"scale_range": None},
+    "no-ema": {"ema": None},
+    "lovasz": {"loss": "bce-lovasz"},
+    "no-schedule": {"schedule": "none", "optimizer": "adam", "warmup_epochs": 0.0},
     "smp-r18": {"model": "smp-unet", "encoder": "resnet18", "width": None, "depth": None},
 }
 """Each ablation: the recipe with these fields replaced."""
