@@ -69,15 +69,20 @@ OLD: dict[str, Any] = {"bands": "rgb", "model": "unet", "width": 8, "depth": 4,
                        "loss": "bce-dice", "lr": 1e-3, "epochs": 10, "batch_size": 16}
 """The round-1 recipe (test F1 0.587 in the issue's rerun)."""
 
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "no-photometric": {"photometric": 0.0},
-    "no-scale": {"scale_range": None},
-    "no-ema": {"ema": None},
+INGREDIENTS: dict[str, dict[str, Any]] = {
+    "schedule": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle"},
+    "ema": {"ema": 0.99},
+    "photometric": {"photometric": 1.0},
+    "scale": {"scale_range": (0.8, 1.25)},
     "lovasz": {"loss": "bce-lovasz"},
-    "no-schedule": {"schedule": "none", "optimizer": "adam", "warmup_epochs": 0.0},
+    "epochs20": {"epochs": 20},
+    "width16": {"width": 16},
     "smp-r18": {"model": "smp-unet", "encoder": "resnet18", "width": None, "depth": None},
 }
-"""Each ablation: the recipe with these fields replaced."""
+"""Ablation: ``old+NAME`` is the round-1 recipe with one ingredient added."""
+
+ENSEMBLE_PREFIX = "ens"
+"""``ensK-CONFIG``: K members of CONFIG (seeds ``100 * seed + k``) averaged by one bundle."""
 
 
 def recipe_options() -> dict[str, Any]:
@@ -88,16 +93,30 @@ def recipe_options() -> dict[str, Any]:
 
 
 def config_options(name: str) -> dict[str, Any]:
-    """TrainConfig fields of configuration ``name``."""
+    """TrainConfig fields of configuration ``name`` (``old``, ``recipe``, ``old+INGREDIENT``)."""
     if name == "old":
         return dict(OLD)
-    train = recipe_options()
     if name == "recipe":
-        return train
-    if name not in ABLATIONS:
-        raise SystemExit(f"unknown configuration {name!r}: old, recipe, {', '.join(ABLATIONS)}")
-    train.update(ABLATIONS[name])
-    return {k: v for k, v in train.items() if v is not None or k in ("ema", "scale_range")}
+        return recipe_options()
+    base, _, ingredient = name.partition("+")
+    if base != "old" or ingredient not in INGREDIENTS:
+        raise SystemExit(f"unknown configuration {name!r}: old, recipe, ensK-CONFIG or "
+                         f"old+INGREDIENT with {', '.join(INGREDIENTS)}")
+    train = {**OLD, **INGREDIENTS[ingredient]}
+    return {k: v for k, v in train.items() if v is not None}
+
+
+def split_ensemble(name: str) -> tuple[int, str]:
+    """(members, configuration) of ``ensK-CONFIG``; (1, name) for a single model."""
+    head, sep, rest = name.partition("-")
+    if sep and head.startswith(ENSEMBLE_PREFIX) and head[len(ENSEMBLE_PREFIX):].isdigit():
+        k = int(head[len(ENSEMBLE_PREFIX):])
+        if k < 2:
+            raise SystemExit(f"{name}: an ensemble needs at least 2 members")
+        config_options(rest)
+        return k, rest
+    config_options(name)
+    return 1, name
 
 
 VARIANTS: tuple[tuple[bool, str | None], ...] = ((False, None), (True, None), (True, "tuned"))
@@ -144,6 +163,28 @@ def train_config(name: str, dataset: Path, work: Path, seed: int,
             "train_minutes": (time.perf_counter() - t0) / 60,
             "train_cpu_minutes": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / 60,
             "best_epoch": tr.best_epoch + 1, "epochs_completed": tr.epochs_completed}
+
+
+def train_ensemble(name: str, dataset: Path, work: Path, seed: int,
+                   max_train_batches: int | None) -> dict[str, Any]:
+    """Train the members of ``ensK-CONFIG`` one after the other and average them in one bundle.
+
+    Training minutes are the members' sums: everything the recipe trains counts.
+    """
+    from landslip.models.ensemble import build_ensemble
+
+    k, config = split_ensemble(name)
+    members = [train_config(config, dataset, work, 100 * seed + i, max_train_batches)
+               for i in range(k)]
+    run = work / "runs" / f"{name}-s{seed}"
+    if run.exists():
+        shutil.rmtree(run)
+    build_ensemble([m["run"] for m in members], run)
+    return {"config": name, "seed": seed, "train": members[0]["train"], "run": str(run),
+            "train_minutes": sum(m["train_minutes"] for m in members),
+            "train_cpu_minutes": sum(m["train_cpu_minutes"] for m in members),
+            "best_epoch": max(m["best_epoch"] for m in members),
+            "epochs_completed": members[0]["epochs_completed"]}
 
 
 def evaluate_rows(base: dict[str, Any], dataset: Path) -> list[dict[str, Any]]:
@@ -217,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/l4s-bench"),
                     help="work folder (dataset, runs, results)")
     ap.add_argument("--configs", nargs="+", default=["old", "recipe"],
-                    help=f"configurations: old, recipe, {', '.join(ABLATIONS)}")
+                    help="configurations: old, recipe, old+INGREDIENT (" + ", ".join(INGREDIENTS)
+                    + "), ensK-CONFIG")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -247,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     for name in args.configs:
-        config_options(name)  # refuse an unknown name before any work
+        split_ensemble(name)  # refuse an unknown name before any work
     ds_path = args.work / "dataset"
     if not args.evaluate_only:
         import_patches(args.data, ds_path, val_fraction=args.val_fraction, seed=0, overwrite=True)
@@ -262,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             _write(args.work, rows, command)
     for name in [] if args.evaluate_only else args.configs:
         for seed in args.seeds:
-            print(f"== {name} seed {seed}: {config_options(name)}", flush=True)
-            base = train_config(name, ds_path, args.work, seed, args.max_train_batches)
+            members, config = split_ensemble(name)
+            print(f"== {name} seed {seed}: {config_options(config)}", flush=True)
+            fit = train_ensemble if members > 1 else train_config
+            base = fit(name, ds_path, args.work, seed, args.max_train_batches)
             rows += _report(evaluate_rows(base, ds_path))
             _write(args.work, rows, command)
     print(_write(args.work, rows, command))
