@@ -20,11 +20,12 @@ Nothing is chosen on the test split: the summary orders configurations by valida
 the recipe in ``configs/l4s-rgb.yaml`` is the one with the best mean validation F1.
 
 Configurations: ``old`` (the round-1 recipe: width-8 ``unet``, bce-dice, Adam, 10 epochs),
-``recipe`` (the CPU recipe of ``configs/l4s-rgb.yaml``), and variants of the recipe that
-change one ingredient each (``no-photometric``, ``no-scale``, ``no-ema``, ``lovasz``
-(bce-lovasz instead of bce-dice), ``no-schedule`` (constant learning rate, Adam), ``smp-r18``
-(a ResNet-18 U-Net from segmentation_models_pytorch, no pretrained weights, instead of the
-plain U-Net)).
+``recipe`` (the CPU recipe of ``configs/l4s-rgb.yaml``), ``w16-recipe`` (every ingredient at
+once on a width-16 U-Net, 20 epochs), ``old+INGREDIENT`` (the round-1 recipe with one
+ingredient added: ``schedule`` (AdamW, one-cycle, lr 0.002), ``ema``, ``photometric``,
+``scale``, ``lovasz`` (bce-lovasz), ``epochs20``, ``width16``, ``smp-r18`` (a ResNet-18 U-Net
+from segmentation_models_pytorch, no pretrained weights)) and ``ensK-CONFIG`` (K members of
+CONFIG averaged by ``landslip ensemble``; its training minutes are the members' sum).
 
 Run one process per configuration and seed, one thread each, two side by side on the 2-core
 machine, then merge their results::
@@ -69,6 +70,12 @@ OLD: dict[str, Any] = {"bands": "rgb", "model": "unet", "width": 8, "depth": 4,
                        "loss": "bce-dice", "lr": 1e-3, "epochs": 10, "batch_size": 16}
 """The round-1 recipe (test F1 0.587 in the issue's rerun)."""
 
+W16_RECIPE: dict[str, Any] = {
+    **OLD, "width": 16, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
+    "schedule": "onecycle", "photometric": 1.0, "scale_range": (0.8, 1.25), "ema": 0.99,
+    "epochs": 20}
+"""Every ingredient at once on a 4x larger U-Net (the first candidate; it lost on validation)."""
+
 INGREDIENTS: dict[str, dict[str, Any]] = {
     "schedule": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle"},
     "ema": {"ema": 0.99},
@@ -98,6 +105,8 @@ def config_options(name: str) -> dict[str, Any]:
         return dict(OLD)
     if name == "recipe":
         return recipe_options()
+    if name == "w16-recipe":
+        return dict(W16_RECIPE)
     base, _, ingredient = name.partition("+")
     if base != "old" or ingredient not in INGREDIENTS:
         raise SystemExit(f"unknown configuration {name!r}: old, recipe, ensK-CONFIG or "
