@@ -202,10 +202,10 @@ def evaluate_rows(base: dict[str, Any], dataset: Path) -> list[dict[str, Any]]:
             for tta, area in VARIANTS]
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], digits: int = 3) -> str:
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def summarize(rows: list[dict[str, Any]]) -> str:
@@ -222,9 +222,9 @@ def summarize(rows: list[dict[str, Any]]) -> str:
              "train CPU min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in order:
         g = groups[key]
-        col = {k: _mean_sd([float(r[k]) for r in g]) for k in (
-            "val_f1_tuned", "precision", "recall", "f1", "object_false_alarm_rate",
-            "object_detection_rate", "train_minutes", "train_cpu_minutes")}
+        col = {k: _mean_sd([float(r[k]) for r in g], 1 if k.endswith("minutes") else 3)
+               for k in ("val_f1_tuned", "precision", "recall", "f1", "object_false_alarm_rate",
+                         "object_detection_rate", "train_minutes", "train_cpu_minutes")}
         lines.append(f"| {key[0]} | {key[1]} | {','.join(str(r['seed']) for r in g)} | "
                      f"{col['val_f1_tuned']} | {col['precision']} | {col['recall']} | "
                      f"{col['f1']} | {col['object_false_alarm_rate']} | "
