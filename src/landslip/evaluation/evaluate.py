@@ -272,7 +272,7 @@ def _batches(idx: npt.NDArray[np.int64], size: int) -> Iterator[npt.NDArray[np.i
         yield idx[start:start + size]
 
 
-def predict_split(
+def predict_images(
     bundle: Bundle,
     ds: DatasetFolder,
     indices: npt.NDArray[np.int64],
@@ -280,8 +280,8 @@ def predict_split(
     batch_size: int = 16,
     description: str = "predicting",
     tta: bool = False,
-) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
-    """Predict patches of a dataset, batch by batch.
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_]]]:
+    """Predict patches of a dataset batch by batch, reading their images only (never labels).
 
     Args:
         bundle: The loaded bundle (its band set and normalisation are used).
@@ -294,25 +294,49 @@ def predict_split(
         tta: Average over the 8 flips/90-degree rotations (:meth:`Engine.probabilities`).
 
     Yields:
-        (patch indices (B,), probabilities (B, P, P) float32 in [0, 1], labels for metrics
-        (B, P, P) uint8: the dataset labels with 255 also where a needed raw band is nodata).
+        (patch indices (B,), probabilities (B, P, P) float32 in [0, 1], valid (B, P, P) bool:
+        False where a needed raw band is nodata).
     """
     bundle.check_bands(list(ds.band_names))
     p = ds.patch_size
     pad = (-p) % engine.required_multiple
     n_batches = math.ceil(indices.size / batch_size)
     for batch in track(_batches(indices, batch_size), total=n_batches, description=description):
-        order = np.argsort(batch)  # memmaps read faster in increasing order
-        raw = np.asarray(ds.images[batch[order]])
-        labels = np.asarray(ds.labels[batch[order]])
-        inv = np.argsort(order)
-        raw, labels = raw[inv], labels[inv]
+        raw = _read_rows(ds.images, batch)
         x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
         if pad:
             x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
         prob = engine.probabilities(x, tta)[:, :p, :p]
-        truth = np.where(valid, labels, np.uint8(IGNORE)).astype(np.uint8)
-        yield batch, np.ascontiguousarray(prob, dtype=np.float32), truth
+        yield batch, np.ascontiguousarray(prob, dtype=np.float32), valid
+
+
+def _read_rows(arr: npt.NDArray[Any], batch: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """Rows ``batch`` of a memmap, read in increasing order (faster) and returned in order."""
+    order = np.argsort(batch)
+    return np.asarray(arr[batch[order]])[np.argsort(order)]
+
+
+def predict_split(
+    bundle: Bundle,
+    ds: DatasetFolder,
+    indices: npt.NDArray[np.int64],
+    engine: Engine,
+    batch_size: int = 16,
+    description: str = "predicting",
+    tta: bool = False,
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint8]]]:
+    """Predict patches of a dataset, batch by batch, with their labels for scoring.
+
+    Args: as :func:`predict_images`.
+
+    Yields:
+        (patch indices (B,), probabilities (B, P, P) float32 in [0, 1], labels for metrics
+        (B, P, P) uint8: the dataset labels with 255 also where a needed raw band is nodata).
+    """
+    for batch, prob, valid in predict_images(bundle, ds, indices, engine, batch_size,
+                                             description, tta):
+        labels = _read_rows(ds.labels, batch)
+        yield batch, prob, np.where(valid, labels, np.uint8(IGNORE)).astype(np.uint8)
 
 
 def encode_predictions(

@@ -57,8 +57,8 @@ from landslip.inference.predict import (
     ScenePass,
     engine_fields,
     finish_prediction,
-    match_bands,
     predict_scene,
+    scene_inputs,
     scene_outputs,
 )
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
@@ -68,7 +68,7 @@ from landslip.io.checks import declare_nodata
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, open_raster, raster_info
 from landslip.models.engine import Engine, create_engine, default_threads
-from landslip.spectral.extras import ExtraInputs, ExtraSpec, model_inputs, parse_extra
+from landslip.spectral.extras import ExtraInputs, ExtraSpec, parse_extra
 
 __all__ = [
     "BundleFiles",
@@ -430,16 +430,9 @@ class _Scene:
 def _plan_scene(bundle: Any, engine: Engine, summary: SceneSummary, out: Path,
                 opts: PredictOptions, kw: dict[str, Any]) -> _Scene:
     """Check one image and split it into strip tasks (raises for an unreadable image)."""
-    from landslip.evaluation.drift import check_image_input
-
     info = declare_nodata(raster_info(summary.image), kw.get("nodata"))
-    inputs = model_inputs(bundle.band_set, info, kw.get("band_names"), kw.get("extras", ()),
-                          opts.min_slope is not None)
-    indexes = match_bands(info, inputs.image_set, kw.get("band_names"))
-    spec = InputSpec(band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
-                     std=tuple(bundle.std), nodata=info.nodata, masked=info.masked)
-    check_image_input(bundle.meta.input_profile, info, indexes, inputs.image_set.required,
-                      bool(kw.get("strict", False)))
+    inputs, spec = scene_inputs(bundle, info, kw.get("band_names"), kw.get("extras", ()),
+                                opts.min_slope is not None, bool(kw.get("strict", False)))
     if (opts.geojson or opts.html) and info.grid.crs is None:
         raise InputError(f"{summary.image} has no CRS, so --geojson/--html cannot be written; "
                          "assign a CRS first or drop them")

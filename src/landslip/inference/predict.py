@@ -26,10 +26,10 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from torch import nn
@@ -66,8 +66,11 @@ from landslip.models.engine import (
     default_threads,
 )
 from landslip.spectral.bands import BandSet
-from landslip.spectral.extras import ExtraSpec, model_inputs
+from landslip.spectral.extras import ExtraSpec, ModelInputs, model_inputs
 from landslip.spectral.naming import band_slots, data_bands, naming_hint
+
+if TYPE_CHECKING:
+    from landslip.models.bundle import Bundle
 
 __all__ = [
     "MapWriter",
@@ -191,6 +194,35 @@ class PredictResult:
     seconds: float
     engine: str = ""
     threads: int | None = None
+
+
+def scene_inputs(bundle: Bundle, info: RasterInfo, band_names: Sequence[str] | None,
+                 extras: Sequence[ExtraSpec | str], need_slope: bool, strict: bool
+                 ) -> tuple[ModelInputs, InputSpec]:
+    """Match an image to a bundle: its bands, the input spec and the drift check.
+
+    Args:
+        bundle: The loaded bundle.
+        info: The image (nodata already declared).
+        band_names: Names of the image bands overriding the descriptions, or None.
+        extras: The ``--extra`` rasters (``[]`` for none).
+        need_slope: Whether a slope is needed (``--min-slope``).
+        strict: Refuse an image far outside the training data instead of warning.
+
+    Returns:
+        The split of bands between image and extras, and the spec of the image's bands
+        (``extras`` not attached: the caller opens them where they are read).
+    """
+    from landslip.evaluation.drift import check_image_input
+
+    inputs = model_inputs(bundle.band_set, info, band_names, extras, need_slope)
+    indexes = match_bands(info, inputs.image_set, band_names)
+    spec = InputSpec(band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
+                     std=tuple(bundle.std), nodata=info.nodata, masked=info.masked)
+    # Only the bands read from the image are checked; the others come from --extra.
+    check_image_input(bundle.meta.input_profile, info, indexes, inputs.image_set.required,
+                      strict)
+    return inputs, spec
 
 
 def match_bands(
@@ -501,20 +533,13 @@ def predict_scene(
         InputError: For a bad option (nothing is written).
         DriftError: With ``strict``, for an image far outside the training data.
     """
-    from landslip.evaluation.drift import check_image_input
     from landslip.models.bundle import load_bundle
 
     info = declare_nodata(raster_info(image), nodata)  # fail on a missing image first
     check_engine_options(engine, threads)
     bundle = load_bundle(bundle_path, device=str(select_device(device)))
-    inputs = model_inputs(bundle.band_set, info, band_names, extras, min_slope is not None)
-    indexes = match_bands(info, inputs.image_set, band_names)
-    spec = InputSpec(
-        band_set=bundle.band_set, band_indexes=indexes, mean=tuple(bundle.mean),
-        std=tuple(bundle.std), nodata=info.nodata, extras=inputs.extras, masked=info.masked,
-    )
-    check_image_input(bundle.meta.input_profile, info, indexes, inputs.image_set.required,
-                      strict)  # the bands read from the image (the others come from --extra)
+    inputs, spec = scene_inputs(bundle, info, band_names, extras, min_slope is not None, strict)
+    spec = replace(spec, extras=inputs.extras)
     options = PredictOptions(
         threshold=bundle.threshold if threshold is None else float(threshold), window=window,
         overlap=overlap, batch_size=batch_size, tta=tta, min_area=min_area, geojson=geojson,

@@ -337,8 +337,7 @@ def make_scene(
     t_start = time.perf_counter()
     _check_size(size)
     lo, hi = fraction_range
-    target = (lo + hi) / 2 if landslide_fraction is None else float(landslide_fraction)
-    ls_config = LandslideConfig(fraction_range=(lo, hi), target_fraction=target)
+    ls_config = _landslide_config(fraction_range, landslide_fraction)
     setup = replace(_scene_setup(size, seed, acquisition, ls_config),
                     sensor=sensor or SensorModel(), phenology=phenology)
     pre_setup = _pre_setup(setup, pre_acquisition) if pre else None
@@ -348,11 +347,7 @@ def make_scene(
     rasters = {name: out / f"{name}.tif" for name, on in wanted.items() if on}
     stats = _write_rasters(setup, rasters, size, pre_setup)
     geojson = _write_geojson(out / "landslides.geojson", setup.polys, setup.pan_grid)
-    preview_path: Path | None = None
-    if preview:
-        from landslip.synthetic.preview import write_preview
-
-        preview_path = write_preview(out / "preview.png", rasters["ms"], setup.polys)
+    preview_path = _write_preview(out, rasters["ms"], setup) if preview else None
     fraction = stats.slide_px / (size * size)
     classes = stats.per_class(size * size)
     shaded, cast = stats.shares()
@@ -377,6 +372,20 @@ def make_scene(
         landslide_shaded_share=shaded, landslide_cast_shadow_share=cast, seconds=seconds,
         pre_pan=rasters.get("pre_pan"), pre_ms=rasters.get("pre_ms"),
     )
+
+
+def _landslide_config(fraction_range: tuple[float, float],
+                      landslide_fraction: float | None) -> LandslideConfig:
+    """The landslide settings: the target share defaults to the middle of the range."""
+    lo, hi = fraction_range
+    target = (lo + hi) / 2 if landslide_fraction is None else float(landslide_fraction)
+    return LandslideConfig(fraction_range=(lo, hi), target_fraction=target)
+
+
+def _write_preview(out: Path, ms_path: Path, setup: _SceneSetup) -> Path:
+    from landslip.synthetic.preview import write_preview
+
+    return write_preview(out / "preview.png", ms_path, setup.polys)
 
 
 def _scene_setup(size: int, seed: int, acquisition: datetime,

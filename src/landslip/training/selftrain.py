@@ -41,11 +41,11 @@ from landslip.dataset.folder import DatasetFolder, open_dataset
 from landslip.dataset.stats import DERIVED_STATS, nodata_free
 from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE, apply_threshold
 from landslip.errors import ConfigError, DatasetError, InputError
+from landslip.evaluation.evaluate import predict_images
 from landslip.formats import read_document
 from landslip.io.atomic import write_json_atomic
 from landslip.models.bundle import Bundle
 from landslip.models.engine import Engine
-from landslip.progress import track
 from landslip.spectral.bands import BandSet, resolve_band_set
 from landslip.training.config import TrainConfig, save_config
 from landslip.training.fit import TrainResult, train
@@ -242,18 +242,9 @@ def predict_unlabeled(
         (patch indices (B,), probabilities (B, P, P) float32, valid (B, P, P) bool: no needed
         band is nodata and the pixel is inside the scene).
     """
-    ds = unl.dataset
-    p = ds.patch_size
-    pad = (-p) % engine.required_multiple
-    starts = range(0, unl.indices.size, batch_size)
-    for s in track(starts, total=len(starts), description="pseudo-labelling"):
-        ids = unl.indices[s:s + batch_size]
-        raw = np.asarray(ds.images[ids])
-        x, valid = bundle.inputs(raw, list(ds.band_names), ds.nodata)
-        if pad:
-            x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)))
-        prob = np.ascontiguousarray(engine.probabilities(x)[:, :p, :p], dtype=np.float32)
-        yield ids, prob, valid & _inside_scene(ds, ids)
+    for ids, prob, valid in predict_images(bundle, unl.dataset, unl.indices, engine,
+                                           batch_size, "pseudo-labelling"):
+        yield ids, prob, valid & _inside_scene(unl.dataset, ids)
 
 
 def _same_nodata(a: float | None, b: float | None) -> bool:
