@@ -128,7 +128,7 @@ def describe_bundle(path: Path) -> list[str]:
 
 def describe_onnx(path: Path) -> list[str]:
     """An exported ONNX model."""
-    from landslip.models.export import read_onnx_metadata
+    from landslip.models.onnx_meta import read_onnx_metadata
 
     meta = read_onnx_metadata(path)
     return [f"ONNX model {path} (exported by landslip {meta.exported_by})",

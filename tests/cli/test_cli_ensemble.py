@@ -14,7 +14,7 @@ from helpers.inputs import make_bundle, write_scene
 from landslip.cli.app import main
 from landslip.io.raster import read_raster
 from landslip.models.bundle import BundleMeta, load_bundle, save_bundle
-from landslip.models.export import read_onnx_metadata
+from landslip.models.onnx_meta import read_onnx_metadata
 from landslip.models.registry import create_model
 
 

@@ -9,7 +9,7 @@ import torch
 
 from landslip.cli.app import main
 from landslip.models.bundle import BundleMeta, save_bundle
-from landslip.models.export import read_onnx_metadata
+from landslip.models.onnx_meta import read_onnx_metadata
 from landslip.models.registry import create_model
 
 

@@ -16,7 +16,7 @@ from helpers.predictions import write_image
 from landslip.cli.app import main
 from landslip.io.raster import read_raster
 from landslip.models.bundle import load_bundle
-from landslip.models.export import read_onnx_metadata
+from landslip.models.onnx_meta import read_onnx_metadata
 
 TINY = ["--epochs", "1", "--batch-size", "2", "--max-train-batches", "2", "--bands", "bgrn",
         "--accelerator", "cpu", "--compile", "off"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -136,3 +137,24 @@ def test_cli_onnx_engine_without_onnxruntime_exits_2(
     assert main(["-q", "predict", str(scene["run"]), str(scene["image"]), "-o",
                  str(tmp_path / "auto"), "--threads", "1"]) == 0
     assert json.loads((tmp_path / "auto" / "prediction.json").read_text())["engine"] == "torch"
+
+
+def test_onnx_prediction_never_imports_torch(scene: dict[str, Path], tmp_path: Path) -> None:
+    """With the bundle's own model.onnx, ``landslip predict`` on the CPU runs without torch
+    (a CUDA build of torch costs about 0.5 GB of memory and a second to import), and maps the
+    same as in this process."""
+    from landslip.models.export import ensure_onnx
+
+    ensure_onnx(scene["run"])
+    code = ("import sys; from landslip.cli.app import main; rc = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, "-q", "predict", str(scene["run"]),
+                          str(scene["image"]), "-o", str(tmp_path / "cli"), "--device", "cpu",
+                          "--threads", "1"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    here = predict_scene(scene["run"], scene["image"], tmp_path / "here", threads=1)
+    for name in ("probability.tif", "landslides.tif"):
+        np.testing.assert_array_equal(read_raster(tmp_path / "cli" / name)[0],
+                                      read_raster(getattr(here, "probability" if name[0] == "p"
+                                                          else "mask"))[0])

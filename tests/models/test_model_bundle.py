@@ -157,3 +157,23 @@ def test_meta_is_validated_when_built(tmp_path: Path) -> None:
                                                  band_names=["blue", "green", "red", "nir"],
                                                  mean=[0.0] * 4, std=[1.0] * 4))
     assert not (tmp_path / "b" / "model.json").exists()
+
+
+def test_lazy_bundle_reads_the_weights_on_first_use(
+        saved: tuple[Path, torch.nn.Module]) -> None:
+    """``weights="lazy"``: metadata now, the network on first use of ``.model`` (same weights);
+    damaged weights are refused then, and a missing weights file at once."""
+    bundle_dir, model = saved
+    lazy = load_bundle(bundle_dir, weights="lazy")
+    assert lazy._model is None and lazy.meta == load_bundle(bundle_dir).meta
+    for name, value in lazy.model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[name])
+    assert lazy.required_multiple == load_bundle(bundle_dir).required_multiple
+    weights = find_bundle(bundle_dir) / "model.safetensors"
+    weights.write_bytes(b"not safetensors")
+    broken = load_bundle(bundle_dir, weights="lazy")
+    with pytest.raises(ModelError, match="cannot read weights"):
+        _ = broken.model
+    weights.unlink()
+    with pytest.raises(ModelError, match=r"has no model\.safetensors"):
+        load_bundle(bundle_dir, weights="lazy")

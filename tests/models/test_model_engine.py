@@ -22,7 +22,8 @@ from landslip.models.engine import (
     default_threads,
     resolve_engine,
 )
-from landslip.models.export import ONNX_CACHE_FILE, export_onnx, export_onnx_bytes
+from landslip.models.export import export_onnx, export_onnx_bytes
+from landslip.models.onnx_meta import ONNX_CACHE_FILE
 from landslip.models.registry import create_model
 
 PARAMS = {"width": 4, "depth": 2}

@@ -19,7 +19,8 @@ from landslip.models.bundle import (
 )
 from landslip.models.engine import OnnxEngine, TorchEngine
 from landslip.models.ensemble import EPS, build_ensemble
-from landslip.models.export import ONNX_CACHE_FILE, export_onnx, matching_onnx
+from landslip.models.export import export_onnx
+from landslip.models.onnx_meta import ONNX_CACHE_FILE, matching_onnx
 from landslip.models.registry import create_model
 
 PROFILE = InputProfile(dtype="uint16", pixels=100, bands={

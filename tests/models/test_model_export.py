@@ -16,13 +16,12 @@ from landslip.dataset.checksums import sha256_file
 from landslip.errors import InputError, ModelError
 from landslip.models import export as export_mod
 from landslip.models.bundle import WEIGHTS_FILE, Bundle, BundleMeta, load_bundle, save_bundle
-from landslip.models.export import (
+from landslip.models.export import ensure_onnx, export_onnx
+from landslip.models.onnx_meta import (
     INPUT_NAME,
     ONNX_CACHE_FILE,
     ONNX_FORMAT,
     OUTPUT_NAME,
-    ensure_onnx,
-    export_onnx,
     matching_onnx,
     read_onnx_metadata,
 )

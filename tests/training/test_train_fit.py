@@ -56,7 +56,7 @@ def test_train_writes_run_folder_and_bundle_then_resume_extends(
     assert not [p for p in run.rglob("*") if ".partial" in p.name]
     # the bundle carries its ONNX export, matching its weights, for the ONNX engine
     from landslip.models.bundle import load_bundle
-    from landslip.models.export import matching_onnx
+    from landslip.models.onnx_meta import matching_onnx
 
     assert matching_onnx(load_bundle(run)) == run / "bundle" / "model.onnx"
     rows = _rows(run / "metrics.csv")

@@ -28,7 +28,8 @@ def export(
     """Export a trained model to ONNX (probabilities out, bundle metadata inside)."""
     from landslip.io.checks import check_writable
     from landslip.models.bundle import load_bundle
-    from landslip.models.export import ONNX_CACHE_FILE, export_onnx
+    from landslip.models.export import export_onnx
+    from landslip.models.onnx_meta import ONNX_CACHE_FILE
 
     b = load_bundle(bundle)
     target = check_writable(output if output is not None else b.path / ONNX_CACHE_FILE)

@@ -283,10 +283,10 @@ def _worker_engine(bundle: str, engine: str, device: str | None, threads: int | 
     """The engine of this worker process, made once per bundle (path or checksum) and options."""
     key = (bundle, engine, device, threads)
     if key not in _ENGINES:
-        from landslip.devices import select_device
+        from landslip.devices import resolve_device
         from landslip.models.bundle import load_bundle
 
-        loaded = load_bundle(bundle, device=str(select_device(device)))
+        loaded = load_bundle(bundle, device=str(resolve_device(device)), weights="lazy")
         _ENGINES[key] = create_engine(loaded, engine, device, threads)
     return _ENGINES[key]
 
@@ -668,10 +668,10 @@ def _one_line(err: BaseException) -> str:
 
 def _predict_on_cluster(bundle_path: str | Path, summaries: list[SceneSummary], out: Path,
                         opts: PredictOptions, cl: ClusterOptions, kw: dict[str, Any]) -> None:
-    from landslip.devices import select_device
+    from landslip.devices import resolve_device
     from landslip.models.bundle import load_bundle
 
-    bundle = load_bundle(bundle_path, device=str(select_device(opts.device)))
+    bundle = load_bundle(bundle_path, device=str(resolve_device(opts.device)), weights="lazy")
     files = BundleFiles.read(bundle.path)
     kw = dict(kw, bundle_sha256=files.sha256)
     threshold = kw.get("threshold")

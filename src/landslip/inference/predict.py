@@ -32,10 +32,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from torch import nn
 
 from landslip import __version__
-from landslip.devices import select_device
+from landslip.devices import resolve_device
 from landslip.encoding import (
     IGNORE,
     LABELS_TAG,
@@ -70,6 +69,8 @@ from landslip.spectral.extras import ExtraSpec, ModelInputs, model_inputs
 from landslip.spectral.naming import band_slots, data_bands, naming_hint
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from landslip.models.bundle import Bundle
 
 __all__ = [
@@ -108,7 +109,7 @@ class PredictOptions:
         min_area: Drop polygons below this area, square metres.
         geojson: Also write ``landslides.geojson`` in EPSG:4326.
         probability_dtype: ``uint8`` (0-254, 255 nodata) or ``float32`` (NaN nodata).
-        device: Torch device (:func:`landslip.devices.select_device`); default CUDA when
+        device: Torch device (:func:`landslip.devices.resolve_device`); default CUDA when
             available, else the CPU.
         engine: ``auto`` (ONNX Runtime on the CPU, PyTorch on CUDA), ``torch`` or ``onnx``
             (:func:`landslip.models.engine.create_engine`).
@@ -378,7 +379,7 @@ def predict_image(
     opts.check()
     if isinstance(predictor, Engine):
         return _predict_with(predictor, spec, image, out_dir, opts, report_extra)
-    with TorchEngine(predictor, select_device(opts.device),
+    with TorchEngine(predictor, resolve_device(opts.device),
                      opts.threads or default_threads()) as engine:
         return _predict_with(engine, spec, image, out_dir, opts, report_extra)
 
@@ -537,7 +538,7 @@ def predict_scene(
 
     info = declare_nodata(raster_info(image), nodata)  # fail on a missing image first
     check_engine_options(engine, threads)
-    bundle = load_bundle(bundle_path, device=str(select_device(device)))
+    bundle = load_bundle(bundle_path, device=str(resolve_device(device)), weights="lazy")
     inputs, spec = scene_inputs(bundle, info, band_names, extras, min_slope is not None, strict)
     spec = replace(spec, extras=inputs.extras)
     options = PredictOptions(

@@ -23,20 +23,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
-from torch import nn
 
 from landslip import __version__
 from landslip.errors import BandError, ModelError
 from landslip.formats import check_format, read_document
 from landslip.io.atomic import atomic_path, write_json_atomic
-from landslip.models.registry import create_model
 from landslip.spectral.bands import BandSet, normalize, resolve_band_set
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -176,15 +177,23 @@ class BundleMeta(BaseModel):
 class Bundle:
     """A loaded model bundle.
 
+    Args:
+        model: The network, or None to load the weights on first use of :attr:`model`
+            (``load_bundle(..., weights="lazy")``).
+        meta: The parsed ``model.json``.
+        path: The bundle folder.
+        device: Where a lazily loaded network goes.
+
     Attributes:
-        model: The network in eval mode, on the requested device; returns logits (N, 1, H, W).
         meta: The parsed ``model.json``.
         band_set: The resolved band set.
         path: The bundle folder.
     """
 
-    def __init__(self, model: nn.Module, meta: BundleMeta, path: Path) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module | None, meta: BundleMeta, path: Path,
+                 device: str = "cpu") -> None:
+        self._model = model
+        self._device = device
         self.meta = meta
         self.path = path
         self.band_set: BandSet = resolve_band_set(meta.band_set)
@@ -193,6 +202,17 @@ class Bundle:
                 f"model bundle {path}: band set {meta.band_set!r} resolves to "
                 f"{list(self.band_set.names)} but the bundle lists {meta.band_names}"
             )
+
+    @property
+    def model(self) -> nn.Module:
+        """The network in eval mode, on the bundle's device; returns logits (N, 1, H, W).
+
+        Raises:
+            ModelError: If the weights of a lazily loaded bundle are missing or do not fit.
+        """
+        if self._model is None:
+            self._model = _load_weights(self.path, self.meta, self._device)
+        return self._model
 
     @property
     def mean(self) -> list[float]:
@@ -322,12 +342,16 @@ def read_bundle_meta(path: str | Path) -> BundleMeta:
     return BundleMeta.from_json(doc, meta_path)
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
+def load_bundle(path: str | Path, device: str | torch.device = "cpu",
+                weights: Literal["now", "lazy"] = "now") -> Bundle:
     """Load a model bundle without unpickling anything.
 
     Args:
         path: Run folder, bundle folder, or the ``model.json`` file.
         device: Device to put the model on.
+        weights: ``now`` rebuilds the network and loads the weights at once; ``lazy`` only
+            checks that the weights file exists and loads it on first use of
+            :attr:`Bundle.model` (the ONNX Runtime engine never needs it, nor torch).
 
     Returns:
         The :class:`Bundle`, with the model in eval mode.
@@ -336,14 +360,23 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
         ModelError: If the bundle is missing, of another format or a newer version, or the
             weights do not fit the described architecture.
     """
+    folder = find_bundle(path)
+    meta = read_bundle_meta(folder)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ModelError(f"model bundle {folder} has no {WEIGHTS_FILE}")
+    if weights == "lazy":
+        return Bundle(None, meta, folder, str(device))
+    return Bundle(_load_weights(folder, meta, str(device)), meta, folder, str(device))
+
+
+def _load_weights(folder: Path, meta: BundleMeta, device: str) -> nn.Module:
+    """The bundle's network with its weights, in eval mode on ``device``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    folder = find_bundle(path)
-    meta = read_bundle_meta(folder)
+    from landslip.models.registry import create_model
+
     weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelError(f"model bundle {folder} has no {WEIGHTS_FILE}")
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
@@ -356,4 +389,4 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
             f"weights in {weights} do not fit model {meta.model!r} {meta.model_params}: {exc}"
         ) from exc
     model.to(device).eval()
-    return Bundle(model, meta, folder)
+    return model

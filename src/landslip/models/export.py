@@ -19,11 +19,13 @@ field with a JSON value (``"format": "\\"landslip-onnx\\""``, ``"version": "1"``
 ``"threshold"``, ``"patch_size"``, ``"dataset_fingerprint"``, ``"landslip_version"``,
 ``"training"``) plus ``"required_multiple"``, ``"input"`` / ``"output"`` (name, shape, dtype,
 meaning), ``"probability_encoding"``, ``"weights_sha256"`` (of ``model.safetensors``) and
-``"exported_by"``. :func:`read_onnx_metadata` reads it back into a :class:`OnnxMetadata`
+``"exported_by"``. :func:`landslip.models.onnx_meta.read_onnx_metadata` reads it back into an
+:class:`~landslip.models.onnx_meta.OnnxMetadata`
 holding the :class:`~landslip.models.bundle.BundleMeta`.
 
 Example:
-    >>> from landslip.models.export import export_onnx, read_onnx_metadata
+    >>> from landslip.models.export import export_onnx
+    >>> from landslip.models.onnx_meta import read_onnx_metadata
     >>> export_onnx("runs/r1", "model.onnx")                      # doctest: +SKIP
     >>> read_onnx_metadata("model.onnx").bundle.band_set          # doctest: +SKIP
     'bgrn'
@@ -35,7 +37,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,50 +50,40 @@ from torch import nn
 from landslip import __version__
 from landslip.encoding import PROBABILITY_NODATA, PROBABILITY_SCALE
 from landslip.errors import InputError, ModelError
-from landslip.formats import check_format
 from landslip.io.atomic import atomic_path
-from landslip.models.bundle import WEIGHTS_FILE, Bundle, BundleMeta, load_bundle
+from landslip.models.bundle import Bundle, load_bundle
+from landslip.models.onnx_meta import (
+    INPUT_NAME,
+    ONNX_CACHE_FILE,
+    ONNX_FORMAT,
+    ONNX_VERSION,
+    OUTPUT_NAME,
+    OnnxMetadata,
+    import_onnx,
+    matching_onnx,
+    read_onnx_metadata,
+    require_package,
+    weights_sha256,
+)
 
 if TYPE_CHECKING:
     import onnx
 
 __all__ = [
-    "INPUT_NAME",
     "MAX_CHECK_DIFFERENCE",
-    "ONNX_CACHE_FILE",
-    "ONNX_FORMAT",
     "ONNX_OPSET",
-    "ONNX_VERSION",
-    "OUTPUT_NAME",
     "OnnxExport",
-    "OnnxMetadata",
     "ProbabilityModel",
     "ensure_onnx",
     "export_onnx",
     "export_onnx_bytes",
-    "matching_onnx",
     "onnx_metadata_props",
-    "parse_onnx_metadata",
-    "read_onnx_metadata",
-    "require_package",
-    "weights_sha256",
 ]
 
 logger = logging.getLogger(__name__)
 
-ONNX_FORMAT = "landslip-onnx"
-"""``format`` metadata value of an exported landslip model."""
-ONNX_VERSION = 1
-"""Version of the metadata layout (grows when a reader could not follow a change)."""
 ONNX_OPSET = 20
 """ONNX opset of exported graphs (ONNX Runtime >= 1.17 runs it)."""
-INPUT_NAME = "input"
-"""Name of the graph input: float32 (N, C, H, W), normalised."""
-OUTPUT_NAME = "probability"
-"""Name of the graph output: float32 (N, 1, H, W) probabilities."""
-ONNX_CACHE_FILE = "model.onnx"
-"""A bundle's own export (``landslip export BUNDLE``, :func:`ensure_onnx`), reused by the onnx
-engine while its weights checksum matches."""
 MAX_CHECK_DIFFERENCE = 1e-4
 """Largest |p_onnx - p_torch| :func:`export_onnx` accepts when checking an export."""
 
@@ -112,27 +104,6 @@ class ProbabilityModel(nn.Module):
         return torch.sigmoid(self.model(x))
 
 
-@dataclass(frozen=True)
-class OnnxMetadata:
-    """What an exported file says about itself (:func:`read_onnx_metadata`).
-
-    Attributes:
-        bundle: The bundle's ``model.json`` (band set, band names, mean, std, threshold, ...).
-        required_multiple: Input height and width must be multiples of this.
-        input_name: Graph input name (float32 (N, C, H, W), normalised).
-        output_name: Graph output name (float32 (N, 1, H, W) probabilities).
-        weights_sha256: sha256 of the bundle's ``model.safetensors`` (None if not recorded).
-        exported_by: landslip version that wrote the file.
-        version: Metadata layout version.
-    """
-
-    bundle: BundleMeta
-    required_multiple: int
-    input_name: str = INPUT_NAME
-    output_name: str = OUTPUT_NAME
-    weights_sha256: str | None = None
-    exported_by: str = __version__
-    version: int = ONNX_VERSION
 
 
 @dataclass(frozen=True)
@@ -158,12 +129,6 @@ class OnnxExport:
     exporter: str = "torchscript"
 
 
-def weights_sha256(bundle: Bundle) -> str | None:
-    """sha256 of the bundle's ``model.safetensors``, or None when the file is absent."""
-    from landslip.dataset.checksums import sha256_file
-
-    path = bundle.path / WEIGHTS_FILE
-    return sha256_file(path) if path.is_file() else None
 
 
 def onnx_metadata_props(bundle: Bundle, sha256: str | None = None) -> dict[str, str]:
@@ -199,79 +164,8 @@ def onnx_metadata_props(bundle: Bundle, sha256: str | None = None) -> dict[str, 
     return {k: json.dumps(v) for k, v in values.items()}
 
 
-def parse_onnx_metadata(props: Mapping[str, str], source: str | Path) -> OnnxMetadata:
-    """Decode ``metadata_props`` written by :func:`onnx_metadata_props`.
-
-    Args:
-        props: Key to JSON string (``onnx.ModelProto.metadata_props`` as a dict, or ONNX
-            Runtime's ``get_modelmeta().custom_metadata_map``).
-        source: File named in error messages.
-
-    Returns:
-        The decoded metadata.
-
-    Raises:
-        ModelError: If the file was not exported by landslip, is of a newer layout, or a value
-            is not JSON or is inconsistent.
-    """
-    try:
-        doc = {k: json.loads(v) for k, v in props.items()}
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{source}: ONNX metadata value is not JSON ({exc}); export the "
-                         "model again with `landslip export`") from exc
-    if "format" not in doc:
-        raise ModelError(f"{source} is an ONNX file without landslip metadata; export the "
-                         "model with `landslip export BUNDLE -o FILE.onnx`")
-    doc = check_format(doc, expected=ONNX_FORMAT, supported=ONNX_VERSION, source=source,
-                       error=ModelError)
-    version = int(doc.pop("version"))
-    doc.pop("format")
-    extra = {k: doc.pop(k, None) for k in ("required_multiple", "input", "output",
-                                           "probability_encoding", "weights_sha256",
-                                           "exported_by")}
-    meta = BundleMeta.from_json({"format": "landslip-bundle", "version": 1, **doc}, str(source))
-    multiple = extra["required_multiple"]
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ModelError(f"{source}: bad required_multiple {multiple!r} in the ONNX metadata")
-    io_names = [(extra[k] or {}).get("name") if isinstance(extra[k], dict) else None
-                for k in ("input", "output")]
-    return OnnxMetadata(
-        bundle=meta, required_multiple=multiple,
-        input_name=str(io_names[0] or INPUT_NAME), output_name=str(io_names[1] or OUTPUT_NAME),
-        weights_sha256=extra["weights_sha256"], exported_by=str(extra["exported_by"]),
-        version=version,
-    )
 
 
-def read_onnx_metadata(source: str | Path | bytes) -> OnnxMetadata:
-    """Read the landslip metadata of an exported ONNX model.
-
-    Args:
-        source: Path of the ``.onnx`` file, or its bytes.
-
-    Returns:
-        The decoded metadata (the bundle's ``model.json`` as :class:`BundleMeta`, the required
-        multiple, input/output names, weights checksum, exporting version).
-
-    Raises:
-        ModelError: If the file is missing, not ONNX, or lacks landslip metadata.
-    """
-    onnx = _import_onnx()
-    from google.protobuf.message import DecodeError
-
-    name = "ONNX bytes" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes) and not Path(source).is_file():
-        raise ModelError(f"ONNX model {source} not found")
-    try:
-        if isinstance(source, bytes):
-            proto = onnx.load_model_from_string(source)
-        else:
-            proto = onnx.load(str(source), load_external_data=False)
-    except OSError as exc:
-        raise ModelError(f"cannot read ONNX model {name}: {exc}") from exc
-    except DecodeError as exc:
-        raise ModelError(f"{name} is not an ONNX model ({exc})") from exc
-    return parse_onnx_metadata({p.key: p.value for p in proto.metadata_props}, name)
 
 
 def export_onnx_bytes(bundle: Bundle, sha256: str | None = None, check: bool = True) -> bytes:
@@ -329,25 +223,6 @@ def export_onnx(
                       seconds=time.perf_counter() - t0, metadata=meta, exporter=exporter)
 
 
-def matching_onnx(bundle: Bundle) -> Path | None:
-    """``<bundle folder>/model.onnx`` when it was exported from this bundle, else None.
-
-    It matches when its metadata holds the sha256 of the bundle's ``model.safetensors`` and
-    the same ``model.json``; a stale or unreadable file is ignored (logged).
-    """
-    sha = weights_sha256(bundle)
-    cached = bundle.path / ONNX_CACHE_FILE
-    if sha is None or not cached.is_file():
-        return None
-    try:
-        meta = read_onnx_metadata(cached)
-    except ModelError as exc:
-        logger.warning("ignoring %s: %s", cached, exc)
-        return None
-    if meta.weights_sha256 == sha and meta.bundle == bundle.meta:
-        return cached
-    logger.info("ignoring %s: exported from other weights", cached)
-    return None
 
 
 def ensure_onnx(bundle: Bundle | str | Path) -> Path:
@@ -371,24 +246,8 @@ def ensure_onnx(bundle: Bundle | str | Path) -> Path:
     return cached if cached is not None else export_onnx(b, b.path / ONNX_CACHE_FILE).path
 
 
-def require_package(name: str, advice: str) -> Any:
-    """Import an optional package, or raise a one-line :class:`ModelError` saying what to do.
-
-    Args:
-        name: Module to import (``onnx``, ``onnxscript``, ``onnxruntime``).
-        advice: What to do instead, appended to the message.
-    """
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ModelError(f"the {name} package is not installed; install it "
-                         f"(`pip install {name}`) {advice}") from exc
 
 
-def _import_onnx() -> Any:
-    return require_package("onnx", "to export or read ONNX models")
 
 
 @contextmanager
@@ -414,7 +273,7 @@ def _export(bundle: Bundle, sha256: str | None, check: bool) -> tuple[bytes, flo
     graph as the torch.export-based exporter, which takes 5-9 s); the torch.export-based
     exporter when the TorchScript one fails, is missing (a later torch) or fails the check.
     """
-    _import_onnx()
+    import_onnx()
     if check:
         require_package("onnxruntime", "to check the export, or skip the check")
     model = bundle.model

@@ -16,12 +16,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from landslip.errors import ModelError
+
+if TYPE_CHECKING:  # the registry itself runs without torch (the ONNX Runtime engine uses it)
+    import torch
+    from torch import nn
 
 __all__ = [
     "ModelInfo",
@@ -45,7 +46,7 @@ class SegmentationModel(Protocol):
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
-Factory = Callable[..., nn.Module]
+Factory = Callable[..., "nn.Module"]
 F = TypeVar("F", bound=Factory)
 
 
