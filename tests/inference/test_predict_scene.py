@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from landslip.encoding import (
     IGNORE,
     STRUCTURE_8,
     apply_threshold,
+    decode_probability,
     encode_probability,
 )
 from landslip.errors import BandError, InputError
@@ -376,3 +378,53 @@ def test_polygon_count_equals_evaluation_object_count(tmp_path: Path, band_rows:
     np.testing.assert_allclose(frame.area, frame["pixels"] * 2.25)
     # The corner-joined landslides are one feature each, made of several parts.
     assert sorted(frame.geom_type) == ["MultiPolygon"] * 3 + ["Polygon"] * 2
+
+
+def _same_polygons(a: Any, b: Any) -> None:
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for col in ("id", "pixels", "area_m2", "mean_probability"):
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy())
+    assert all(g.equals(h) for g, h in zip(a.geometry, b.geometry, strict=True))
+
+
+def test_tracing_while_writing_equals_tracing_the_file(tmp_path: Path) -> None:
+    """MaskTracer fed rows in bands of any height (not aligned to its 256-row bands) gives
+    the polygons polygonize_mask reads back from the finished files; out of order: refused."""
+    from landslip.inference.vectorize import MaskTracer
+
+    rng = np.random.default_rng(3)
+    m = np.kron(rng.random((70, 30)) < 0.3, np.ones((9, 9), dtype=np.uint8))[:600, :250]
+    m = m.astype(np.uint8)
+    prob = np.where(m == 1, rng.integers(128, 255, m.shape), 10).astype(np.uint8)
+    write_raster(tmp_path / "mask.tif", m, _grid(*m.shape), nodata=255)
+    write_raster(tmp_path / "prob.tif", prob, _grid(*m.shape), nodata=255)
+    tracer = MaskTracer(_grid(*m.shape))
+    r0 = 0
+    for h in (100, 300, 37, 163):
+        tracer.add(r0, m[r0:r0 + h] == 1, decode_probability(prob[r0:r0 + h]))
+        r0 += h
+    traced = tracer.polygons().frame
+    assert len(traced) > 50
+    _same_polygons(traced, polygonize_mask(tmp_path / "mask.tif", tmp_path / "prob.tif").frame)
+    with pytest.raises(ValueError, match="rows must come in order"):
+        tracer.add(0, m[:10] == 1, None)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_predict_traces_the_polygons_of_its_own_mask(tmp_path: Path, dtype: str) -> None:
+    """The polygons predict traces while writing equal those traced from its finished files."""
+    h, w = 300, 260
+    img = np.full((4, h, w), -5.0, np.float32)
+    img[0][_snake_mask(h, w)[:h, :w] == 1] = 5.0
+    img[0, 40:200:7, 10:250] = 0.3  # probabilities between 0.5 and 1 on some rows
+    write_raster(tmp_path / "img.tif", img, _grid(h, w), nodata=NODATA, descriptions=BANDS)
+    r = predict_image(Band0Logit(), _spec(), tmp_path / "img.tif", tmp_path / "out",
+                      PredictOptions(threshold=0.5, window=64, overlap=32,
+                                     probability_dtype=dtype))  # type: ignore[arg-type]
+    import geopandas as gpd
+
+    written = gpd.read_file(r.polygons)
+    again = polygonize_mask(r.mask, r.probability).frame
+    assert len(written) == r.n_polygons == len(again) >= 4
+    _same_polygons(written.drop(columns=[c for c in written.columns if c not in again.columns]),
+                   again)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +42,7 @@ from landslip.encoding import (
     LANDSLIDE,
     PROBABILITY_NODATA,
     PROBABILITY_SCALE,
+    decode_probability,
     encode_probability,
     mask_from_probability,
 )
@@ -49,9 +51,9 @@ from landslip.grid import Grid
 from landslip.inference.min_area import drop_small_landslides
 from landslip.inference.publish import publish_prediction
 from landslip.inference.sliding import RowBand, SlidingPlan, make_plan
-from landslip.inference.stream import InputSpec, StreamStats, stream_predict
+from landslip.inference.stream import BackgroundSink, InputSpec, StreamStats, stream_predict
 from landslip.inference.terrain_filter import add_mean_slope
-from landslip.inference.vectorize import polygonize_mask, write_polygons
+from landslip.inference.vectorize import MaskTracer, polygonize_mask, write_polygons
 from landslip.io.atomic import write_json_atomic
 from landslip.io.checks import declare_nodata
 from landslip.io.cog import LABELS, probability_style
@@ -300,12 +302,18 @@ class MapWriter:
         threshold: Decision threshold (:func:`~landslip.encoding.mask_from_probability`).
         probability_dtype: ``uint8`` (:func:`~landslip.encoding.encode_probability`) or
             ``float32`` (NaN nodata).
+        trace: Also trace the landslide polygons as the rows are written (:attr:`tracer`),
+            so the finished mask need not be read again.
+
+    Attributes:
+        tracer: The :class:`~landslip.inference.vectorize.MaskTracer` (with ``trace``) or None.
     """
 
     def __init__(self, probability: Path, mask: Path, grid: Grid, threshold: float,
-                 probability_dtype: ProbabilityDtype = "uint8") -> None:
+                 probability_dtype: ProbabilityDtype = "uint8", trace: bool = False) -> None:
         self.threshold = threshold
         self.uint8 = probability_dtype == "uint8"
+        self.tracer = MaskTracer(grid) if trace else None
         tags = {"LANDSLIP_VERSION": __version__}
         self._prob = RasterWriter(
             probability, grid, 1, probability_dtype,
@@ -330,20 +338,47 @@ class MapWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stack.__exit__(exc_type, exc, tb)
+        """Finish both files; on success their COG copies run side by side (one core each).
+
+        If one of the two copies fails, the other file is removed too.
+        """
+        if exc_type is not None:
+            self._stack.__exit__(exc_type, exc, tb)
+            return
+        self._stack.pop_all()
+
+        def finish(writer: RasterWriter) -> None:
+            writer.__exit__(None, None, None)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            other = pool.submit(finish, self._mask)
+            try:
+                finish(self._prob)
+            except BaseException:
+                if other.exception() is None:
+                    self._mask.path.unlink(missing_ok=True)
+                raise
+            if other.exception() is not None:
+                self._prob.path.unlink(missing_ok=True)
+            other.result()
 
     def write(self, band: RowBand) -> None:
         """Write one row band (float32 probabilities and validity) to both files."""
         p, valid = band.prob, band.valid
         if self.uint8:
-            self._prob.write(encode_probability(p, valid), band.window)
+            codes = encode_probability(p, valid)
+            self._prob.write(codes, band.window)
         else:
             self._prob.write(np.where(valid, p, np.float32(np.nan)).astype(np.float32),
                              band.window)
         m = mask_from_probability(p, self.threshold, valid)
         self._mask.write(m, band.window)
-        self.landslide_pixels += int(np.count_nonzero(m == LANDSLIDE))
+        landslide = m == LANDSLIDE
+        self.landslide_pixels += int(np.count_nonzero(landslide))
         self.valid_pixels += int(np.count_nonzero(valid))
+        if self.tracer is not None:  # probabilities as the file holds them
+            held = decode_probability(codes) if self.uint8 else p
+            self.tracer.add(band.window.row_off, landslide, held)
 
 
 def predict_image(
@@ -405,9 +440,10 @@ def _predict_with(engine: Engine, spec: InputSpec, image: str | Path, out_dir: s
              info.grid.height, info.grid.width, plan.n_windows, plan.win_h, plan.win_w,
              plan.stride, engine.description)
     with gdal_env(GDAL_CACHE_MB), open_raster(image) as ds, MapWriter(
-        out.probability, out.mask, info.grid, opts.threshold, opts.probability_dtype
-    ) as writer:
-        stats = stream_predict(ds, engine, spec, plan, writer.write, batch_size=batch_size,
+        out.probability, out.mask, info.grid, opts.threshold, opts.probability_dtype,
+        trace=opts.polygons,
+    ) as writer, BackgroundSink(writer.write) as sink:
+        stats = stream_predict(ds, engine, spec, plan, sink, batch_size=batch_size,
                                tta=opts.tta, max_window_rows=opts.max_window_rows)
     run = ScenePass(info=info, spec=spec, opts=opts, plan=plan, stats=stats,
                batch_size=batch_size, engine=engine_fields(engine), start=start)
@@ -441,8 +477,9 @@ def finish_prediction(out: SceneOutputs, run: ScenePass, writer: MapWriter,
     n_polygons, removed = 0, 0
     if opts.polygons:
         with gdal_env(GDAL_CACHE_MB):
-            polys = drop_small_landslides(polygonize_mask(out.mask, out.probability), out.mask,
-                                          opts.min_area)
+            traced = (writer.tracer.polygons() if writer.tracer is not None
+                      else polygonize_mask(out.mask, out.probability))
+            polys = drop_small_landslides(traced, out.mask, opts.min_area)
             if spec.extras is not None and spec.extras.has_slope:
                 polys = add_mean_slope(polys, spec.extras, out.mask, opts.min_slope)
             write_polygons(polys, out.polygons, out.geojson)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from landslip.progress import track
 from landslip.spectral.bands import BandSet, normalize
 
 __all__ = [
+    "BackgroundSink",
     "InputSpec",
     "StreamStats",
     "predict_window",
@@ -261,3 +264,44 @@ def stream_predict(
     log.debug("streamed %d windows (%d skipped) in %.1f s, %.1f s in the model",
               stats.windows, stats.skipped, stats.total_seconds, stats.model_seconds)
     return stats
+
+
+class BackgroundSink:
+    """Hand row bands to a sink in one background thread, in order, a few at a time.
+
+    The writers' work (encoding, writing tiles, tracing polygons) then overlaps the model's
+    forward passes instead of following each of them. At most ``pending`` bands wait (each at
+    most one block of rows), so memory stays bounded. A context manager: leaving it waits for
+    every band; an error of the sink is raised in the caller (at the next band or on leaving);
+    when the caller fails, bands not yet started are dropped.
+
+    Args:
+        sink: Called with each :class:`RowBand`, in the order given.
+        pending: Bands that may wait for the sink before the caller blocks.
+    """
+
+    def __init__(self, sink: Callable[[RowBand], None], pending: int = 2) -> None:
+        self._sink = sink
+        self._pending = max(1, pending)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslip-sink")
+        self._futures: deque[Future[None]] = deque()
+
+    def __call__(self, band: RowBand) -> None:
+        """Queue one band (blocks while ``pending`` bands wait; raises the sink's error)."""
+        while self._futures and (self._futures[0].done()
+                                 or len(self._futures) >= self._pending):
+            self._futures.popleft().result()
+        self._futures.append(self._pool.submit(self._sink, band))
+
+    def __enter__(self) -> BackgroundSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if exc_type is None:
+                while self._futures:
+                    self._futures.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+

@@ -42,7 +42,7 @@ from landslip.grid import Grid, Window
 from landslip.io.atomic import atomic_path
 from landslip.io.raster import open_raster, raster_info
 
-__all__ = ["Polygons", "polygonize_mask", "write_polygons"]
+__all__ = ["MaskTracer", "Polygons", "polygonize_mask", "write_polygons"]
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def polygonize_mask(
         The :class:`Polygons`: one feature per landslide.
     """
     grid = raster_info(mask_path).grid
-    comps = _Components()
+    tracer = MaskTracer(grid, band_rows)
     with ExitStack() as stack:
         mds = stack.enter_context(open_raster(mask_path))
         pds = (stack.enter_context(open_raster(probability_path))
@@ -208,8 +208,56 @@ def polygonize_mask(
             win = Window(r0, 0, min(band_rows, grid.height - r0), grid.width)
             mask = mds.read(1, window=win.to_rasterio()) == LANDSLIDE
             prob = _read_probability(pds, win) if pds is not None and mask.any() else None
-            comps.add_band(r0, mask, prob)
-    return _assemble(grid, comps, min_area)
+            tracer.add(r0, mask, prob)
+    return tracer.polygons(min_area)
+
+
+class MaskTracer:
+    """Trace a mask into polygons while it is being written, band by band, top to bottom.
+
+    Fed the rows :func:`polygonize_mask` would read back from the finished file, it gives the
+    same polygons without reading the file again (``landslip predict`` traces the row bands as
+    it writes them).
+
+    Args:
+        grid: The mask's grid.
+        band_rows: Rows traced at a time; :meth:`add` cuts what it gets at multiples of this
+            (as :func:`polygonize_mask` reads), so any band heights give the same result.
+    """
+
+    def __init__(self, grid: Grid, band_rows: int = 256) -> None:
+        self.grid = grid
+        self.band_rows = band_rows
+        self._comps = _Components()
+        self._next_row = 0
+
+    def add(self, r0: int, mask: npt.NDArray[np.bool_],
+            prob: npt.NDArray[np.float32] | None) -> None:
+        """Trace the next rows.
+
+        Args:
+            r0: First row; must be where the previous call ended (0 at first).
+            mask: bool (h, width), True at landslide pixels.
+            prob: float32 (h, width) probabilities (decoded as :func:`polygonize_mask` reads
+                them), or None (``mean_probability`` NaN, or when no pixel is a landslide).
+
+        Raises:
+            ValueError: If the rows do not follow the previous ones.
+        """
+        if r0 != self._next_row:
+            raise ValueError(f"rows must come in order: expected row {self._next_row}, got {r0}")
+        self._next_row = r0 + mask.shape[0]
+        a, n, h = 0, self.band_rows, mask.shape[0]
+        while a < h:  # bands of the file reader: row multiples of band_rows
+            cut = slice(a, min(a + n - (r0 + a) % n, h))
+            part = mask[cut]
+            self._comps.add_band(r0 + a, part, prob[cut] if prob is not None and part.any()
+                                 else None)
+            a = cut.stop
+
+    def polygons(self, min_area: float = 0.0) -> Polygons:
+        """The landslides traced so far (see :func:`polygonize_mask`)."""
+        return _assemble(self.grid, self._comps, min_area)
 
 
 def _assemble(grid: Grid, comps: _Components, min_area: float) -> Polygons:
