@@ -194,8 +194,10 @@ def part_b(bundle: Any, onnx_bytes: bytes, sizes: list[int], threads: int, reps:
     return rows
 
 
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork + exec, so the child would report the
+# parent's peak when that is larger.
 _PEAK = """
-import resource, sys, numpy as np
+import sys, numpy as np
 import landslip.inference.predict  # the libraries predict loads
 from landslip.models.bundle import load_bundle
 from landslip.models.engine import create_engine
@@ -203,7 +205,8 @@ engine = create_engine(load_bundle(sys.argv[1]), sys.argv[2], "cpu", int(sys.arg
 x = np.zeros((1, 4, int(sys.argv[4]), int(sys.argv[5])), np.float32)
 for _ in range(3):  # ONNX Runtime's arena reaches its steady size after a few runs
     engine.probabilities(x)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+with open("/proc/self/status") as f:
+    print(next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024)
 """
 
 

@@ -291,8 +291,13 @@ def export_seconds(bundle: Path) -> float:
     return time.perf_counter() - t0
 
 
+# Peak memory of a child is its VmHWM: ``ru_maxrss`` of RUSAGE_SELF survives fork + exec on
+# Linux, so a child would report this (large) benchmark process's peak instead of its own.
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
+def peak_mb():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
 import landslip.inference.stream as stream
 from landslip.inference.predict import predict_scene
 progress = sys.argv[4] == "1"
@@ -303,7 +308,7 @@ def track(items, total=None, description=""):
         if progress and (i == total or i % max(1, (total or 1) // 50) == 0):
             dt = time.perf_counter() - t0
             eta = dt / i * ((total or i) - i)
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss = peak_mb()
             print(f"  {description}: {i}/{total} batches, {dt:.0f} s, ETA {eta:.0f} s, "
                   f"peak RSS {rss:.0f} MB", flush=True)
 stream.track = track
@@ -320,7 +325,7 @@ def traced(*args, **kwargs):
 predict.polygonize_mask = traced
 t0 = time.perf_counter()
 r = predict_scene(sys.argv[1], sys.argv[2], sys.argv[3], threads=int(sys.argv[5]))
-print(json.dumps(dict(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps(dict(peak_rss_mb=peak_mb(),
     seconds=time.perf_counter() - t0, predict_seconds=r.seconds,
     model_seconds=r.stats.model_seconds, windows=r.plan.n_windows,
     window=[r.plan.win_h, r.plan.win_w], skipped=r.stats.skipped, engine=r.engine,
