@@ -91,8 +91,8 @@ def _up_concat(up: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch.Tens
             and x.is_contiguous(memory_format=cl) and skip.is_contiguous(memory_format=cl)
             and x.dim() == 4 and up.kernel_size == (2, 2) and up.stride == (2, 2)
             and up.padding == (0, 0) and up.output_padding == (0, 0) and up.groups == 1
-            and up.dilation == (1, 1) and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()):
+            and up.dilation == (1, 1) and not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing()):  # type: ignore[attr-defined,no-untyped-call]
         return torch.cat([up(x), skip], dim=1)
     n, c, h, w = x.shape
     o, s = up.out_channels, skip.shape[1]
