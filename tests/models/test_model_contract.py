@@ -176,3 +176,32 @@ def test_registry_errors_list_valid_names() -> None:
     with pytest.raises(ModelError, match="registered twice"):
         register_model("unet")(lambda in_channels: torch.nn.Identity())
     assert model_info("unet").params == ("width", "depth", "upsampling")
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_unet_channels_last_training_matches_the_plain_layers(upsampling: str) -> None:
+    """The channels_last training path (the transposed convolution and the concatenation as one
+    matrix product, :func:`landslip.models.unet._up_concat`) gives the logits and gradients of
+    the NCHW layers, and skips the ConvTranspose2d kernel only where it applies."""
+    torch.manual_seed(0)
+    ref = create_model("unet", 4, width=4, depth=2, upsampling=upsampling)
+    fast = create_model("unet", 4, width=4, depth=2, upsampling=upsampling)
+    fast.load_state_dict(ref.state_dict())
+    fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    calls: list[str] = []
+    for i, up in enumerate(fast.up):  # type: ignore[union-attr,arg-type]
+        up.register_forward_hook(lambda *_a, i=i: calls.append(f"up{i}"))
+    x = torch.randn(2, 4, 16, 16)
+    y = (torch.rand(2, 16, 16) > 0.5).to(torch.uint8)
+    out_ref, out = ref(x), fast(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    loss_fn = create_loss("bce")
+    loss_fn(out_ref, y).backward()
+    loss_fn(out, y).backward()
+    grads = dict(fast.named_parameters())
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(grads[name].grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert calls == ([] if upsampling == "transpose" else ["up0", "up1"])
+    with torch.no_grad():  # inference keeps the ConvTranspose2d layers
+        fast(x.contiguous(memory_format=torch.channels_last))
+    assert len(calls) == (2 if upsampling == "transpose" else 4)
