@@ -16,10 +16,13 @@ from landslip.encoding import PROBABILITY_NODATA, encode_probability
 from landslip.grid import Grid, Window
 from landslip.io.cog import (
     COG_BLOCK,
+    CONTINUOUS,
     LABELS,
     LANDSLIDE_RGB,
+    RasterStyle,
     check_cog,
     color_interpretation,
+    overview_factors,
     probability_style,
 )
 from landslip.io.raster import RasterWriter, write_raster
@@ -58,6 +61,57 @@ def test_streamed_raster_becomes_a_valid_cog_with_overviews(tmp_path: Path) -> N
     expected = data[0].reshape(350, 2, 300, 2).astype(np.float64).mean(axis=(1, 3))
     assert np.abs(ov - expected).max() <= 1
     assert [p.name for p in tmp_path.iterdir()] == ["img.tif"]
+
+
+@pytest.mark.parametrize(("shape", "style"), [((700, 600), CONTINUOUS), ((1100, 300), CONTINUOUS),
+                                            ((701, 603), CONTINUOUS), ((520, 530), LABELS),
+                                            ((200, 180), CONTINUOUS)])
+def test_prebuilt_overviews_equal_the_cog_drivers(tmp_path: Path, shape: tuple[int, int],
+                                                  style: RasterStyle) -> None:
+    """Streamed uncompressed with the overviews built first (``prebuilt``): the same levels and
+    full-resolution pixels as the COG driver computing the overviews itself, a valid COG, no
+    temporary file left. The overview pixels are the same where every level above has even
+    sides (4096, 16384, 700 x 600); below an odd-sized level both average windows of the
+    ratio of the level sizes (just under 2) but place them differently: same-level means."""
+    h, w = shape
+    rng = np.random.default_rng(1)
+    if style is LABELS:
+        data = rng.choice(np.array([0, 1, 255], dtype=np.uint8), (1, h, w))
+        nodata, dtype, bands = 255, "uint8", None
+    else:
+        data = rng.integers(0, 4096, (2, h, w), dtype=np.uint16)
+        data[:, 100:140, 50:90] = 0  # nodata, skipped by the averages
+        nodata, dtype, bands = 0, "uint16", BANDS[:2]
+    files = {}
+    for prebuilt in (False, True):
+        target = tmp_path / f"{prebuilt}.tif"
+        with RasterWriter(target, _grid(h, w), data.shape[0], dtype, nodata, bands,
+                          style=style, prebuilt=prebuilt) as wr:
+            for r in range(0, h, 256):
+                win = Window(r, 0, min(256, h - r), w)
+                wr.write(data[(slice(None), *win.slices())], win)
+        files[prebuilt] = target
+        check = check_cog(target)
+        assert check.valid, check.errors
+    with rasterio.open(files[False]) as old, rasterio.open(files[True]) as new:
+        assert new.overviews(1) == old.overviews(1) == overview_factors(h, w)
+        assert new.profile == old.profile and new.descriptions == old.descriptions
+        np.testing.assert_array_equal(new.read(), data)
+        for i, f in enumerate(old.overviews(1)):
+            size = (data.shape[0], -(-h // f), -(-w // f))
+            got, want = new.read(out_shape=size), old.read(out_shape=size)
+            if all(-(-n // g) % 2 == 0 for n in shape for g in [1, *old.overviews(1)][:i + 1]):
+                np.testing.assert_array_equal(got, want)
+            else:
+                assert abs(got.mean() - want.mean()) < 0.01 * want.mean()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["False.tif", "True.tif"]
+
+
+def test_overview_factors_down_to_one_tile() -> None:
+    assert overview_factors(4096, 4096) == [2, 4, 8, 16]
+    assert overview_factors(257, 10) == [2]
+    assert overview_factors(256, 256) == []
+    assert overview_factors(1100, 300) == [2, 4, 8]
 
 
 def test_colour_interpretation_names_rgb_and_never_alpha(tmp_path: Path) -> None:

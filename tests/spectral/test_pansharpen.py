@@ -16,6 +16,7 @@ import landslip.spectral.pansharpen as pansharpen_module
 from landslip.cli.app import main
 from landslip.errors import CRSMismatchError, GridError, InputError
 from landslip.grid import Grid
+from landslip.io.cog import check_cog
 from landslip.io.raster import read_raster, write_raster
 from landslip.spectral.fusion import check_pair, compute_stats, pansharpen
 from landslip.spectral.hpf_params import HPF_TABLE, hpf_parameters
@@ -258,6 +259,29 @@ def test_windowed_equals_whole_image(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (got[:, 13, 21] == 0).all()
     # The MS nodata pixel is a bilinear tap of 8 x 8 PAN pixels; plus the PAN nodata pixel.
     assert (got[:, 60, 70] == 0).all() and valid.sum() == valid.size - 65
+
+
+def test_output_is_a_cog_with_overviews_and_the_plain_fusion(tmp_path: Path) -> None:
+    """The output (overviews built before the COG copy) is a valid COG with the COG driver's
+    overview levels and averages, and its full resolution is the plain fusion bit for bit."""
+    pan, ms = _scene(560, 528)
+    p, m = _write_pair(tmp_path, pan, ms)
+    setup = check_pair(p, m)
+    params = hpf_parameters(setup.ratio)
+    stats = compute_stats(setup, params, tile=256, progress=False)
+    out = tmp_path / "fused.tif"
+    pansharpen(p, m, out, tile=256, stats=stats, workers=2)
+    fused, valid, _ = fuse_arrays(pan, ms, setup.mapping, "hpf", params, stats=stats)
+    expected = to_output_dtype(fused, valid, np.dtype("uint16"), None)
+    check = check_cog(out)
+    assert check.valid and not check.warnings, check.errors
+    plain = write_raster(tmp_path / "plain.tif", expected, setup.out_grid)  # COG driver's
+    with rasterio.open(out) as ds, rasterio.open(plain) as ref:
+        np.testing.assert_array_equal(ds.read(), expected)
+        assert ds.overviews(1) == ref.overviews(1) == [2, 4]
+        for f in (2, 4):
+            size = (4, 560 // f, 528 // f)
+            np.testing.assert_array_equal(ds.read(out_shape=size), ref.read(out_shape=size))
 
 
 def test_statistics_do_not_depend_on_workers_or_row_chunk(

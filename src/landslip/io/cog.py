@@ -9,6 +9,13 @@ overviews and the copy block by block, so memory stays bounded by its block cach
 raster size (``benchmarks/cog_memory.py``). The final file appears by rename only when it is
 complete (:func:`landslip.io.atomic.atomic_path`).
 
+With ``prebuilt=True`` (:func:`cog_target`; the pan-sharpened image uses it) the overviews are
+built into the streamed file first (:func:`build_overviews`: GDAL's ``BuildOverviews`` with the
+same levels and resampling as the COG driver's ``OVERVIEWS=AUTO``, the same pixels), and the COG
+driver copies them (``OVERVIEWS=FORCE_USE_EXISTING``) instead of computing them into a
+compressed temporary file of its own and reading them back: streamed uncompressed, every pixel
+is compressed exactly once, in the final file, by GDAL's threads.
+
 A :class:`RasterStyle` says how viewers should present a raster: the overview resampling
 (``average`` for continuous data, ``nearest`` for masks and labels: a mode or average would
 invent or erase classes), a colour table, and the scale/offset that turn stored codes into
@@ -45,9 +52,11 @@ __all__ = [
     "CogCheck",
     "RasterStyle",
     "apply_style",
+    "build_overviews",
     "check_cog",
     "cog_target",
     "color_interpretation",
+    "overview_factors",
     "probability_style",
     "write_cog",
 ]
@@ -142,15 +151,51 @@ def apply_style(ds: Any, style: RasterStyle, descriptions: Sequence[str | None] 
         ds.units = [style.units] * ds.count
 
 
+def overview_factors(height: int, width: int, block: int = COG_BLOCK) -> list[int]:
+    """The overview levels of GDAL's COG driver (``OVERVIEWS=AUTO``): 2, 4, 8, ... until the
+    overview, ``ceil(size / factor)`` pixels on each side, fits in one ``block`` tile."""
+    factors: list[int] = []
+    f = 1
+    while -(-height // f) > block or -(-width // f) > block:
+        f *= 2
+        factors.append(f)
+    return factors
+
+
+def build_overviews(path: str | Path, style: RasterStyle) -> None:
+    """Build the COG driver's overviews into the GeoTIFF ``path`` (in place, by GDAL).
+
+    Levels :func:`overview_factors`, resampling ``style.overviews`` (nodata skipped), computed
+    by GDAL's ``BuildOverviews`` as the COG driver computes them with ``OVERVIEWS=AUTO``
+    (``tests/io/test_cog.py`` checks the overview pixels are equal), in GDAL's threads
+    (``GDAL_NUM_THREADS``).
+
+    Raises:
+        RasterIOError: If GDAL fails.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(path, "r+") as ds:
+            factors = overview_factors(ds.height, ds.width)
+            if factors:
+                ds.build_overviews(factors, Resampling[style.overviews])
+    except Exception as exc:
+        raise RasterIOError(f"cannot build the overviews of {path}: {exc}") from exc
+
+
 def write_cog(
-    src: str | Path, dst: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None
+    src: str | Path, dst: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None,
+    prebuilt: bool = False,
 ) -> None:
     """Copy a GeoTIFF into the Cloud-Optimized layout with GDAL's COG driver.
 
     Overviews are computed from ``src`` (nodata skipped) with ``style.overviews`` down to one
-    tile; tags, band descriptions, nodata, colour table and interpretation, scale and offset
-    are copied. GDAL works block by block under its block cache (set the cache with
-    :func:`landslip.io.gdal.gdal_env`).
+    tile, or copied from ``src`` when ``prebuilt`` (:func:`build_overviews`); tags, band
+    descriptions, nodata, colour table and interpretation, scale and offset are copied. GDAL
+    works block by block under its block cache (set the cache with
+    :func:`landslip.io.gdal.gdal_env`) and compresses in all CPUs.
 
     Args:
         src: The streamed GeoTIFF.
@@ -158,6 +203,7 @@ def write_cog(
         style: Overview resampling.
         bigtiff: Force BigTIFF (else only when GDAL finds it needed).
         level: DEFLATE level of the COG (None: GDAL's default, 6).
+        prebuilt: ``src`` holds the overviews already (``OVERVIEWS=FORCE_USE_EXISTING``).
 
     Raises:
         RasterIOError: If GDAL fails.
@@ -168,7 +214,8 @@ def write_cog(
     try:
         rasterio.shutil.copy(
             str(src), str(dst), driver="COG", BLOCKSIZE=COG_BLOCK, COMPRESS="DEFLATE",
-            PREDICTOR="YES", RESAMPLING=style.overviews.upper(), OVERVIEWS="AUTO",
+            PREDICTOR="YES", RESAMPLING=style.overviews.upper(),
+            OVERVIEWS="FORCE_USE_EXISTING" if prebuilt else "AUTO",
             BIGTIFF="YES" if bigtiff else "IF_SAFER", NUM_THREADS="ALL_CPUS", **extra,
         )
     except Exception as exc:
@@ -177,19 +224,24 @@ def write_cog(
 
 @contextmanager
 def cog_target(
-    path: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None
+    path: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None,
+    prebuilt: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary GeoTIFF path to stream into; on success it becomes the COG ``path``.
 
     The streamed file lies beside the target under a hidden name; when the block exits without
     an exception it is copied into the COG layout (:func:`write_cog`) under another hidden
-    name, which is renamed to ``path``. Both temporary files are removed in every case.
+    name, which is renamed to ``path``. Both temporary files are removed in every case. With
+    ``prebuilt`` the overviews are built into the streamed file first (:func:`build_overviews`)
+    and copied, not recomputed.
     """
     with atomic_path(path) as final_tmp:
         stream = final_tmp.with_name(final_tmp.name + ".stream.tif")
         try:
             yield stream
-            write_cog(stream, final_tmp, style, bigtiff, level)
+            if prebuilt:
+                build_overviews(stream, style)
+            write_cog(stream, final_tmp, style, bigtiff, level, prebuilt)
         finally:
             stream.unlink(missing_ok=True)
 
