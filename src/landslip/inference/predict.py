@@ -442,7 +442,7 @@ def _predict_with(engine: Engine, spec: InputSpec, image: str | Path, out_dir: s
     with gdal_env(GDAL_CACHE_MB), open_raster(image) as ds, MapWriter(
         out.probability, out.mask, info.grid, opts.threshold, opts.probability_dtype,
         trace=opts.polygons,
-    ) as writer, BackgroundSink(writer.write) as sink:
+    ) as writer, BackgroundSink(writer.write, pending=4) as sink:
         stats = stream_predict(ds, engine, spec, plan, sink, batch_size=batch_size,
                                tta=opts.tta, max_window_rows=opts.max_window_rows)
     run = ScenePass(info=info, spec=spec, opts=opts, plan=plan, stats=stats,

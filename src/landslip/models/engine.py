@@ -269,6 +269,9 @@ class OnnxEngine(Engine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.enable_mem_pattern = False  # same speed, 0.2 GB less at 1024 x 1024
+        # Idle pool threads sleep instead of spinning: the forward pass is as fast (measured)
+        # and the cores stay free for the reading and writing threads of predict.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
