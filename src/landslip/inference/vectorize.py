@@ -161,13 +161,19 @@ class _Components:
             psum = np.full(n, np.nan)
         self.sums.extend(float(v) for v in psum)
         self.first_row.extend(r0 + sl[0].start for sl in ndimage.find_objects(labels))
-        for geom, value in rasterio.features.shapes(
+        traced = list(rasterio.features.shapes(
             labels.astype(np.int32, copy=False), mask=labels > 0, connectivity=CONNECTIVITY,
             transform=Affine.translation(0, r0),
-        ):
-            piece = shapely.geometry.shape(geom)
-            if not piece.is_valid:  # a ring that touches itself at a corner
-                piece = shapely.make_valid(piece, method="structure")
+        ))
+        # Rings as arrays (shapely builds those in C; lists of tuples go through Python loops)
+        pieces = np.array([shapely.Polygon(np.asarray(g["coordinates"][0], dtype=np.float64),
+                                           [np.asarray(h, dtype=np.float64)
+                                            for h in g["coordinates"][1:]])
+                           for g, _ in traced], dtype=object)
+        bad = ~shapely.is_valid(pieces)  # rings that touch themselves at a corner
+        if bad.any():
+            pieces[bad] = shapely.make_valid(pieces[bad], method="structure")
+        for piece, (_, value) in zip(pieces, traced, strict=True):
             self.pieces[base + int(value) - 1].append(piece)
         # Global id + 1 in the first and last rows (0 = background); join with the band above.
         top = labels[0].astype(np.int64)
