@@ -493,5 +493,7 @@ def normalize(
         raise BandError(
             f"{bands.shape[axis]} bands but {m.size} means and {s.size} standard deviations"
         )
-    out = (bands - m) / np.where(s > 0, s, np.float32(1))
-    return np.where(np.expand_dims(valid, axis), out, np.float32(0)).astype(np.float32)
+    out = np.subtract(bands, m, dtype=np.float32)
+    out /= np.where(s > 0, s, np.float32(1))
+    np.copyto(out, np.float32(0), where=~np.expand_dims(valid, axis))  # no temporaries
+    return out
