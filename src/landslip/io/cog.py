@@ -62,6 +62,7 @@ __all__ = [
     "cog_target",
     "color_interpretation",
     "overview_factors",
+    "overview_source",
     "probability_style",
     "write_cog",
 ]
@@ -172,21 +173,33 @@ def cog_predictor(dtype: str | np.dtype[Any]) -> int:
     return 3 if np.dtype(dtype).kind == "f" else 2
 
 
-def cog_stream_profile(profile: Mapping[str, Any], level: int | None) -> dict[str, Any]:
+def cog_stream_profile(profile: Mapping[str, Any], level: int | None, compress: bool = True
+                       ) -> dict[str, Any]:
     """The profile of a GeoTIFF streamed already in the COG's tiles and compression.
 
     ``profile`` (a rasterio profile: size, bands, dtype, georeferencing, nodata) becomes
     :data:`COG_BLOCK` tiles, pixel interleave (as the COG driver writes), DEFLATE at ``level``
     (None: GDAL's default, 6) with :func:`cog_predictor`, compressed in GDAL's threads while the
-    caller writes (``NUM_THREADS=ALL_CPUS``). Used with ``cog_target(prebuilt=True)``.
+    caller writes (``NUM_THREADS=ALL_CPUS``). ``compress=False``: the same tiles uncompressed
+    (the :func:`overview_source`). Used with ``cog_target(prebuilt=True)``.
     """
     out = {k: v for k, v in profile.items() if k not in ("zlevel", "compress", "predictor")}
-    out.update(tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, interleave="pixel",
-               compress="deflate", predictor=cog_predictor(profile["dtype"]),
-               num_threads="all_cpus")
-    if level is not None:
-        out["zlevel"] = level
+    out.update(tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, interleave="pixel")
+    if compress:
+        out.update(compress="deflate", predictor=cog_predictor(profile["dtype"]),
+                   num_threads="all_cpus")
+        if level is not None:
+            out["zlevel"] = level
     return out
+
+
+def overview_source(stream: Path) -> Path:
+    """Where ``cog_target(prebuilt=True)`` expects the uncompressed copy of ``stream``.
+
+    The writer streams every pixel into both files: the overviews are computed from this one,
+    so GDAL need not decompress the full resolution to compute them.
+    """
+    return stream.with_name(stream.name + ".ovr-source.tif")
 
 
 def build_overviews(path: str | Path, style: RasterStyle, level: int | None = None) -> None:
@@ -265,21 +278,25 @@ def cog_target(
     The streamed file lies beside the target under a hidden name; when the block exits without
     an exception it is copied into the COG layout (:func:`write_cog`) under another hidden
     name, which is renamed to ``path``. Both temporary files are removed in every case. With
-    ``prebuilt`` the streamed file must be compressed as the COG (:func:`cog_stream_profile`):
-    the overviews are built into it (:func:`build_overviews`) and its tiles are copied raw into
-    the COG order (:func:`landslip.io.cog_layout.relayout_cog`), not compressed again.
+    ``prebuilt`` the streamed file must be compressed as the COG (:func:`cog_stream_profile`)
+    and the same pixels streamed uncompressed into :func:`overview_source`: the overviews are
+    built into that copy, compressed as the COG's (:func:`build_overviews`), and the tiles of
+    both are copied raw into the COG order (:func:`landslip.io.cog_layout.relayout_cog`): the
+    full resolution is compressed once, while the writer streams, and never decompressed.
     """
     with atomic_path(path) as final_tmp:
         stream = final_tmp.with_name(final_tmp.name + ".stream.tif")
+        source = overview_source(stream)
         try:
             yield stream
             if prebuilt:
-                build_overviews(stream, style, level)
-                relayout_cog(stream, final_tmp)
+                build_overviews(source, style, level)
+                relayout_cog(stream, final_tmp, overviews=source)
             else:
                 write_cog(stream, final_tmp, style, bigtiff, level)
         finally:
             stream.unlink(missing_ok=True)
+            source.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,14 @@ directories (IFDs) of a classic TIFF or a BigTIFF written by GDAL (the full reso
 overviews ``BuildOverviews`` appended, largest first) and writes a new file in the COG order:
 the header, every IFD with its out-of-line values (full resolution first, then the overviews in
 order), then the tile data, the smallest overview's first and the full resolution's last, each
-IFD's tiles in index order. Only the ``TileOffsets`` (or ``StripOffsets``) values change; every
-other tag (georeferencing, GDAL metadata, nodata, colour map, compression) is copied byte for
-byte, so readers see the same pixels, overviews and metadata. The tiles are copied by byte range
-(``os.copy_file_range`` where the system has it, else chunked reads), so memory stays flat
-whatever the file size. GDAL's optional "ghost" structural metadata is not written: readers and
-rio-cogeo's validator do not need it.
+IFD's tiles in index order. Only the ``TileOffsets`` and ``TileByteCounts`` (or strip) entries
+are rewritten; every other tag (georeferencing, GDAL metadata, nodata, colour map, compression)
+is copied byte for byte, so readers see the same pixels, overviews and metadata. The output is
+classic TIFF when the source is and the result fits in 4 GiB, else BigTIFF; the overview IFDs
+may come from another file (a BigTIFF is fine), see :func:`relayout_cog`. The tiles are copied
+by byte range (``os.copy_file_range`` where the system has it, else chunked reads), so memory
+stays flat whatever the file size. GDAL's optional "ghost" structural metadata is not
+written: readers and rio-cogeo's validator do not need it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -83,6 +86,7 @@ class _Ifd:
     offsets: list[int]
     counts: list[int]
     offsets_tag: int
+    counts_tag: int
 
 
 def _ints(fmt: _Format, entry: _Entry) -> list[int]:
@@ -129,7 +133,7 @@ def _read_ifd(f: BinaryIO, fmt: _Format, offset: int) -> tuple[_Ifd, int]:
     for off_tag, count_tag in _DATA_TAGS:
         if off_tag in by_tag and count_tag in by_tag:
             offsets, counts = _ints(fmt, by_tag[off_tag]), _ints(fmt, by_tag[count_tag])
-            return _Ifd(entries, offsets, counts, off_tag), nxt
+            return _Ifd(entries, offsets, counts, off_tag, count_tag), nxt
     raise RasterIOError(f"TIFF IFD at byte {offset} has no tile or strip offsets; re-lay out "
                         "only tiled GeoTIFFs")
 
@@ -157,7 +161,7 @@ def _ifd_extent(fmt: _Format, ifd: _Ifd) -> int:
     size = _pad(fmt.ifd_size(len(ifd.entries)))
     for e in ifd.entries:
         n = _TYPE_SIZES.get(e.type, 1) * e.count
-        if e.tag == ifd.offsets_tag:
+        if e.tag in (ifd.offsets_tag, ifd.counts_tag):
             n = (8 if fmt.big else 4) * e.count
         if n > fmt.inline:
             size += _pad(n)
@@ -173,9 +177,13 @@ def _encode_ifd(fmt: _Format, ifd: _Ifd, start: int, new_offsets: list[int], nxt
     base = start + _pad(fmt.ifd_size(len(ifd.entries)))
     for e in ifd.entries:
         typ, data = e.type, e.data
-        if e.tag == ifd.offsets_tag:
+        if e.tag in (ifd.offsets_tag, ifd.counts_tag):
             typ = 16 if fmt.big else 4
-            data = struct.pack(f"{o}{e.count}{word}", *new_offsets)
+            values = new_offsets if e.tag == ifd.offsets_tag else ifd.counts
+            data = struct.pack(f"{o}{e.count}{word}", *values)
+        elif typ in (16, 17, 18) and not fmt.big:
+            raise RasterIOError(f"TIFF tag {e.tag} holds 64-bit values, which classic TIFF "
+                                "cannot store; write the file as BigTIFF")
         head += struct.pack(f"{o}HH{word}", e.tag, typ, e.count)
         if len(data) > fmt.inline:
             head += struct.pack(f"{o}{word}", base + len(tail))
@@ -186,43 +194,43 @@ def _encode_ifd(fmt: _Format, ifd: _Ifd, start: int, new_offsets: list[int], nxt
     return bytes(head.ljust(_pad(len(head)), b"\0") + tail)
 
 
-def _plan(fmt: _Format, ifds: list[_Ifd]) -> tuple[bytes, list[tuple[int, int]]]:
-    """The new file's header and IFDs, and the (source offset, length) ranges of tile data to
-    append after them, in order."""
+def _plan(fmt: _Format, ifds: list[_Ifd], sources: list[int]
+          ) -> tuple[bytes, list[tuple[int, int, int]]] | None:
+    """The new file's header and IFDs, and the (source file, offset, length) ranges of tile
+    data to append after them, in order (``sources``: the file of each IFD's tiles); None when
+    a classic TIFF would exceed 4 GiB."""
     starts, pos = [], fmt.header_size
     for ifd in ifds:
         starts.append(pos)
         pos += _ifd_extent(fmt, ifd)
     new_offsets: list[list[int]] = [[] for _ in ifds]
-    ranges: list[tuple[int, int]] = []
+    ranges: list[tuple[int, int, int]] = []
     for i in reversed(range(len(ifds))):  # smallest overview first, full resolution last
         for off, n in zip(ifds[i].offsets, ifds[i].counts, strict=True):
             new_offsets[i].append(pos if n else 0)
             if n:
-                ranges.append((off, n))
+                ranges.append((sources[i], off, n))
                 pos += n
     if not fmt.big and pos > 0xFFFFFFFF:
-        raise RasterIOError("the re-laid-out file would exceed 4 GiB in classic TIFF; write "
-                            "it as BigTIFF")
+        return None
     o = fmt.order
-    header = (struct.pack(f"{o}2sHHHQ", o.replace("<", "II").replace(">", "MM").encode(), 43,
-                          8, 0, starts[0]) if fmt.big else
-              struct.pack(f"{o}2sHI", o.replace("<", "II").replace(">", "MM").encode(), 42,
-                          starts[0]))
+    mark = b"II" if o == "<" else b"MM"
+    header = (struct.pack(f"{o}2sHHHQ", mark, 43, 8, 0, starts[0]) if fmt.big else
+              struct.pack(f"{o}2sHI", mark, 42, starts[0]))
     body = b"".join(_encode_ifd(fmt, ifd, starts[i], new_offsets[i],
                                 starts[i + 1] if i + 1 < len(ifds) else 0)
                     for i, ifd in enumerate(ifds))
     return header + body, _merge(ranges)
 
 
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Join ranges that follow each other in the source into one copy."""
-    out: list[tuple[int, int]] = []
-    for off, n in ranges:
-        if out and out[-1][0] + out[-1][1] == off:
-            out[-1] = (out[-1][0], out[-1][1] + n)
+def _merge(ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Join (file, offset, length) ranges that follow each other in one file into one copy."""
+    out: list[tuple[int, int, int]] = []
+    for k, off, n in ranges:
+        if out and out[-1][0] == k and out[-1][1] + out[-1][2] == off:
+            out[-1] = (k, out[-1][1], out[-1][2] + n)
         else:
-            out.append((off, n))
+            out.append((k, off, n))
     return out
 
 
@@ -247,7 +255,7 @@ def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
         offset += done
 
 
-def relayout_cog(src: str | Path, dst: str | Path) -> None:
+def relayout_cog(src: str | Path, dst: str | Path, overviews: str | Path | None = None) -> None:
     """Write the tiled GeoTIFF ``src`` (with its internal overviews) as the COG ``dst``.
 
     Tiles are copied raw, compressed as they are; see the module docstring for the layout.
@@ -256,19 +264,36 @@ def relayout_cog(src: str | Path, dst: str | Path) -> None:
         src: A tiled classic TIFF or BigTIFF, full resolution first in its IFD chain, then its
             overviews from the largest to the smallest (GDAL's ``BuildOverviews`` order).
         dst: The file to write (overwritten; not atomic: write a temporary name and rename).
+        overviews: Take the overviews from this file instead (same byte order, size and band
+            layout as ``src``, classic or BigTIFF; its own full resolution, first in its chain,
+            is skipped): ``src``'s own overviews, if any, are ignored.
 
     Raises:
-        RasterIOError: If ``src`` is not such a TIFF or cannot be read, or ``dst`` cannot be
+        RasterIOError: If a file is not such a TIFF or cannot be read, or ``dst`` cannot be
             written.
     """
     try:
-        with open(src, "rb") as fin, open(dst, "wb") as fout:
-            fmt, ifds = read_ifds(fin)
-            header, ranges = _plan(fmt, ifds)
+        with ExitStack() as stack:
+            files = [stack.enter_context(open(p, "rb"))
+                     for p in ([src] if overviews is None else [src, overviews])]
+            fmt, ifds = read_ifds(files[0])
+            sources = [0] * len(ifds)
+            if overviews is not None:
+                ovr_fmt, ovr_ifds = read_ifds(files[1])
+                if ovr_fmt.order != fmt.order:
+                    raise RasterIOError(f"{overviews} and {src} differ in byte order; write "
+                                        "both on the same machine")
+                ifds = ifds[:1] + ovr_ifds[1:]
+                sources = [0] + [1] * (len(ifds) - 1)
+            plan = _plan(fmt, ifds, sources) or _plan(_Format(fmt.order, True), ifds, sources)
+            if plan is None:  # never: a BigTIFF plan always fits
+                raise RasterIOError(f"cannot lay out {src}")
+            header, ranges = plan
+            fout = stack.enter_context(open(dst, "wb"))
             fout.write(header)
             fout.flush()
-            for off, n in ranges:
-                _copy_range(fin.fileno(), fout.fileno(), off, n)
+            for k, off, n in ranges:
+                _copy_range(files[k].fileno(), fout.fileno(), off, n)
     except (OSError, struct.error) as exc:
         if isinstance(exc, RasterIOError):
             raise
