@@ -9,12 +9,13 @@ overviews and the copy block by block, so memory stays bounded by its block cach
 raster size (``benchmarks/cog_memory.py``). The final file appears by rename only when it is
 complete (:func:`landslip.io.atomic.atomic_path`).
 
-With ``prebuilt=True`` (:func:`cog_target`; the pan-sharpened image uses it) the overviews are
-built into the streamed file first (:func:`build_overviews`: GDAL's ``BuildOverviews`` with the
-same levels and resampling as the COG driver's ``OVERVIEWS=AUTO``, the same pixels), and the COG
-driver copies them (``OVERVIEWS=FORCE_USE_EXISTING``) instead of computing them into a
-compressed temporary file of its own and reading them back: streamed uncompressed, every pixel
-is compressed exactly once, in the final file, by GDAL's threads.
+With ``prebuilt=True`` (:func:`cog_target`; the pan-sharpened image uses it) the writer streams
+the pixels twice: into a GeoTIFF already in the COG's tiles and compression (compressed in
+GDAL's threads while the caller computes the next windows) and into an uncompressed copy. The
+overviews are built into the copy (:func:`build_overviews`: GDAL's ``BuildOverviews`` with the
+same levels and resampling as the COG driver's ``OVERVIEWS=AUTO``, compressed as the COG's),
+and :func:`landslip.io.cog_layout.relayout_cog` copies the tiles of both, raw, into the COG
+order: every pixel is compressed exactly once and never decompressed.
 
 A :class:`RasterStyle` says how viewers should present a raster: the overview resampling
 (``average`` for continuous data, ``nearest`` for masks and labels: a mode or average would
