@@ -9,13 +9,12 @@ overviews and the copy block by block, so memory stays bounded by its block cach
 raster size (``benchmarks/cog_memory.py``). The final file appears by rename only when it is
 complete (:func:`landslip.io.atomic.atomic_path`).
 
-With ``prebuilt=True`` (:func:`cog_target`; the pan-sharpened image uses it) the writer streams
-the pixels twice: into a GeoTIFF already in the COG's tiles and compression (compressed in
-GDAL's threads while the caller computes the next windows) and into an uncompressed copy. The
-overviews are built into the copy (:func:`build_overviews`: GDAL's ``BuildOverviews`` with the
-same levels and resampling as the COG driver's ``OVERVIEWS=AUTO``, compressed as the COG's),
-and :func:`landslip.io.cog_layout.relayout_cog` copies the tiles of both, raw, into the COG
-order: every pixel is compressed exactly once and never decompressed.
+With ``prebuilt=True`` (:func:`cog_target`; the pan-sharpened image uses it) the overviews are
+built into the streamed file first (:func:`build_overviews`: GDAL's ``BuildOverviews`` with the
+same levels and resampling as the COG driver's ``OVERVIEWS=AUTO``, the same pixels), and the COG
+driver copies them (``OVERVIEWS=FORCE_USE_EXISTING``) instead of computing them into a
+compressed temporary file of its own and reading them back: streamed uncompressed, every pixel
+is compressed exactly once, in the final file, by GDAL's threads.
 
 A :class:`RasterStyle` says how viewers should present a raster: the overview resampling
 (``average`` for continuous data, ``nearest`` for masks and labels: a mode or average would
@@ -40,12 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from landslip.encoding import BACKGROUND, IGNORE, LANDSLIDE, PROBABILITY_SCALE
 from landslip.errors import RasterIOError
 from landslip.io.atomic import atomic_path
-from landslip.io.cog_layout import relayout_cog
 
 __all__ = [
     "COG_BLOCK",
@@ -58,12 +54,9 @@ __all__ = [
     "apply_style",
     "build_overviews",
     "check_cog",
-    "cog_predictor",
-    "cog_stream_profile",
     "cog_target",
     "color_interpretation",
     "overview_factors",
-    "overview_source",
     "probability_style",
     "write_cog",
 ]
@@ -169,49 +162,13 @@ def overview_factors(height: int, width: int, block: int = COG_BLOCK) -> list[in
     return factors
 
 
-def cog_predictor(dtype: str | np.dtype[Any]) -> int:
-    """The TIFF predictor of the COG driver's ``PREDICTOR=YES``: 3 for floating point, else 2."""
-    return 3 if np.dtype(dtype).kind == "f" else 2
-
-
-def cog_stream_profile(profile: Mapping[str, Any], level: int | None, compress: bool = True
-                       ) -> dict[str, Any]:
-    """The profile of a GeoTIFF streamed already in the COG's tiles and compression.
-
-    ``profile`` (a rasterio profile: size, bands, dtype, georeferencing, nodata) becomes
-    :data:`COG_BLOCK` tiles, pixel interleave (as the COG driver writes), DEFLATE at ``level``
-    (None: GDAL's default, 6) with :func:`cog_predictor`, compressed in GDAL's threads while the
-    caller writes (``NUM_THREADS=ALL_CPUS``). ``compress=False``: the same tiles uncompressed
-    (the :func:`overview_source`). Used with ``cog_target(prebuilt=True)``.
-    """
-    out = {k: v for k, v in profile.items() if k not in ("zlevel", "compress", "predictor")}
-    out.update(tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, interleave="pixel")
-    if compress:
-        out.update(compress="deflate", predictor=cog_predictor(profile["dtype"]),
-                   num_threads="all_cpus")
-        if level is not None:
-            out["zlevel"] = level
-    return out
-
-
-def overview_source(stream: Path) -> Path:
-    """Where ``cog_target(prebuilt=True)`` expects the uncompressed copy of ``stream``.
-
-    The writer streams every pixel into both files: the overviews are computed from this one,
-    so GDAL need not decompress the full resolution to compute them.
-    """
-    return stream.with_name(stream.name + ".ovr-source.tif")
-
-
-def build_overviews(path: str | Path, style: RasterStyle, level: int | None = None) -> None:
+def build_overviews(path: str | Path, style: RasterStyle) -> None:
     """Build the COG driver's overviews into the GeoTIFF ``path`` (in place, by GDAL).
 
     Levels :func:`overview_factors`, resampling ``style.overviews`` (nodata skipped), computed
     by GDAL's ``BuildOverviews`` as the COG driver computes them with ``OVERVIEWS=AUTO``
     (``tests/io/test_cog.py`` checks the overview pixels are equal), in GDAL's threads
-    (``GDAL_NUM_THREADS``), in :data:`COG_BLOCK` tiles compressed as the full resolution of a
-    COG: DEFLATE at ``level`` (None: GDAL's default, 6) with the COG driver's predictor (3 for
-    floating point, else 2), so :func:`landslip.io.cog_layout.relayout_cog` can copy them raw.
+    (``GDAL_NUM_THREADS``).
 
     Raises:
         RasterIOError: If GDAL fails.
@@ -219,28 +176,23 @@ def build_overviews(path: str | Path, style: RasterStyle, level: int | None = No
     import rasterio
     from rasterio.enums import Resampling
 
-    options = {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_OVR_BLOCKSIZE": str(COG_BLOCK),
-               "COMPRESS_OVERVIEW": "DEFLATE"}
-    if level is not None:
-        options["ZLEVEL_OVERVIEW"] = str(level)
     try:
-        with rasterio.open(path, "r+") as ds:
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(path, "r+") as ds:
             factors = overview_factors(ds.height, ds.width)
-            options["PREDICTOR_OVERVIEW"] = str(cog_predictor(ds.dtypes[0]))
             if factors:
-                with rasterio.Env(**options):
-                    ds.build_overviews(factors, Resampling[style.overviews])
+                ds.build_overviews(factors, Resampling[style.overviews])
     except Exception as exc:
         raise RasterIOError(f"cannot build the overviews of {path}: {exc}") from exc
 
 
 def write_cog(
     src: str | Path, dst: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None,
+    prebuilt: bool = False,
 ) -> None:
     """Copy a GeoTIFF into the Cloud-Optimized layout with GDAL's COG driver.
 
     Overviews are computed from ``src`` (nodata skipped) with ``style.overviews`` down to one
-    tile; tags, band
+    tile, or copied from ``src`` when ``prebuilt`` (:func:`build_overviews`); tags, band
     descriptions, nodata, colour table and interpretation, scale and offset are copied. GDAL
     works block by block under its block cache (set the cache with
     :func:`landslip.io.gdal.gdal_env`) and compresses in all CPUs.
@@ -251,6 +203,7 @@ def write_cog(
         style: Overview resampling.
         bigtiff: Force BigTIFF (else only when GDAL finds it needed).
         level: DEFLATE level of the COG (None: GDAL's default, 6).
+        prebuilt: ``src`` holds the overviews already (``OVERVIEWS=FORCE_USE_EXISTING``).
 
     Raises:
         RasterIOError: If GDAL fails.
@@ -262,7 +215,7 @@ def write_cog(
         rasterio.shutil.copy(
             str(src), str(dst), driver="COG", BLOCKSIZE=COG_BLOCK, COMPRESS="DEFLATE",
             PREDICTOR="YES", RESAMPLING=style.overviews.upper(),
-            OVERVIEWS="AUTO",
+            OVERVIEWS="FORCE_USE_EXISTING" if prebuilt else "AUTO",
             BIGTIFF="YES" if bigtiff else "IF_SAFER", NUM_THREADS="ALL_CPUS", **extra,
         )
     except Exception as exc:
@@ -279,25 +232,18 @@ def cog_target(
     The streamed file lies beside the target under a hidden name; when the block exits without
     an exception it is copied into the COG layout (:func:`write_cog`) under another hidden
     name, which is renamed to ``path``. Both temporary files are removed in every case. With
-    ``prebuilt`` the streamed file must be compressed as the COG (:func:`cog_stream_profile`)
-    and the same pixels streamed uncompressed into :func:`overview_source`: the overviews are
-    built into that copy, compressed as the COG's (:func:`build_overviews`), and the tiles of
-    both are copied raw into the COG order (:func:`landslip.io.cog_layout.relayout_cog`): the
-    full resolution is compressed once, while the writer streams, and never decompressed.
+    ``prebuilt`` the overviews are built into the streamed file first (:func:`build_overviews`)
+    and copied, not recomputed.
     """
     with atomic_path(path) as final_tmp:
         stream = final_tmp.with_name(final_tmp.name + ".stream.tif")
-        source = overview_source(stream)
         try:
             yield stream
             if prebuilt:
-                build_overviews(source, style, level)
-                relayout_cog(stream, final_tmp, overviews=source)
-            else:
-                write_cog(stream, final_tmp, style, bigtiff, level)
+                build_overviews(stream, style)
+            write_cog(stream, final_tmp, style, bigtiff, level, prebuilt)
         finally:
             stream.unlink(missing_ok=True)
-            source.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,7 @@ import numpy.typing as npt
 
 from landslip.errors import RasterIOError
 from landslip.grid import Grid, Window
-from landslip.io.cog import (
-    CONTINUOUS,
-    RasterStyle,
-    apply_style,
-    cog_stream_profile,
-    cog_target,
-    overview_source,
-)
+from landslip.io.cog import CONTINUOUS, RasterStyle, apply_style, cog_target
 
 __all__ = [
     "CheckedDataset",
@@ -354,16 +347,18 @@ def geotiff_profile(
     return profile
 
 
-def _stream_profile(profile: dict[str, Any]) -> dict[str, Any]:
+def _stream_profile(profile: dict[str, Any], compress: bool = True) -> dict[str, Any]:
     """The profile of the intermediate file a :class:`RasterWriter` streams into.
 
     The COG driver reads it once and compresses the final file itself, so compressing the
     intermediate file with DEFLATE as well would compress every pixel twice (measured: the
     pan-sharpened 4096 x 4096 image spent about 1.9 s CPU in DEFLATE). ZSTD level 1 costs a
-    fraction of that and still keeps the temporary file about 2-3x smaller than raw pixels.
+    fraction of that and still keeps the temporary file about 2-3x smaller than raw pixels;
+    ``compress=False`` leaves it uncompressed (cheapest to write and read back).
     """
     out = {k: v for k, v in profile.items() if k not in ("compress", "predictor", "zlevel")}
-    out.update(compress="zstd", zstd_level=1)
+    if compress:
+        out.update(compress="zstd", zstd_level=1)
     return out
 
 
@@ -375,11 +370,9 @@ class RasterWriter:
     (:func:`landslip.io.cog.cog_target`) and renamed to ``path``. ``style`` sets the overview
     resampling, colour table, scale and offset; colour interpretation follows from it and the
     band descriptions (:func:`landslip.io.cog.color_interpretation`). ``zlevel`` is the
-    DEFLATE level (:func:`geotiff_profile`). ``prebuilt`` streams in the COG's own tiles and
-    compression (compressed in GDAL's threads while the caller computes the next windows) and
-    into an uncompressed copy that the overviews are built from; the tiles of both are copied
-    raw into the COG (``cog_target(prebuilt=True)``): each pixel is compressed once and never
-    decompressed, at the cost of the uncompressed temporary file beside the target.
+    DEFLATE level (:func:`geotiff_profile`). ``prebuilt`` streams uncompressed and builds the
+    overviews before the copy (``cog_target(prebuilt=True)``): each pixel is compressed once,
+    at the cost of an uncompressed temporary file beside the target.
 
     Example:
         >>> with RasterWriter(out, grid, count=1, dtype="uint8") as w:  # doctest: +SKIP
@@ -407,62 +400,45 @@ class RasterWriter:
         self.style = style
         self.prebuilt = prebuilt
         self._stack: ExitStack | None = None
-        self._dss: list[Any] = []
-
-    def _streams(self, tmp: Path) -> list[tuple[Path, dict[str, Any]]]:
-        """(path, rasterio profile) of every file the pixels are streamed into."""
-        if not self.prebuilt:
-            return [(tmp, _stream_profile(self.profile))]
-        level = self.profile.get("zlevel")
-        # The uncompressed copy gets overviews added: BigTIFF, so that it never overflows
-        # (the COG is laid out as classic TIFF whenever it fits).
-        return [(tmp, cog_stream_profile(self.profile, level)),
-                (overview_source(tmp), {**cog_stream_profile(self.profile, level, compress=False),
-                                        "BIGTIFF": "YES"})]
-
-    def _open(self, stack: ExitStack, path: Path, profile: dict[str, Any]) -> Any:
-        """Open one stream file for writing, with the band names, tags and style."""
-        import rasterio
-
-        try:
-            ds = stack.enter_context(rasterio.open(path, "w", **profile))
-        except Exception as exc:
-            raise RasterIOError(f"cannot write {self.path}: {exc}") from exc
-        if self.descriptions is not None:
-            for i, d in enumerate(self.descriptions, start=1):
-                if d is not None:
-                    ds.set_band_description(i, d)
-        if self.tags:
-            ds.update_tags(**self.tags)
-        apply_style(ds, self.style, self.descriptions)
-        return ds
+        self._ds: Any = None
 
     def __enter__(self) -> RasterWriter:
-        # Everything entered here unwinds in reverse (datasets closed, temporary files removed)
+        import rasterio
+
+        # Everything entered here unwinds in reverse (dataset closed, temporary file removed)
         # if a later step fails; on success the stack is kept until __exit__.
         with ExitStack() as stack:
             tmp = stack.enter_context(cog_target(self.path, self.style,
                                                  self.profile["BIGTIFF"] == "YES",
                                                  level=self.profile.get("zlevel"),
                                                  prebuilt=self.prebuilt))
-            self._dss = [self._open(stack, path, profile)
-                         for path, profile in self._streams(tmp)]
+            try:
+                self._ds = stack.enter_context(rasterio.open(tmp, "w", **_stream_profile(
+                    self.profile, compress=not self.prebuilt)))
+            except Exception as exc:
+                raise RasterIOError(f"cannot write {self.path}: {exc}") from exc
+            if self.descriptions is not None:
+                for i, d in enumerate(self.descriptions, start=1):
+                    if d is not None:
+                        self._ds.set_band_description(i, d)
+            if self.tags:
+                self._ds.update_tags(**self.tags)
+            apply_style(self._ds, self.style, self.descriptions)
             self._stack = stack.pop_all()
         return self
 
     def write(self, data: npt.NDArray[Any], window: Window | None = None) -> None:
         """Write ``data`` of shape (C, h, w) (or (h, w) for one band) at ``window``."""
         arr = data[None] if data.ndim == 2 else data
-        for ds in self._dss:
-            if window is None:
-                ds.write(arr)
-            else:
-                ds.write(arr, window=window.to_rasterio())
+        if window is None:
+            self._ds.write(arr)
+        else:
+            self._ds.write(arr, window=window.to_rasterio())
 
     def __exit__(self, *exc: Any) -> None:
-        """Close the files; unless an exception is passing through, copy them into the COG
-        layout and rename that to ``path``."""
-        stack, self._stack, self._dss = self._stack, None, []
+        """Close the file; unless an exception is passing through, copy it into the COG layout
+        and rename that to ``path``."""
+        stack, self._stack, self._ds = self._stack, None, None
         if stack is not None:
             stack.__exit__(*exc)
 
