@@ -14,10 +14,12 @@ child process, largest over the runs) and the ratio GDAL wall time / landslip wa
 
 Usage:
     .venv/bin/python benchmarks/pansharpen_speed.py [--sizes 4096 16384] [--workdir DIR]
-        [--methods hpf brovey] [--repeat N] [--gdal-zlevel N]
+        [--methods hpf brovey] [--repeat N] [--gdal-zlevel N] [--variant NAME=SRC ...]
 
 landslip runs as ``python -m landslip.cli`` with this interpreter (and its PYTHONPATH), so a
-checkout's sources can be measured with ``PYTHONPATH=src``.
+checkout's sources can be measured with ``PYTHONPATH=src``; ``--variant NAME=SRC`` adds the
+same landslip runs from another source tree (for example ``git worktree add /tmp/b BRANCH``,
+then ``--variant b=/tmp/b/src``), interleaved with the others in the same run.
 
 GDAL is skipped with a message when ``gdal_pansharpen.py`` is not installed
 (Debian: ``apt-get install gdal-bin python3-gdal``).
@@ -95,21 +97,33 @@ def make_pair(workdir: Path, size: int) -> tuple[Path, Path]:
     return pan_path, ms_path
 
 
-def measure(cmd: list[str]) -> dict[str, float | int | str]:
-    """Run ``cmd`` in a fresh wrapper process; wall time, CPU time and the child's peak RSS."""
+def measure(cmd: list[str], env: dict[str, str] | None = None
+            ) -> dict[str, float | int | str]:
+    """Run ``cmd`` in a fresh wrapper process (environment ``env``, None: this one's); wall
+    time, CPU time and the child's peak RSS."""
     out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=env)
     result: dict[str, float | int | str] = json.loads(out.stdout)
     return result
 
 
+Run = tuple[str, list[str], dict[str, str] | None]
+
+
 def _runs(args: argparse.Namespace, workdir: Path, size: int, pan: Path, ms: Path,
-          gdal: str | None) -> list[tuple[str, list[str]]]:
-    """(name, command) of every run at one size: landslip per method, then GDAL twice."""
-    runs: list[tuple[str, list[str]]] = [
-        (f"landslip {m}", [sys.executable, "-m", "landslip.cli", "-q", "pansharpen", str(pan),
-                           str(ms), "-o", str(workdir / f"out_{m}_{size}.tif"), "--method", m])
-        for m in args.methods
+          gdal: str | None) -> list[Run]:
+    """(name, command, environment) of every run at one size: landslip per method (and per
+    ``--variant``), then GDAL twice."""
+    variants: list[tuple[str, dict[str, str] | None]] = [("", None)]
+    for v in args.variant:
+        tag, _, src = v.partition("=")
+        variants.append((f" [{tag}]", {**os.environ, "PYTHONPATH": src}))
+    runs: list[Run] = [
+        (f"landslip {m}{tag}", [sys.executable, "-m", "landslip.cli", "-q", "pansharpen",
+                                str(pan), str(ms), "-o",
+                                str(workdir / f"out_{m}{tag.strip(' []')}_{size}.tif"),
+                                "--method", m], env)
+        for tag, env in variants for m in args.methods
     ]
     if gdal is None:
         return runs
@@ -118,10 +132,10 @@ def _runs(args: argparse.Namespace, workdir: Path, size: int, pan: Path, ms: Pat
     if args.gdal_zlevel is not None:
         co += ["-co", f"ZLEVEL={args.gdal_zlevel}"]
     runs.append((GDAL_1, [gdal, "-q", str(pan), str(ms), str(workdir / f"out_gdal_{size}.tif"),
-                          *co]))
+                          *co], None))
     runs.append((GDAL_T, [gdal, "-q", "-threads", "ALL_CPUS", "--config", "GDAL_NUM_THREADS",
                           "ALL_CPUS", str(pan), str(ms),
-                          str(workdir / f"out_gdalthreads_{size}.tif"), *co]))
+                          str(workdir / f"out_gdalthreads_{size}.tif"), *co], None))
     return runs
 
 
@@ -140,8 +154,8 @@ def _bench_size(args: argparse.Namespace, workdir: Path, size: int, gdal: str | 
     repeat = args.repeat if args.repeat else (3 if size <= 4096 else 1)
     best: dict[str, tuple[float, float, float]] = {}
     for rep in range(repeat):  # round robin, so load changes hit every tool alike
-        for name, cmd in runs:
-            r = measure(cmd)
+        for name, cmd, env in runs:
+            r = measure(cmd, env)
             if r["rc"] != 0:
                 print(f"{name} failed (rc {r['rc']}): {r['stderr']}")
                 continue
@@ -165,6 +179,9 @@ def main() -> None:
                         help="landslip methods to run (hpf, brovey, bilinear; default hpf)")
     parser.add_argument("--repeat", type=int, default=0,
                         help="runs per tool, best kept (default 3 up to 4096 px, else 1)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=SRC",
+                        help="also run landslip from another source tree (PYTHONPATH=SRC), "
+                             "round robin with the others, e.g. a checkout of another branch")
     parser.add_argument("--gdal-zlevel", type=int, default=None,
                         help="DEFLATE level for GDAL's output (default: GDAL's, 6); landslip "
                              f"writes level {OUTPUT_ZLEVEL}")
