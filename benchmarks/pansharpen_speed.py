@@ -15,6 +15,7 @@ child process, largest over the runs) and the ratio GDAL wall time / landslip wa
 Usage:
     .venv/bin/python benchmarks/pansharpen_speed.py [--sizes 4096 16384] [--workdir DIR]
         [--methods hpf brovey] [--repeat N] [--gdal-zlevel N] [--variant NAME=SRC ...]
+        [--compress deflate zstd]
 
 landslip runs as ``python -m landslip.cli`` with this interpreter (and its PYTHONPATH), so a
 checkout's sources can be measured with ``PYTHONPATH=src``; ``--variant NAME=SRC`` adds the
@@ -119,11 +120,11 @@ def _runs(args: argparse.Namespace, workdir: Path, size: int, pan: Path, ms: Pat
         tag, _, src = v.partition("=")
         variants.append((f" [{tag}]", {**os.environ, "PYTHONPATH": src}))
     runs: list[Run] = [
-        (f"landslip {m}{tag}", [sys.executable, "-m", "landslip.cli", "-q", "pansharpen",
-                                str(pan), str(ms), "-o",
-                                str(workdir / f"out_{m}{tag.strip(' []')}_{size}.tif"),
-                                "--method", m], env)
-        for tag, env in variants for m in args.methods
+        (f"landslip {m}{'' if c == 'deflate' else ' ' + c}{tag}",
+         [sys.executable, "-m", "landslip.cli", "-q", "pansharpen", str(pan), str(ms), "-o",
+          str(workdir / f"out_{m}{c}{tag.strip(' []')}_{size}.tif"), "--method", m,
+          "--compress", c], env)
+        for tag, env in variants for m in args.methods for c in args.compress
     ]
     if gdal is None:
         return runs
@@ -136,6 +137,12 @@ def _runs(args: argparse.Namespace, workdir: Path, size: int, pan: Path, ms: Pat
     runs.append((GDAL_T, [gdal, "-q", "-threads", "ALL_CPUS", "--config", "GDAL_NUM_THREADS",
                           "ALL_CPUS", str(pan), str(ms),
                           str(workdir / f"out_gdalthreads_{size}.tif"), *co], None))
+    if "zstd" in args.compress:  # like for like: GDAL's best setting with ZSTD level 1 too
+        zco = ["-of", "GTiff", "-co", "TILED=YES", "-co", "COMPRESS=ZSTD", "-co", "ZSTD_LEVEL=1",
+               "-co", "PREDICTOR=2", "-co", "BIGTIFF=IF_SAFER"]
+        runs.append((GDAL_T + " zstd", [gdal, "-q", "-threads", "ALL_CPUS", "--config",
+                                        "GDAL_NUM_THREADS", "ALL_CPUS", str(pan), str(ms),
+                                        str(workdir / f"out_gdalzstd_{size}.tif"), *zco], None))
     return runs
 
 
@@ -182,6 +189,9 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=SRC",
                         help="also run landslip from another source tree (PYTHONPATH=SRC), "
                              "round robin with the others, e.g. a checkout of another branch")
+    parser.add_argument("--compress", nargs="+", default=["deflate"], choices=["deflate", "zstd"],
+                        help="landslip --compress values to run (with zstd, GDAL -threads "
+                             "also runs with ZSTD level 1)")
     parser.add_argument("--gdal-zlevel", type=int, default=None,
                         help="DEFLATE level for GDAL's output (default: GDAL's, 6); landslip "
                              f"writes level {OUTPUT_ZLEVEL}")
@@ -204,7 +214,7 @@ def main() -> None:
                   f"{cpu:7.1f}")
     print()
     for size, best in results.items():
-        for gname in (GDAL_T, GDAL_1):
+        for gname in (GDAL_T, GDAL_1, GDAL_T + " zstd"):
             if gname not in best:
                 continue
             for name, (sec, _rss, _cpu) in best.items():

@@ -284,6 +284,33 @@ def test_output_is_a_cog_with_overviews_and_the_plain_fusion(tmp_path: Path) -> 
             np.testing.assert_array_equal(ds.read(out_shape=size), ref.read(out_shape=size))
 
 
+def test_zstd_output_holds_the_same_pixels_and_overviews(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--compress zstd``: a valid COG, ZSTD-compressed with the predictor, and the same full
+    resolution and overviews as the default DEFLATE output; a bad value exits 2."""
+    pan, ms = _scene(560, 528)
+    p, m = _write_pair(tmp_path, pan, ms)
+    out = {c: tmp_path / f"{c}.tif" for c in ("deflate", "zstd")}
+    assert main(["-q", "pansharpen", str(p), str(m), "-o", str(out["deflate"])]) == 0
+    assert main(["-q", "pansharpen", str(p), str(m), "-o", str(out["zstd"]),
+                 "--compress", "zstd"]) == 0
+    check = check_cog(out["zstd"])
+    assert check.valid and not check.warnings, check.errors
+    with rasterio.open(out["deflate"]) as d, rasterio.open(out["zstd"]) as z:
+        assert (d.compression.name, z.compression.name) == ("deflate", "zstd")
+        assert z.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
+        np.testing.assert_array_equal(z.read(), d.read())
+        assert z.overviews(1) == d.overviews(1) == [2, 4]
+        np.testing.assert_array_equal(z.read(out_shape=(4, 140, 132)),
+                                      d.read(out_shape=(4, 140, 132)))
+    capsys.readouterr()
+    assert main(["pansharpen", str(p), str(m), "-o", str(tmp_path / "o.tif"),
+                 "--compress", "lzma"]) == 2
+    assert not (tmp_path / "o.tif").exists()
+    with pytest.raises(InputError, match="--compress must be one of deflate, zstd"):
+        pansharpen(p, m, tmp_path / "o.tif", compress="lzma")  # type: ignore[arg-type]
+
+
 def test_statistics_do_not_depend_on_workers_or_row_chunk(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pan, ms = _scene(96, 96)

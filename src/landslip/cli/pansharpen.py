@@ -29,6 +29,13 @@ class CenterChoice(StrEnum):
     high = "high"
 
 
+class CompressChoice(StrEnum):
+    """Compressions of the output GeoTIFF."""
+
+    deflate = "deflate"
+    zstd = "zstd"
+
+
 class ModulationChoice(StrEnum):
     """HPF modulation factor levels."""
 
@@ -76,6 +83,11 @@ def pansharpen(
     ] = None,
     tile: Annotated[int, typer.Option(help="Processing tile size in pixels.")] = 1024,
     nodata: NodataOption = None,
+    compress: Annotated[
+        CompressChoice,
+        typer.Option(help="Compression of the output COG: deflate (any GeoTIFF reader) or zstd "
+                          "(GDAL >= 2.3, QGIS; about 4x less CPU to write, ~8 % larger)."),
+    ] = CompressChoice.deflate,
 ) -> None:
     """Pan-sharpen MS bands to the PAN grid (HPF resolution merge by default)."""
     from landslip.io.checks import check_writable, parse_nodata, warn_nonfinite
@@ -89,7 +101,7 @@ def pansharpen(
         pan, ms, output, method=method.value, center=center.value,
         modulation=modulation.value,
         second_pass=second_pass, histogram_match=not no_histogram_match,
-        weights=parsed[0], tile=tile, nodata=parsed[1],
+        weights=parsed[0], tile=tile, nodata=parsed[1], compress=compress.value,
     )
     h, w = result.grid.shape
     typer.echo(

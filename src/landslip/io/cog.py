@@ -45,11 +45,13 @@ from landslip.io.atomic import atomic_path
 
 __all__ = [
     "COG_BLOCK",
+    "COMPRESSIONS",
     "CONTINUOUS",
     "LABELS",
     "LABEL_COLORS",
     "LANDSLIDE_RGB",
     "CogCheck",
+    "Compression",
     "RasterStyle",
     "apply_style",
     "build_overviews",
@@ -67,6 +69,9 @@ COG_BLOCK = 256
 """Tile size of every COG landslip writes, pixels (the GeoTIFF convention of the package)."""
 
 Resampling = Literal["average", "nearest", "mode"]
+Compression = Literal["deflate", "zstd"]
+COMPRESSIONS: tuple[Compression, ...] = ("deflate", "zstd")
+"""GeoTIFF compressions landslip writes: DEFLATE (default; every reader) or ZSTD (GDAL >= 2.3)."""
 RGBA = tuple[int, int, int, int]
 
 LANDSLIDE_RGB: tuple[int, int, int] = (227, 26, 28)
@@ -187,7 +192,7 @@ def build_overviews(path: str | Path, style: RasterStyle) -> None:
 
 def write_cog(
     src: str | Path, dst: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None,
-    prebuilt: bool = False,
+    prebuilt: bool = False, compress: Compression = "deflate",
 ) -> None:
     """Copy a GeoTIFF into the Cloud-Optimized layout with GDAL's COG driver.
 
@@ -202,8 +207,9 @@ def write_cog(
         dst: The COG to write (not atomically: :func:`cog_target` renames it).
         style: Overview resampling.
         bigtiff: Force BigTIFF (else only when GDAL finds it needed).
-        level: DEFLATE level of the COG (None: GDAL's default, 6).
+        level: Compression level of the COG (None: GDAL's default, DEFLATE 6, ZSTD 9).
         prebuilt: ``src`` holds the overviews already (``OVERVIEWS=FORCE_USE_EXISTING``).
+        compress: ``deflate`` or ``zstd`` (both with the predictor).
 
     Raises:
         RasterIOError: If GDAL fails.
@@ -213,7 +219,7 @@ def write_cog(
     extra = {} if level is None else {"LEVEL": str(level)}
     try:
         rasterio.shutil.copy(
-            str(src), str(dst), driver="COG", BLOCKSIZE=COG_BLOCK, COMPRESS="DEFLATE",
+            str(src), str(dst), driver="COG", BLOCKSIZE=COG_BLOCK, COMPRESS=compress.upper(),
             PREDICTOR="YES", RESAMPLING=style.overviews.upper(),
             OVERVIEWS="FORCE_USE_EXISTING" if prebuilt else "AUTO",
             BIGTIFF="YES" if bigtiff else "IF_SAFER", NUM_THREADS="ALL_CPUS", **extra,
@@ -225,7 +231,7 @@ def write_cog(
 @contextmanager
 def cog_target(
     path: str | Path, style: RasterStyle, bigtiff: bool, level: int | None = None,
-    prebuilt: bool = False,
+    prebuilt: bool = False, compress: Compression = "deflate",
 ) -> Iterator[Path]:
     """Yield a temporary GeoTIFF path to stream into; on success it becomes the COG ``path``.
 
@@ -241,7 +247,7 @@ def cog_target(
             yield stream
             if prebuilt:
                 build_overviews(stream, style)
-            write_cog(stream, final_tmp, style, bigtiff, level, prebuilt)
+            write_cog(stream, final_tmp, style, bigtiff, level, prebuilt, compress)
         finally:
             stream.unlink(missing_ok=True)
 

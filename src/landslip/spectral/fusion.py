@@ -23,7 +23,8 @@ Streaming design (peak memory independent of the scene size):
    touch, so the result equals whole-image processing bit for bit. Worker threads fuse tiles
    while the main thread writes them in order into an uncompressed temporary GeoTIFF.
 4. *Cloud-Optimized GeoTIFF*: GDAL averages the overviews into the temporary file, then its
-   COG driver copies them and compresses every pixel once, in all CPUs, at DEFLATE level
+   COG driver copies them and compresses every pixel once, in all CPUs, at DEFLATE (or, with
+   ``compress="zstd"``, ZSTD) level
    :data:`OUTPUT_ZLEVEL` (``RasterWriter(prebuilt=True)``, :func:`landslip.io.cog.cog_target`).
    The full-resolution pixels and the overviews are the same as with the COG driver computing
    the overviews itself, which cost a compressed temporary overview file and about a third of
@@ -50,6 +51,7 @@ import numpy.typing as npt
 from landslip.errors import GridError, InputError
 from landslip.grid import Grid, Window, crs_name, iter_clipped_tiles
 from landslip.io.checks import declare_nodata
+from landslip.io.cog import COMPRESSIONS, Compression
 from landslip.io.gdal import gdal_env
 from landslip.io.raster import RasterInfo, RasterWriter, open_checked, raster_info
 from landslip.moments import RunningMoments
@@ -484,6 +486,7 @@ def pansharpen(
     stats: FusionStats | None = None,
     workers: int = 0,
     nodata: float | None = None,
+    compress: Compression = "deflate",
 ) -> FusionResult:
     """Pan-sharpen a PAN/MS raster pair into a GeoTIFF on the PAN grid, streaming.
 
@@ -504,12 +507,17 @@ def pansharpen(
             statistics sample (0: up to 4, by CPU count; 1: no threads). Tiles are written in
             order, at most ``2 * workers`` are in flight, so memory stays bounded.
         nodata: Nodata value of both images when their files lack the tag (``--nodata``).
+        compress: Compression of the output COG: ``deflate`` (default, any reader) or ``zstd``
+            (GDAL >= 2.3 and QGIS read it; about 4x less CPU to write, files about 8 %
+            larger; same pixels), both at level :data:`OUTPUT_ZLEVEL`.
 
     Returns:
         A :class:`FusionResult`. The output has C bands of the MS dtype on the output grid,
         the MS band descriptions and the output nodata of :class:`PairSetup`.
     """
     t0 = time.perf_counter()
+    if compress not in COMPRESSIONS:
+        raise InputError(f"--compress must be one of {', '.join(COMPRESSIONS)}, got {compress!r}")
     setup, params = _check_request(pan_path, ms_path, method, center, modulation, second_pass,
                                    weights, tile, nodata)
     if stats is None:
@@ -527,7 +535,7 @@ def pansharpen(
         apply_nodata(out, blk.valid, setup.nodata)
         return out
 
-    _write_fused(setup, out_path, tile, workers, fuse, method)
+    _write_fused(setup, out_path, tile, workers, fuse, method, compress)
     seconds = time.perf_counter() - t0
     used = transform.weights if method == "brovey" else transform.w1
     log.info("fused %s x %s pixels, %d bands, with %s in %.1f s", setup.out_grid.height,
@@ -558,7 +566,8 @@ def _check_request(pan_path: str | Path, ms_path: str | Path, method: Method, ce
 
 
 def _write_fused(setup: PairSetup, out_path: str | Path, tile: int, workers: int,
-                 fuse: Callable[[Any, Any, Window], npt.NDArray[Any]], method: Method) -> None:
+                 fuse: Callable[[Any, Any, Window], npt.NDArray[Any]], method: Method,
+                 compress: Compression = "deflate") -> None:
     """The fusion pass: ``fuse`` every output tile in worker threads, write them in order.
 
     Args:
@@ -568,6 +577,7 @@ def _write_fused(setup: PairSetup, out_path: str | Path, tile: int, workers: int
         workers: Worker threads (0: up to 4, by CPU count; 1: no threads).
         fuse: (PAN dataset, MS dataset, output window) -> fused (C, h, w) in the output dtype.
         method: Method name, for the file's tag and the progress bar.
+        compress: Compression of the output COG.
     """
     tiles = _tiles(setup.out_grid, tile)
     readers = _Readers(setup)
@@ -585,6 +595,6 @@ def _write_fused(setup: PairSetup, out_path: str | Path, tile: int, workers: int
         writer = stack.enter_context(RasterWriter(
             out_path, setup.out_grid, setup.ms.count, setup.ms.dtype, setup.nodata,
             setup.ms.descriptions, tags={"PANSHARPEN_METHOD": method}, zlevel=OUTPUT_ZLEVEL,
-            prebuilt=True))
+            prebuilt=True, compress=compress))
         for win, arr in track(results, len(tiles), f"pansharpen: {method}"):
             writer.write(arr, win)
