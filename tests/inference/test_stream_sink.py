@@ -58,3 +58,19 @@ def test_a_caller_error_drops_the_waiting_bands() -> None:
             sink(_band(r))
         raise RuntimeError("model failed")
     assert seen == [0]
+
+
+def test_background_threads_yield_to_the_model() -> None:
+    """The writer thread runs at a lower priority than the caller (Linux), so the engine's
+    threads get the cores first; elsewhere it is a no-op."""
+    import os
+
+    if not hasattr(os, "setpriority"):
+        pytest.skip("no setpriority on this platform")
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+    with BackgroundSink(lambda band: seen.append(
+            os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))) as sink:
+        sink(_band(0))
+    assert seen == [max(own, 10)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -153,6 +153,27 @@ def predict_window(
     return prob, valid
 
 
+BACKGROUND_NICE = 10
+"""Niceness of the reading and writing threads (Linux): the engine's threads come first."""
+
+
+def yield_to_the_model() -> None:
+    """Lower the calling thread's scheduling priority (a thread pool initializer).
+
+    The reading and writing threads then use the cores when the engine's threads leave them
+    (between forward passes, at its synchronisation points) instead of delaying one of its
+    threads, which stalls the others at the next barrier. Linux only (``setpriority`` on the
+    thread id); elsewhere, or when not permitted, a no-op.
+    """
+    import os
+    import threading
+
+    with suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:  # only ever lower it
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+
+
 def _batches(plan: SlidingPlan, batch_size: int) -> Iterator[tuple[int, bool, list[Window]]]:
     """(window row index, last batch of that row?, windows) in processing order."""
     for i, row in enumerate(plan.window_rows()):
@@ -174,7 +195,7 @@ def _prefetched(
         for _, row_done, windows in batches:
             yield row_done, windows, load(windows)
         return
-    with ThreadPoolExecutor(max_workers=1) as pool:  # waits for a read still running
+    with ThreadPoolExecutor(max_workers=1, initializer=yield_to_the_model) as pool:
         pending: Future[list[tuple[Float, Bool]]] = pool.submit(load, batches[0][2])
         for b, (_, row_done, windows) in enumerate(batches):
             prepared = pending.result()
@@ -283,7 +304,8 @@ class BackgroundSink:
     def __init__(self, sink: Callable[[RowBand], None], pending: int = 2) -> None:
         self._sink = sink
         self._pending = max(1, pending)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslip-sink")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslip-sink",
+                                        initializer=yield_to_the_model)
         self._futures: deque[Future[None]] = deque()
 
     def __call__(self, band: RowBand) -> None:
