@@ -428,3 +428,25 @@ def test_predict_traces_the_polygons_of_its_own_mask(tmp_path: Path, dtype: str)
     assert len(written) == r.n_polygons == len(again) >= 4
     _same_polygons(written.drop(columns=[c for c in written.columns if c not in again.columns]),
                    again)
+
+
+def test_map_writer_leaves_neither_file_when_one_copy_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two COG copies run side by side; when one fails the other file is removed too."""
+    import landslip.io.cog as cog
+    from landslip.errors import RasterIOError
+    from landslip.grid import Window
+
+    real = cog.write_cog
+
+    def failing(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if "mask" in Path(dst).name:
+            raise RasterIOError(f"cannot write the Cloud-Optimized GeoTIFF {dst}: disk full")
+        real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(cog, "write_cog", failing)
+    prob = np.full((40, 50), 0.7, np.float32)
+    with pytest.raises(RasterIOError, match="disk full"), MapWriter(
+            tmp_path / "prob.tif", tmp_path / "mask.tif", _grid(40, 50), 0.5) as writer:
+        writer.write(RowBand(Window(0, 0, 40, 50), prob, np.ones(prob.shape, bool)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
