@@ -17,6 +17,8 @@ on the scene height.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -165,9 +167,6 @@ def yield_to_the_model() -> None:
     threads, which stalls the others at the next barrier. Linux only (``setpriority`` on the
     thread id); elsewhere, or when not permitted, a no-op.
     """
-    import os
-    import threading
-
     with suppress(AttributeError, OSError):
         tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:  # only ever lower it
