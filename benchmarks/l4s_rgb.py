@@ -23,7 +23,8 @@ Configurations: ``old`` (the round-1 recipe: width-8 ``unet``, bce-dice, Adam, 1
 ``recipe`` (the CPU recipe of ``configs/l4s-rgb.yaml``), ``w16-recipe`` (every ingredient at
 once on a width-16 U-Net, 20 epochs), ``old+INGREDIENT`` (the round-1 recipe with one
 ingredient added: ``schedule`` (AdamW, one-cycle, lr 0.002), ``ema``, ``photometric``,
-``scale``, ``lovasz`` (bce-lovasz), ``epochs20``, ``epochs40``, ``epochs80``, ``width16``,
+``scale``, ``lovasz`` (bce-lovasz), ``epochs20``, ``epochs40``, ``epochs80``,
+``e80-cosine-ema`` (80 epochs, cosine decay after a 1-epoch warm-up, EMA 0.99), ``width16``,
 ``smp-r18`` (a ResNet-18 U-Net from segmentation_models_pytorch, no pretrained weights)) and
 ``ensK-CONFIG`` (K members of CONFIG averaged by ``landslip ensemble``; its training minutes are
 the members' sum).
@@ -86,6 +87,7 @@ INGREDIENTS: dict[str, dict[str, Any]] = {
     "epochs20": {"epochs": 20},
     "epochs40": {"epochs": 40},
     "epochs80": {"epochs": 80},
+    "e80-cosine-ema": {"epochs": 80, "schedule": "cosine", "warmup_epochs": 1.0, "ema": 0.99},
     "width16": {"width": 16},
     "smp-r18": {"model": "smp-unet", "encoder": "resnet18", "width": None, "depth": None},
 }
